@@ -1,0 +1,1 @@
+"""REST API: the app factory, shared dependencies and conventions every domain router follows."""

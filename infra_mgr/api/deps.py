@@ -1,0 +1,80 @@
+"""Dependencies shared by every router: the database session, the caller, permission checks."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from infra_mgr.auth.permissions import Perm
+from infra_mgr.auth.service import Principal, principal_from_token, principal_from_user_id
+from infra_mgr.errors import ServiceError
+from infra_mgr.inventory.history import current_actor
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(request: Request, session: DbSession) -> Principal:
+    """Bearer token first (API clients), then the dashboard's session cookie."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, raw = auth.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'")
+        principal = principal_from_token(session, raw.strip())
+        if principal is None:
+            raise Unauthorized("invalid or expired API token")
+        session.commit()
+    else:
+        uid = request.session.get("uid") if "session" in request.scope else None
+        principal = principal_from_user_id(session, int(uid)) if isinstance(uid, int) else None
+        if principal is None:
+            raise Unauthorized("authentication required: send a bearer token or log in")
+        if request.method not in SAFE_METHODS:
+            # Cookie-authenticated writes must prove they come from our own pages.
+            sent = request.headers.get("x-csrf-token", "")
+            expected = request.session.get("csrf", "")
+            if not expected or not secrets.compare_digest(sent, expected):
+                raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated change")
+    request.state.principal = principal
+    current_actor.set(principal.username)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require(perm: Perm) -> Callable[..., Any]:
+    """Dependency factory: the caller must hold ``perm``."""
+
+    def _check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(perm):
+            raise Forbidden(f"role {principal.role!r} lacks permission {perm.value!r}")
+        return principal
+
+    _check.permission = perm  # type: ignore[attr-defined]
+    return _check
+
+
+def perm_extra(perm: Perm) -> dict[str, Any]:
+    """OpenAPI extension naming the permission a route needs (read by docs and tests)."""
+    return {"x-permission": perm.value}

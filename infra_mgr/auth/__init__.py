@@ -1,0 +1,1 @@
+"""Users, roles and permissions, API tokens, dashboard sessions, secret encryption, audit log."""

@@ -1,0 +1,81 @@
+"""The one permission matrix. Routes declare the permission they need; roles grant permissions.
+
+``docs/permissions.md`` is generated from this table (``infra-mgr docs permissions``) and a test
+checks the two agree, so the documentation cannot drift from what the code enforces.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    admin = "admin"
+    netops = "netops"
+    sysadmin = "sysadmin"
+    facilities = "facilities"
+    viewer = "viewer"
+
+
+class Perm(StrEnum):
+    inventory_read = "inventory.read"
+    sites_write = "sites.write"
+    devices_write = "devices.write"
+    ipam_write = "ipam.write"
+    credentials_read = "credentials.read"
+    credentials_write = "credentials.write"
+    events_write = "events.write"
+    tokens_own = "tokens.own"
+    users_manage = "users.manage"
+    audit_read = "audit.read"
+    import_write = "import.write"
+
+
+PERM_DOC: dict[Perm, str] = {
+    Perm.inventory_read: "read sites, devices, interfaces, links, prefixes, IPs, events, history",
+    Perm.sites_write: "create, change and delete sites",
+    Perm.devices_write: "create, change and delete devices, interfaces and links",
+    Perm.ipam_write: "create prefixes and IP addresses, allocate the next free IP",
+    Perm.credentials_read: "list credentials (names and non-secret parameters only)",
+    Perm.credentials_write: "create, change and delete credentials (secrets are write-only)",
+    Perm.events_write: "record events in the event log",
+    Perm.tokens_own: "create and revoke one's own API tokens",
+    Perm.users_manage: "create users, set roles, deactivate users",
+    Perm.audit_read: "read the audit log of every mutation",
+    Perm.import_write: "bulk import sites and prefixes",
+}
+
+_ALL = frozenset(Perm)
+MATRIX: dict[Role, frozenset[Perm]] = {
+    Role.admin: _ALL,
+    Role.netops: frozenset({
+        Perm.inventory_read, Perm.sites_write, Perm.devices_write, Perm.ipam_write,
+        Perm.credentials_read, Perm.credentials_write, Perm.events_write, Perm.tokens_own,
+        Perm.import_write,
+    }),
+    Role.sysadmin: frozenset({
+        Perm.inventory_read, Perm.ipam_write, Perm.credentials_read, Perm.events_write, Perm.tokens_own,
+    }),
+    Role.facilities: frozenset({Perm.inventory_read, Perm.events_write, Perm.tokens_own}),
+    Role.viewer: frozenset({Perm.inventory_read, Perm.tokens_own}),
+}
+
+
+def allowed(role: str, perm: Perm) -> bool:
+    try:
+        return perm in MATRIX[Role(role)]
+    except ValueError:
+        return False
+
+
+def matrix_markdown() -> str:
+    """The matrix as a Markdown table (the body of ``docs/permissions.md``)."""
+    roles = list(Role)
+    lines = [
+        "| permission | what it allows | " + " | ".join(r.value for r in roles) + " |",
+        "|---|---|" + "---|" * len(roles),
+    ]
+    for perm in Perm:
+        marks = " | ".join("✔" if perm in MATRIX[r] else "·" for r in roles)
+        lines.append(f"| `{perm.value}` | {PERM_DOC[perm]} | {marks} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,96 @@
+"""Settings: environment variables ``INFRA_MGR_*`` over an optional YAML file over defaults.
+
+One object, read once per process, so every part of the service (API, CLI, collectors) agrees on
+where the database is and which key unlocks the stored secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``INFRA_MGR_CONFIG`` (if any) as the lowest-priority source."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("INFRA_MGR_CONFIG")
+        if not path:
+            return {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the settings file must be a mapping of setting: value")
+        return data
+
+
+class Settings(BaseSettings):
+    """All knobs of the service. Every field can be set as ``INFRA_MGR_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="INFRA_MGR_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where the SQLite file, keys and lab state live")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in data_dir")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts stored credentials and signs sessions; generated into data_dir if unset",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_max_age_s: int = 12 * 3600
+    secure_cookies: bool = False
+    log_level: str = "info"
+    page_size_default: int = 100
+    page_size_max: int = 1000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL (SQLite under ``data_dir`` unless one is configured)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'infra-mgr.db').resolve()}"
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.data_dir / "lab"
+
+    def secret(self) -> bytes:
+        """The master secret; created once (0600) in ``data_dir`` so a restart can still decrypt."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        key_file = self.data_dir / "secret.key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return key_file.read_text().strip().encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

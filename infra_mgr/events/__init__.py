@@ -1,0 +1,1 @@
+"""The one event log every domain writes to and the dashboard and alerts read."""

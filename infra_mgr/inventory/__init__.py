@@ -1,0 +1,1 @@
+"""Inventory: the source of truth (sites, devices, interfaces, links, IPAM, credentials)."""

@@ -1,0 +1,127 @@
+"""Change history for inventory tables, recorded by a SQLAlchemy flush hook.
+
+Hooking the session (instead of each service function) means no code path — API, CLI import,
+discovery — can change the source of truth without leaving a trace. The actor comes from a
+context variable that the API's auth dependency and the CLI set.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session as OrmSession
+
+from infra_mgr.common import utcnow
+from infra_mgr.inventory.models import (
+    Credential,
+    Device,
+    Interface,
+    IPAddress,
+    Link,
+    ObjectChange,
+    Prefix,
+    Site,
+)
+
+TRACKED: dict[type, str] = {
+    Site: "site",
+    Device: "device",
+    Interface: "interface",
+    Link: "link",
+    Prefix: "prefix",
+    IPAddress: "ip_address",
+    Credential: "credential",
+}
+REDACTED_FIELDS = {"secret_ciphertext"}
+_IGNORED_FIELDS = {"updated_at", "created_at"}
+
+current_actor: contextvars.ContextVar[str] = contextvars.ContextVar("current_actor", default="system")
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    token = current_actor.set(actor)
+    try:
+        yield
+    finally:
+        current_actor.reset(token)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _snapshot(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attr in inspect(obj).mapper.column_attrs:
+        key = attr.key
+        if key in _IGNORED_FIELDS:
+            continue
+        out[key] = "***" if key in REDACTED_FIELDS else _jsonable(getattr(obj, key))
+    return out
+
+
+def _before_values(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(before, after) limited to the columns that changed in this flush."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    state = inspect(obj)
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        if key in _IGNORED_FIELDS:
+            continue
+        hist = state.attrs[key].history
+        if not hist.has_changes():
+            continue
+        old = hist.deleted[0] if hist.deleted else None
+        new = hist.added[0] if hist.added else None
+        if old == new:
+            continue
+        if key in REDACTED_FIELDS:
+            old, new = "***", "***"
+        before[key], after[key] = _jsonable(old), _jsonable(new)
+    return before, after
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _touch_updated(session: OrmSession, _ctx: Any, _instances: Any) -> None:
+    now = utcnow()
+    for obj in session.dirty:
+        if type(obj) in TRACKED and session.is_modified(obj, include_collections=False):
+            obj.updated_at = now  # type: ignore[attr-defined]
+
+
+@event.listens_for(OrmSession, "after_flush")
+def _record_changes(session: OrmSession, _ctx: Any) -> None:
+    rows: list[dict[str, Any]] = []
+    actor = current_actor.get()
+    now = utcnow()
+    for obj in session.new:
+        kind = TRACKED.get(type(obj))
+        if kind:
+            rows.append(dict(time=now, actor=actor, action="create", object_type=kind,
+                             object_id=obj.id, before=None, after=_snapshot(obj)))
+    for obj in session.dirty:
+        kind = TRACKED.get(type(obj))
+        if kind and obj.id is not None:
+            before, after = _before_values(obj)
+            if after:
+                rows.append(dict(time=now, actor=actor, action="update", object_type=kind,
+                                 object_id=obj.id, before=before, after=after))
+    for obj in session.deleted:
+        kind = TRACKED.get(type(obj))
+        if kind:
+            rows.append(dict(time=now, actor=actor, action="delete", object_type=kind,
+                             object_id=obj.id, before=_snapshot(obj), after=None))
+    if rows:
+        session.connection().execute(ObjectChange.__table__.insert(), rows)  # type: ignore[attr-defined]

@@ -1,0 +1,17 @@
+"""Imports every table so ``SQLModel.metadata`` is complete (Alembic and tests rely on it)."""
+
+from infra_mgr.auth.models import ApiToken, AuditLog, User
+from infra_mgr.events.models import Event
+from infra_mgr.inventory.models import (
+           Credential,
+           Device,
+           Interface,
+           IPAddress,
+           Link,
+           ObjectChange,
+           Prefix,
+           Site,
+)
+
+__all__ = ["ApiToken", "AuditLog", "Credential", "Device", "Event", "IPAddress", "Interface", "Link",
+           "ObjectChange", "Prefix", "Site", "User"]
