@@ -1,0 +1,271 @@
+"""The ``infra-mgr`` command line: serve, database, users and tokens, import/export, sites, lab.
+
+Every read command takes ``--json`` for scripts; errors are one line on stderr and a non-zero
+exit status, never a traceback (``main`` catches what the commands raise).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlmodel import Session, select
+
+from infra_mgr.config import get_settings
+
+app = typer.Typer(help="infra-mgr: the city's network, power and private cloud in one service.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="Local users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+sites_app = typer.Typer(help="Sites.", no_args_is_help=True)
+docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(sites_app, name="sites")
+app.add_typer(docs_app, name="docs")
+
+console = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _engine() -> Any:
+    from infra_mgr.db import get_engine
+
+    return get_engine()
+
+
+def _ready_engine() -> Any:
+    """The engine after migrations: every command works on a fresh data directory."""
+    from infra_mgr.db import upgrade
+
+    upgrade(get_settings().db_url)
+    return _engine()
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001
+        return "cli"
+
+
+# --------------------------------------------------------------------------- serve / db
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+          port: Annotated[int | None, typer.Option(help="Listen port")] = None) -> None:
+    """Apply migrations and serve the API and dashboard."""
+    import uvicorn
+
+    from infra_mgr.api.app import create_app
+
+    settings = get_settings()
+    _ready_engine()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level, proxy_headers=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    from infra_mgr.db import upgrade
+
+    url = get_settings().db_url
+    upgrade(url)
+    console.print(f"database at revision head ({_redact_url(url)})")
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------- users and tokens
+
+
+@user_app.command("add")
+def user_add(username: str,
+             role: Annotated[str, typer.Option(help="admin|netops|sysadmin|facilities|viewer")] = "viewer",
+             full_name: Annotated[str, typer.Option()] = "",
+             password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+             password_env: Annotated[str | None, typer.Option(help="Read the password from this env var")] = None,
+             ) -> None:
+    """Create a local user (the password is prompted for unless given on stdin or in an env var)."""
+    import os
+
+    from pydantic import ValidationError
+
+    from infra_mgr.auth.models import UserCreate
+    from infra_mgr.auth.service import create_user
+
+    if password_env:
+        password = os.environ.get(password_env, "")
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        data = UserCreate(username=username, role=role, full_name=full_name, password=password)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise CliError(f"{'.'.join(map(str, e['loc']))}: {e['msg']}") from exc
+    with Session(_ready_engine()) as session:
+        user = create_user(session, data)
+        session.commit()
+        console.print(f"user {user.username} created with role {user.role}")
+
+
+@token_app.command("create")
+def token_create(username: str, name: Annotated[str, typer.Option(help="What the token is for")] = "",
+                 expires_in_days: Annotated[int | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+    """Create an API token for a user and print it (it is shown only once)."""
+    from infra_mgr.auth.service import create_token, get_user
+
+    with Session(_ready_engine()) as session:
+        tok, raw = create_token(session, get_user(session, username), name, expires_in_days)
+        session.commit()
+    if as_json:
+        print(json.dumps({"id": tok.id, "name": tok.name, "token": raw, "username": username}))
+    else:
+        console.print(raw, highlight=False)
+
+
+# --------------------------------------------------------------------------- import / export
+
+
+@app.command("import")
+def import_(file: Annotated[Path, typer.Argument(help="YAML or CSV file", exists=False)],
+            as_json: JsonOpt = False) -> None:
+    """Import sites, prefixes and devices; a bad row is reported and nothing is written."""
+    from infra_mgr.inventory.history import acting_as
+    from infra_mgr.inventory.importer import import_rows, parse
+
+    rows = parse(file)
+    engine = _ready_engine()
+    with acting_as(_cli_actor()), Session(engine) as session:
+        with Progress(console=err, transient=True, disable=as_json) as progress:
+            progress.add_task(f"importing {len(rows)} rows from {file.name}", total=None)
+            result = import_rows(session, rows, str(file))
+            session.commit()
+    summary = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        for what, counts in summary.items():
+            console.print(f"{what}: " + ", ".join(f"{v} {_PLURAL[k]}" for k, v in counts.items()))
+
+
+_PLURAL = {"site": "sites", "prefix": "prefixes", "device": "devices"}
+
+
+@app.command("export")
+def export(fmt: Annotated[str, typer.Option("--format", help="yaml or csv (sites only)")] = "yaml",
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout)")] = None
+           ) -> None:
+    """Export sites, prefixes and devices in the import format."""
+    from infra_mgr.inventory.importer import export_csv, export_yaml
+
+    if fmt not in ("yaml", "csv"):
+        raise CliError(f"--format: must be yaml or csv, not {fmt!r}")
+    with Session(_ready_engine()) as session:
+        text = export_yaml(session) if fmt == "yaml" else export_csv(session)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+# --------------------------------------------------------------------------- sites
+
+
+@sites_app.command("list")
+def sites_list(kind: Annotated[str | None, typer.Option(help="branch|hq|datacenter")] = None,
+               as_json: JsonOpt = False) -> None:
+    """List sites with their device counts."""
+    from sqlalchemy import func
+
+    from infra_mgr.inventory.models import Device, Site, SiteRead
+
+    with Session(_ready_engine()) as session:
+        stmt = select(Site).order_by(Site.code)
+        if kind:
+            stmt = stmt.where(Site.kind == kind)
+        sites = session.exec(stmt).all()
+        counts = dict(session.exec(select(Device.site_id, func.count()).group_by(Device.site_id)).all())
+    if as_json:
+        print(json.dumps([{**SiteRead.model_validate(s).model_dump(mode="json"),
+                           "device_count": counts.get(s.id, 0)} for s in sites], ensure_ascii=False))
+        return
+    table = Table("code", "name", "الاسم", "kind", "status", "devices")
+    for s in sites:
+        table.add_row(s.code, s.name_en, s.name_ar, s.kind, s.status, str(counts.get(s.id, 0)))
+    console.print(table)
+    console.print(f"{len(sites)} sites")
+
+
+@docs_app.command("permissions")
+def docs_permissions() -> None:
+    """Print the role/permission matrix as Markdown (the source of docs/permissions.md)."""
+    from infra_mgr.auth.permissions import matrix_markdown
+
+    sys.stdout.write(matrix_markdown())
+
+
+def _mount_lab() -> None:
+    try:
+        from infra_mgr.lab.cli import lab_app
+    except ImportError:  # the lab is an optional extra
+        return
+    app.add_typer(lab_app, name="lab", help="The simulated city: real peer programs on loopback.")
+
+
+_mount_lab()
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning every expected failure into one line on stderr."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from infra_mgr.errors import ServiceError
+    from infra_mgr.inventory.importer import ImportFailed
+
+    try:
+        app()
+    except ImportFailed as exc:
+        for line in exc.problems:
+            err.print(line, highlight=False, markup=False)
+        err.print(f"import refused: {len(exc.problems)} problem(s), nothing written", highlight=False)
+        sys.exit(1)
+    except (CliError, ServiceError) as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        err.print(f"error: {'.'.join(map(str, e['loc']))}: {e['msg']}", highlight=False, markup=False)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        err.print(f"error: database: {str(getattr(exc, 'orig', exc)).splitlines()[0]}", highlight=False, markup=False)
+        sys.exit(1)
+    except OSError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
