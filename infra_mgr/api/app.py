@@ -75,6 +75,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _err(503, "database busy or unavailable, retry")
 
 
+def _route_label(request: Request) -> str:
+    """The URL template (``/api/v1/sites/{obj_id}``): bounded label values for Prometheus."""
+    path = request.url.path
+    for name, value in request.path_params.items():
+        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return path
+
+
 def _install_metrics(app: FastAPI, engine: Engine) -> None:
     registry = CollectorRegistry()
     requests = Counter("infra_mgr_http_requests_total", "HTTP requests", ["method", "route", "status"],
@@ -87,8 +95,7 @@ def _install_metrics(app: FastAPI, engine: Engine) -> None:
     async def _measure(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
         response: Response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
+        name = _route_label(request) if request.scope.get("route") is not None else "unmatched"
         latency.labels(request.method, name).observe(time.perf_counter() - start)
         requests.labels(request.method, name, str(response.status_code)).inc()
         return response

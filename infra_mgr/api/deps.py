@@ -12,7 +12,6 @@ from sqlmodel import Session
 from infra_mgr.auth.permissions import Perm
 from infra_mgr.auth.service import Principal, principal_from_token, principal_from_user_id
 from infra_mgr.errors import ServiceError
-from infra_mgr.inventory.history import current_actor
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -56,7 +55,7 @@ def get_principal(request: Request, session: DbSession) -> Principal:
             if not expected or not secrets.compare_digest(sent, expected):
                 raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated change")
     request.state.principal = principal
-    current_actor.set(principal.username)
+    session.info["actor"] = principal.username
     return principal
 
 

@@ -114,7 +114,7 @@ def allocate(obj_id: ObjId, data: AllocateRequest, request: Request, session: Db
     get_or_404(session, Prefix, obj_id, "prefix")
     check_references(session, IPAddress, data.model_dump())
     session.close()
-    return allocate_next(request.app.state.engine, obj_id, data)
+    return allocate_next(request.app.state.engine, obj_id, data, actor=request.state.principal.username)
 
 
 # --------------------------------------------------------------------------- credentials

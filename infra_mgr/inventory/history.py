@@ -1,8 +1,8 @@
 """Change history for inventory tables, recorded by a SQLAlchemy flush hook.
 
 Hooking the session (instead of each service function) means no code path — API, CLI import,
-discovery — can change the source of truth without leaving a trace. The actor comes from a
-context variable that the API's auth dependency and the CLI set.
+discovery — can change the source of truth without leaving a trace. The actor is the
+session's ``info["actor"]`` (set by the API's auth dependency) or else a context variable (CLI, jobs).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _touch_updated(session: OrmSession, _ctx: Any, _instances: Any) -> None:
 @event.listens_for(OrmSession, "after_flush")
 def _record_changes(session: OrmSession, _ctx: Any) -> None:
     rows: list[dict[str, Any]] = []
-    actor = current_actor.get()
+    actor = session.info.get("actor") or current_actor.get()
     now = utcnow()
     for obj in session.new:
         kind = TRACKED.get(type(obj))

@@ -57,12 +57,14 @@ def _allocate_once(session: Session, prefix_id: int, req: AllocateRequest) -> IP
     return ip
 
 
-def allocate_next(engine: Engine, prefix_id: int, req: AllocateRequest) -> IPAddress:
+def allocate_next(engine: Engine, prefix_id: int, req: AllocateRequest, actor: str | None = None) -> IPAddress:
     """Allocate and commit the next free address of a prefix; safe under concurrency."""
     delay = 0.005
     for attempt in range(_RETRIES):
         try:
             with write_session(engine) as session:
+                if actor:
+                    session.info["actor"] = actor
                 ip = _allocate_once(session, prefix_id, req)
             return ip
         except (IntegrityError, OperationalError):

@@ -133,10 +133,13 @@ def sorted_records(records: Iterable[SnmpRecord]) -> list[SnmpRecord]:
 
 def write_snmprec(path: Path | str, records: Iterable[SnmpRecord]) -> Path:
     """Write a recording sorted numerically; atomic (temp file + rename) so a running agent never
-    indexes a half-written file."""
+    indexes a half-written file. An unchanged file is left alone: snmpsim rebuilds its index of a
+    recording whose modification time changed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(format_record(r) + "\n" for r in sorted_records(records))
+    if target.exists() and target.read_text(encoding="ascii") == text:
+        return target
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(text, encoding="ascii", newline="\n")
     os.replace(tmp, target)

@@ -1,7 +1,396 @@
-"""Dashboard routes (filled by the dashboard work)."""
+"""Dashboard routes: server-rendered pages (Jinja2) over the same database as the API.
 
-from fastapi import FastAPI
+Why server-rendered: the users are network, systems and facilities staff on municipal PCs; pages
+that work without a build step or a JavaScript framework are quicker to load, easier to audit and
+keep working when a script fails. JavaScript, when it comes, calls the REST API with the CSRF token
+that every page carries in ``<meta name="csrf-token">``.
+
+Every dashboard response is HTML, errors included (the API's handlers answer JSON, which a person
+in a browser cannot use): routes here use :class:`HtmlRoute`, which turns a missing login into a
+redirect and any failure into an error page, and they read query parameters as plain strings so a
+bad value is ignored instead of becoming a 422.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from infra_mgr.api.deps import DbSession
+from infra_mgr.auth.api import start_session
+from infra_mgr.auth.models import User
+from infra_mgr.auth.service import Principal, authenticate, principal_from_user_id
+from infra_mgr.common import utcnow
+from infra_mgr.inventory.models import SiteKind
+from infra_mgr.web import queries
+from infra_mgr.web.assets import vendor_dir, web_dir
+from infra_mgr.web.i18n import COOKIE, LANGS, Translator, pick_lang, requested_lang
+
+log = logging.getLogger("infra_mgr.web")
+
+# (section key, path): the navbar, in order. Labels come from i18n as "nav.<key>".
+NAV: tuple[tuple[str, str], ...] = (
+    ("overview", "/"),
+    ("sites", "/sites"),
+    ("network", "/network"),
+    ("power", "/power"),
+    ("cloud", "/cloud"),
+    ("jobs", "/jobs"),
+    ("alerts", "/alerts"),
+)
+SITE_DEVICES_SHOWN = 200
+LANG_COOKIE_AGE_S = 365 * 24 * 3600
+# Our pages load only our own files; Bootstrap's CSS embeds its small icons as data: URIs.
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'")
+
+_BADGE = {
+    "active": "success", "planned": "info", "offline": "warning", "missing": "danger",
+    "decommissioned": "secondary", "info": "secondary", "warning": "warning", "critical": "danger",
+}
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What the dashboard decided at start-up: its templates and which vendor assets exist."""
+
+    templates: Jinja2Templates
+    bootstrap: bool
+
+
+class LoginRequired(Exception):
+    """Raised by :func:`web_user`; :class:`HtmlRoute` answers it with a redirect to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+class HtmlRoute(APIRoute):
+    """A route whose failures are pages: login redirect, 503 when the database is busy, 500 otherwise."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def _handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired as exc:
+                return RedirectResponse(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
+            except OperationalError as exc:
+                log.warning("dashboard: database unavailable: %s", exc)
+                return error_page(request, 503, "error.unavailable_title", "error.unavailable")
+            except Exception:
+                log.exception("dashboard page %s failed", request.url.path)
+                return error_page(request, 500, "error.server_title", "error.server")
+
+        return _handle
+
+
+router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def safe_next(raw: Any) -> str:
+    """A post-login/redirect target limited to our own paths (no open redirect to another host)."""
+    value = raw if isinstance(raw, str) else ""
+    parts = urlsplit(value)
+    if (not value.startswith("/") or value.startswith("//") or "\\" in value or parts.scheme or parts.netloc
+            or parts.path in ("/login", "/logout")):
+        return "/"
+    return value
+
+
+def _url_with(request: Request, **changes: Any) -> str:
+    """This page's path and query with some parameters changed (``None`` drops one); ``lang`` is
+    always dropped because the cookie remembers it."""
+    params = {k: v for k, v in request.query_params.items() if k != "lang"}
+    for key, value in changes.items():
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    query = urlencode(params)
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def _fmt_time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def _current_principal(request: Request, session: Session) -> Principal | None:
+    uid = request.session.get("uid")
+    return principal_from_user_id(session, uid) if isinstance(uid, int) else None
+
+
+def web_user(request: Request, session: DbSession) -> Principal:
+    """The logged-in user, or a redirect to the login page (every role may read the dashboard)."""
+    principal = _current_principal(request, session)
+    if principal is None:
+        request.session.pop("uid", None)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(safe_next(target))
+    request.state.principal = principal
+    return principal
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200,
+           section: str = "", user: Principal | None = None) -> HTMLResponse:
+    """Render a page with what every page needs: strings, language and direction, user, CSRF token."""
+    lang = pick_lang(request)
+    t = Translator(lang)
+    other = next(x for x in LANGS if x != lang)
+    state = _state(request)
+
+    def site_name(name_en: str | None, name_ar: str | None) -> str:
+        """Arabic name in Arabic mode when there is one; English otherwise."""
+        return (name_ar or name_en or "") if lang == "ar" else (name_en or name_ar or "")
+
+    def label(group: str, value: str) -> str:
+        key = f"{group}.{value}"
+        return t(key) if t.has(key) else value
+
+    base: dict[str, Any] = {
+        "t": t, "lang": lang, "dir": t.dir, "other_lang": other,
+        "lang_url": _url_with(request, lang=None) + ("&" if request.url.query.replace(f"lang={lang}", "") and
+                                                      "?" in _url_with(request) else "?") + f"lang={other}",
+        "csrf": request.session.get("csrf", "") if "session" in request.scope else "",
+        "user": user, "nav": NAV, "section": section, "bootstrap": state.bootstrap,
+        "site_name": site_name, "label": label, "badge": lambda v: _BADGE.get(v, "secondary"),
+        "fmt_time": _fmt_time, "url_with": lambda **kw: _url_with(request, **kw),
+    }
+    resp = state.templates.TemplateResponse(request, template, {**base, **(context or {})}, status_code=status_code)
+    if requested_lang(request):
+        settings = request.app.state.settings
+        resp.set_cookie(COOKIE, lang, max_age=LANG_COOKIE_AGE_S, samesite="lax", httponly=True,
+                        secure=bool(getattr(settings, "secure_cookies", False)))
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+def error_page(request: Request, status_code: int, title_key: str, message_key: str, **params: Any) -> HTMLResponse:
+    """An HTML error page in the user's language (shown with the navbar when someone is logged in)."""
+    user = getattr(request.state, "principal", None)
+    return render(request, "error.html", {"title_key": title_key, "message_key": message_key, "params": params,
+                                          "status": status_code}, status_code=status_code, user=user)
+
+
+def html_error_response(request: Request, status_code: int) -> HTMLResponse | None:
+    """For the app's HTTP error handler: an HTML page for a browser asking a non-API path, else ``None``.
+
+    Lets unknown dashboard addresses (``/nowhere``) answer with a page instead of JSON, while API
+    clients keep the JSON error body.
+    """
+    if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+        return None
+    if not hasattr(request.app.state, "web"):
+        return None
+    if status_code == 404:
+        return error_page(request, 404, "error.not_found_title", "error.not_found")
+    if status_code == 403:
+        return error_page(request, 403, "error.forbidden_title", "error.forbidden")
+    return None
+
+
+def _check_csrf(request: Request, sent: Any) -> bool:
+    expected = request.session.get("csrf", "")
+    return bool(expected) and isinstance(sent, str) and secrets.compare_digest(sent, expected)
+
+
+def _form_str(form: Any, name: str, limit: int) -> str:
+    value = form.get(name, "")
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _authenticate(engine: Any, username: str, password: str) -> User | None:
+    """Check the password (argon2: slow by design, so it runs in a worker thread) and stamp last_login."""
+    with Session(engine, expire_on_commit=False) as session:
+        user = authenticate(session, username, password)
+        if user is not None:
+            session.commit()
+        return user
+
+
+# --------------------------------------------------------------------------- login / logout / language
+
+
+def _login_page(request: Request, *, error: str = "", next_url: str = "/", username: str = "",
+                status_code: int = 200) -> HTMLResponse:
+    # An anonymous session still gets a CSRF token, so the login form cannot be posted from elsewhere.
+    if not request.session.get("csrf"):
+        request.session["csrf"] = secrets.token_urlsafe(24)
+    return render(request, "login.html", {"error": error, "next": next_url, "username": username},
+                  status_code=status_code, section="login")
+
+
+@router.get("/login")
+def login_form(request: Request, session: DbSession) -> Response:
+    next_url = safe_next(request.query_params.get("next"))
+    if _current_principal(request, session) is not None:
+        return RedirectResponse(next_url, status_code=303)
+    return _login_page(request, next_url=next_url)
+
+
+@router.post("/login")
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    username = _form_str(form, "username", 64).strip()
+    password = _form_str(form, "password", 1024)
+    next_url = safe_next(form.get("next"))
+    if not _check_csrf(request, form.get("csrf")):
+        request.session.pop("csrf", None)
+        return _login_page(request, error="login.expired", next_url=next_url, username=username, status_code=400)
+    user = await run_in_threadpool(_authenticate, request.app.state.engine, username, password)
+    if user is None:
+        log.info("dashboard: failed sign-in for %r from %s", username, request.client.host if request.client else "?")
+        return _login_page(request, error="login.error", next_url=next_url, username=username, status_code=401)
+    start_session(request, user)
+    log.info("dashboard: %s signed in", user.username)
+    return RedirectResponse(next_url, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if request.session.get("uid") is not None and not _check_csrf(request, form.get("csrf")):
+        return error_page(request, 403, "error.forbidden_title", "error.forbidden")
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/logout")
+def logout_get() -> Response:
+    """Signing out changes state, so it is a POST from the navbar; a typed-in address just goes home."""
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/lang")
+async def set_lang(request: Request) -> Response:
+    """Remember a language without JavaScript or a query string (the navbar toggle uses ``?lang=``)."""
+    form = await request.form()
+    lang = _form_str(form, "lang", 8)
+    resp = RedirectResponse(safe_next(form.get("next")), status_code=303)
+    if lang in LANGS:
+        resp.set_cookie(COOKIE, lang, max_age=LANG_COOKIE_AGE_S, samesite="lax", httponly=True,
+                        secure=bool(getattr(request.app.state.settings, "secure_cookies", False)))
+    return resp
+
+
+# --------------------------------------------------------------------------- pages
+
+User_ = Depends(web_user)
+
+
+@router.get("/")
+def overview(request: Request, session: DbSession, user: Principal = User_) -> Response:
+    return render(request, "overview.html", {
+        "counts": queries.counts(session),
+        "events": queries.latest_events(session, 10),
+        "kinds": [k.value for k in SiteKind],
+    }, section="overview", user=user)
+
+
+@router.get("/sites")
+def sites(request: Request, session: DbSession, user: Principal = User_,
+          kind: str | None = None, q: str | None = None, page: str | None = None) -> Response:
+    kind_v, q_v = queries.clean_kind(kind), queries.clean_query(q)
+    rows, info = queries.sites(session, kind_v, q_v, queries.parse_page(page))
+    return render(request, "sites.html", {
+        "rows": rows, "info": info, "kind": kind_v, "q": q_v, "kinds": [k.value for k in SiteKind],
+        "filtered": bool(kind_v or q_v),
+    }, section="sites", user=user)
+
+
+@router.get("/sites/{code}")
+def site_page(request: Request, code: str, session: DbSession, user: Principal = User_) -> Response:
+    site = queries.site_by_code(session, code)
+    if site is None:
+        return error_page(request, 404, "error.not_found_title", "error.site_not_found", code=code[:64])
+    detail = queries.site_detail(session, site, devices_limit=SITE_DEVICES_SHOWN)
+    return render(request, "site.html", {"site": site, **detail}, section="sites", user=user)
+
+
+@router.get("/network")
+def network(request: Request, session: DbSession, user: Principal = User_,
+            q: str | None = None, site: str | None = None, page: str | None = None) -> Response:
+    q_v = queries.clean_query(q)
+    site_obj = queries.site_by_code(session, site) if site else None
+    rows, info = queries.devices(session, q_v, site_obj.id if site_obj else None, queries.parse_page(page))
+    return render(request, "network.html", {
+        "rows": rows, "info": info, "q": q_v, "site": site_obj, "filtered": bool(q_v or site_obj),
+    }, section="network", user=user)
+
+
+def _empty_state(request: Request, user: Principal, section: str) -> Response:
+    return render(request, "empty.html", {"area": section}, section=section, user=user)
+
+
+@router.get("/power")
+def power(request: Request, user: Principal = User_) -> Response:
+    return _empty_state(request, user, "power")
+
+
+@router.get("/cloud")
+def cloud(request: Request, user: Principal = User_) -> Response:
+    return _empty_state(request, user, "cloud")
+
+
+@router.get("/jobs")
+def jobs(request: Request, user: Principal = User_) -> Response:
+    return _empty_state(request, user, "jobs")
+
+
+@router.get("/alerts")
+def alerts(request: Request, session: DbSession, user: Principal = User_, page: str | None = None) -> Response:
+    rows, info = queries.alerts(session, queries.parse_page(page))
+    return render(request, "alerts.html", {"rows": rows, "info": info}, section="alerts", user=user)
+
+
+# --------------------------------------------------------------------------- mounting
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(web_dir("templates")))
+    templates.env.globals["now"] = utcnow
+    return templates
 
 
 def mount_web(app: FastAPI) -> None:
-    return None
+    """Add the dashboard's pages and static files to the app (called by ``create_app``)."""
+    bootstrap = vendor_dir("bootstrap")
+    app.state.web = WebState(templates=_templates(), bootstrap=bootstrap is not None)
+    # The vendor mount must come before /static, which would otherwise swallow its paths.
+    if bootstrap is not None:
+        app.mount("/static/vendor/bootstrap", StaticFiles(directory=bootstrap), name="vendor-bootstrap")
+    static = web_dir("static")
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    else:
+        log.warning("dashboard static folder %s is missing: pages will render without our stylesheet", static)
+    app.include_router(router)
+
+
+__all__: Sequence[str] = ("mount_web", "html_error_response", "router", "render", "error_page", "safe_next")

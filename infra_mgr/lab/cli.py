@@ -1,0 +1,108 @@
+"""``infra-mgr lab up|down|status``: run the real peer programs of the lab on loopback ports.
+
+Mounted by the main CLI with ``app.add_typer(lab_app, name="lab")``. Errors are one line on
+stderr and exit code 1: these commands are used from scripts and Makefiles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra_mgr.lab.peers import DEFAULT_PEERS, PEER_KINDS, build_spec
+from infra_mgr.lab.supervisor import Lab, LabError, PeerRecord
+
+lab_app = typer.Typer(help="Start, stop and inspect the lab's simulated peers.", no_args_is_help=True)
+
+LabDirOption = Annotated[
+    Path | None, typer.Option("--lab-dir", help="Lab directory (state, logs, data). Default: ./var/lab")
+]
+OnlyOption = Annotated[
+    list[str] | None,
+    typer.Option("--only", help=f"Only this peer (repeatable): {', '.join(sorted(PEER_KINDS))}"),
+]
+
+
+def default_lab_dir() -> Path:
+    """Where the lab lives when ``--lab-dir`` is not given (one place to change it)."""
+    return Path("var/lab")
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except LabError as exc:
+        where = f" (log: {exc.log_path})" if exc.log_path else ""
+        typer.echo(f"error: {exc.summary}{where}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _details(rec: PeerRecord) -> str:
+    """The one thing a user needs to reach the peer: a URL, or SNMP agents and communities."""
+    if "url" in rec.info:
+        return str(rec.info["url"])
+    agents = rec.info.get("agents")
+    if agents:
+        shown = ", ".join(f"{a['name']} {a['host']}:{a['port']} community={a['community']}" for a in agents[:3])
+        return shown + (f" (+{len(agents) - 3} more)" if len(agents) > 3 else "")
+    return ""
+
+
+@lab_app.command()
+def up(only: OnlyOption = None, lab_dir: LabDirOption = None) -> None:
+    """Start the peers (default: all of the default set) and wait until each answers."""
+    with _one_line_errors():
+        lab = Lab(lab_dir or default_lab_dir())
+        for kind in only or DEFAULT_PEERS:
+            running = {s.name: s for s in lab.status() if s.running}
+            if kind in running:
+                rec = running[kind].record
+                verb = "running"
+            else:
+                rec = lab.start(build_spec(kind, lab.lab_dir))
+                verb = "started"
+            typer.echo(f"{verb} {rec.name} pid {rec.pid} {' '.join(rec.addresses)} {_details(rec)}".rstrip())
+
+
+@lab_app.command()
+def down(only: OnlyOption = None, lab_dir: LabDirOption = None) -> None:
+    """Stop the peers (whole process groups) and clean stale state; fine when nothing runs."""
+    with _one_line_errors():
+        lab = Lab(lab_dir or default_lab_dir())
+        stopped = [name for name in only if lab.stop(name)] if only else lab.stop_all()
+        typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@lab_app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON")] = False,
+    lab_dir: LabDirOption = None,
+) -> None:
+    """Show each recorded peer and whether it still runs."""
+    with _one_line_errors():
+        statuses = Lab(lab_dir or default_lab_dir()).status()
+        if as_json:
+            peers = {s.name: {**asdict(s.record), "running": s.running} for s in statuses}
+            typer.echo(json.dumps({"peers": peers}, indent=2, ensure_ascii=False))
+            return
+        if not statuses:
+            typer.echo("no peers recorded")
+            return
+        table = Table("peer", "state", "pid", "addresses", "details", "log")
+        for s in statuses:
+            state = "[green]running[/]" if s.running else "[red]dead[/]"
+            rec = s.record
+            table.add_row(rec.name, state, str(rec.pid), "\n".join(rec.addresses), _details(rec), rec.log)
+        Console().print(table)
