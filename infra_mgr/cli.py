@@ -34,7 +34,7 @@ app.add_typer(sites_app, name="sites")
 app.add_typer(docs_app, name="docs")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 
@@ -125,7 +125,7 @@ def user_add(username: str,
     except ValidationError as exc:
         e = exc.errors()[0]
         raise CliError(f"{'.'.join(map(str, e['loc']))}: {e['msg']}") from exc
-    with Session(_ready_engine()) as session:
+    with Session(_ready_engine(), expire_on_commit=False) as session:
         user = create_user(session, data)
         session.commit()
         console.print(f"user {user.username} created with role {user.role}")
@@ -137,7 +137,7 @@ def token_create(username: str, name: Annotated[str, typer.Option(help="What the
     """Create an API token for a user and print it (it is shown only once)."""
     from infra_mgr.auth.service import create_token, get_user
 
-    with Session(_ready_engine()) as session:
+    with Session(_ready_engine(), expire_on_commit=False) as session:
         tok, raw = create_token(session, get_user(session, username), name, expires_in_days)
         session.commit()
     if as_json:
@@ -183,7 +183,7 @@ def export(fmt: Annotated[str, typer.Option("--format", help="yaml or csv (sites
 
     if fmt not in ("yaml", "csv"):
         raise CliError(f"--format: must be yaml or csv, not {fmt!r}")
-    with Session(_ready_engine()) as session:
+    with Session(_ready_engine(), expire_on_commit=False) as session:
         text = export_yaml(session) if fmt == "yaml" else export_csv(session)
     if output:
         output.write_text(text, encoding="utf-8")
@@ -203,7 +203,7 @@ def sites_list(kind: Annotated[str | None, typer.Option(help="branch|hq|datacent
 
     from infra_mgr.inventory.models import Device, Site, SiteRead
 
-    with Session(_ready_engine()) as session:
+    with Session(_ready_engine(), expire_on_commit=False) as session:
         stmt = select(Site).order_by(Site.code)
         if kind:
             stmt = stmt.where(Site.kind == kind)
