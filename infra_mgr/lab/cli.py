@@ -33,7 +33,9 @@ OnlyOption = Annotated[
 
 def default_lab_dir() -> Path:
     """Where the lab lives when ``--lab-dir`` is not given (one place to change it)."""
-    return Path("var/lab")
+    from infra_mgr.config import get_settings
+
+    return get_settings().lab_dir
 
 
 @contextmanager
@@ -100,7 +102,9 @@ def status(
         if not statuses:
             typer.echo("no peers recorded")
             return
-        table = Table("peer", "state", "pid", "addresses", "details", "log")
+        table = Table()
+        for column in ("peer", "state", "pid", "addresses", "details", "log"):
+            table.add_column(column, overflow="fold")
         for s in statuses:
             state = "[green]running[/]" if s.running else "[red]dead[/]"
             rec = s.record

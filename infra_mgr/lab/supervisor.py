@@ -1,9 +1,10 @@
 """A small supervisor for the lab's real peer programs (SNMP agents, PostgreSQL, …).
 
-Each peer runs as its own process in its own session, so its process group holds everything it
-forks (PostgreSQL backends, shells) and can be stopped as one: SIGTERM (or the peer's own stop
-signal) to the group, then SIGKILL after a grace period. Peers are started detached, so a lab
-brought ``up`` by one CLI call survives it and is stopped by a later ``down``.
+Each peer runs as its own process in its own session, so its process group holds what it forks
+and can be stopped as one: SIGTERM (or the peer's own stop signal) to the group, then SIGKILL
+after a grace period — to the group and to every descendant seen at stop time, since some
+programs (PostgreSQL) move their children into sessions of their own. Peers are started
+detached, so a lab brought ``up`` by one CLI call survives it and is stopped by a later ``down``.
 
 What runs is recorded in ``<lab_dir>/state.json``, guarded by a lock file, so several processes
 (CLI, test sessions) can share a lab directory. A pid alone is not an identity — pids are
@@ -44,7 +45,8 @@ class LabError(RuntimeError):
         self.summary = summary
         self.log_tail = log_tail
         self.log_path = log_path
-        message = summary if not log_tail else f"{summary}\n--- last lines of {log_path} ---\n{log_tail}"
+        source = f"last lines of {log_path}" if log_path else "output"
+        message = summary if not log_tail else f"{summary}\n--- {source} ---\n{log_tail}"
         super().__init__(message)
 
 
@@ -151,15 +153,37 @@ def pid_running(pid: int, start_ticks: int | None = None) -> bool:
     return start_ticks is None or int(fields[19]) == start_ticks
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in a process group, found by scanning /proc."""
-    members = []
+def _process_table() -> dict[int, tuple[int, int, int]]:
+    """pid → (parent pid, process group, start ticks) of every live (non-zombie) process."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _proc_stat(int(entry.name))
-            if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                members.append(int(entry.name))
-    return members
+            if fields and fields[0] not in ("Z", "X"):
+                table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group."""
+    return sorted(pid for pid, (_, group, _) in _process_table().items() if group == pgid)
+
+
+def process_tree(pid: int) -> list[int]:
+    """A live process and all its live descendants, including those that left its process group
+    (PostgreSQL's children each call setsid(), so the group holds only the postmaster)."""
+    table = _process_table()
+    if pid not in table:
+        return []
+    children: dict[int, list[int]] = {}
+    for child, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return sorted(tree)
 
 
 def _socket_inodes(kind: Literal["tcp", "udp"], host: str, port: int) -> set[str]:
@@ -250,11 +274,11 @@ class Lab:
     def _read(self) -> dict[str, PeerRecord]:
         try:
             raw = json.loads(self.state_path.read_text())
+            return {name: PeerRecord(**rec) for name, rec in raw.get("peers", {}).items()}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise LabError(f"unreadable lab state {self.state_path}: {exc}") from exc
-        return {name: PeerRecord(**rec) for name, rec in raw.get("peers", {}).items()}
 
     def _write(self, state: dict[str, PeerRecord]) -> None:
         tmp = self.state_path.with_suffix(".tmp")
@@ -361,13 +385,20 @@ class Lab:
     # stop ------------------------------------------------------------------------------------
 
     def _terminate(self, rec: PeerRecord) -> None:
-        """Signal the whole group, wait up to the grace period, then SIGKILL what is left."""
+        """Signal the peer's process group; after the grace period SIGKILL the group and every
+        process that was in it or descended from the peer when we started stopping it."""
         reused = not self._alive(rec) and pid_running(rec.pid)
         if not reused:  # a reused pid belongs to another program: its group is not ours
+            table = _process_table()
+            targets = {pid: table[pid][2] for pid in {*process_tree(rec.pid), *group_members(rec.pgid)} if pid in table}
             self._signal_group(rec.pgid, signal.Signals[rec.stop_signal])
-            if not self._wait_group_gone(rec, rec.stop_grace):
+            if not self._wait_gone(rec, targets, rec.stop_grace):
                 self._signal_group(rec.pgid, signal.SIGKILL)
-                if not self._wait_group_gone(rec, 5.0):
+                for pid, ticks in targets.items():
+                    if pid_running(pid, ticks):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                if not self._wait_gone(rec, targets, 5.0):
                     raise LabError(f"{rec.name}: processes {group_members(rec.pgid)} survived SIGKILL")
         for path in rec.cleanup:
             shutil.rmtree(path, ignore_errors=True)
@@ -378,13 +409,14 @@ class Lab:
             os.killpg(pgid, sig)
 
     @staticmethod
-    def _wait_group_gone(rec: PeerRecord, timeout: float) -> bool:
+    def _wait_gone(rec: PeerRecord, targets: dict[int, int], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             child = _CHILDREN.get(rec.pid)
             if child is not None and child.poll() is not None:
                 del _CHILDREN[rec.pid]
-            if not group_members(rec.pgid):
+            running = [pid for pid, ticks in targets.items() if pid_running(pid, ticks)]
+            if not running and not group_members(rec.pgid):
                 return True
             if time.monotonic() > deadline:
                 return False

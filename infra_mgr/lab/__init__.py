@@ -1,0 +1,1 @@
+"""The simulated city: real peer programs (snmpsim, PostgreSQL, …) started on loopback."""
