@@ -58,8 +58,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         return resp
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _err(exc.status_code, str(exc.detail))
+    async def _http(req: Request, exc: StarletteHTTPException) -> Response:
+        from infra_mgr.web.routes import html_error_response
+
+        return html_error_response(req, exc.status_code) or _err(exc.status_code, str(exc.detail))
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_req: Request, exc: IntegrityError) -> JSONResponse:

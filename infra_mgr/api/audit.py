@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import parse_qs
 from typing import Any
 
 import anyio
@@ -18,6 +19,7 @@ from infra_mgr.auth.models import AuditLog
 from infra_mgr.common import utcnow
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+DASHBOARD_AUDITED = {"/login", "/logout"}
 _SECRET_KEY = re.compile(r"pass|secret|token|community|key|credential_value", re.IGNORECASE)
 _MAX_BODY = 64 * 1024
 
@@ -32,6 +34,10 @@ def redact(value: Any) -> Any:
     return value
 
 
+def _audited(path: str) -> bool:
+    return path.startswith("/api/") or path in DASHBOARD_AUDITED
+
+
 def _body_summary(raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
@@ -40,7 +46,11 @@ def _body_summary(raw: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return {"_bytes": len(raw), "_format": "non-json"}
+        try:  # an HTML form post (dashboard login): keep the field names, redact the secrets
+            form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(raw.decode(), strict_parsing=True).items()}
+        except (ValueError, UnicodeDecodeError):
+            return {"_bytes": len(raw), "_format": "non-json"}
+        return {"form": redact(form)}
     return {"json": redact(parsed)}
 
 
@@ -50,7 +60,7 @@ class AuditMiddleware:
         self.engine = engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or scope["method"] not in MUTATING or not _audited(scope["path"]):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

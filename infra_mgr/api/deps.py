@@ -52,7 +52,7 @@ def get_principal(request: Request, session: DbSession) -> Principal:
             # Cookie-authenticated writes must prove they come from our own pages.
             sent = request.headers.get("x-csrf-token", "")
             expected = request.session.get("csrf", "")
-            if not expected or not secrets.compare_digest(sent, expected):
+            if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
                 raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated change")
     request.state.principal = principal
     session.info["actor"] = principal.username

@@ -170,22 +170,28 @@ def site_by_code(session: Session, code: str) -> Site | None:
     return session.exec(select(Site).where(col(Site.code) == code.strip().upper())).first()
 
 
-def site_detail(session: Session, site: Site, events_limit: int = 20) -> dict[str, Any]:
-    """Everything the site page shows besides the site itself."""
-    prefixes = session.exec(select(Prefix).where(col(Prefix.site_id) == site.id).order_by(col(Prefix.prefix))).all()
-    devices = session.exec(select(Device).where(col(Device.site_id) == site.id).order_by(col(Device.hostname))).all()
-    device_ids = select(Device.id).where(col(Device.site_id) == site.id)
+def site_detail(session: Session, site: Site, devices_limit: int = 200, events_limit: int = 20) -> dict[str, Any]:
+    """Everything the site page shows besides the site itself. A big site's device list is cut at
+    ``devices_limit`` (the page links to the paginated Network list for the rest)."""
+    prefixes = session.exec(select(Prefix).where(col(Prefix.site_id) == site.id)
+                            .order_by(col(Prefix.prefix)).limit(1000)).all()
+    on_site = col(Device.site_id) == site.id
+    device_total = session.exec(select(func.count()).select_from(Device).where(on_site)).one()
+    devices = session.exec(select(Device).where(on_site).order_by(col(Device.hostname)).limit(devices_limit)).all()
+    device_ids = select(Device.id).where(on_site)
     events = _event_rows(session, or_(col(Event.site_id) == site.id, col(Event.device_id).in_(device_ids)),
                          limit=events_limit)
-    return {"prefixes": list(prefixes), "devices": list(devices), "events": events}
+    return {"prefixes": list(prefixes), "devices": list(devices), "device_total": device_total, "events": events}
 
 
 # --------------------------------------------------------------------------- network
 
 
-def devices(session: Session, q: str, page: int) -> tuple[list[tuple[Device, Site]], PageInfo]:
-    """All devices with their site, optionally searched by hostname, address, vendor or model."""
+def devices(session: Session, q: str, site_id: int | None, page: int) -> tuple[list[tuple[Device, Site]], PageInfo]:
+    """All devices with their site, optionally of one site and searched by hostname, address, vendor or model."""
     conds: list[Any] = []
+    if site_id is not None:
+        conds.append(col(Device.site_id) == site_id)
     if q:
         pattern = _like(q)
         conds.append(or_(*(c.ilike(pattern, escape="\\") for c in (

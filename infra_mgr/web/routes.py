@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -28,12 +28,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.api import start_session
 from infra_mgr.auth.models import User
 from infra_mgr.auth.service import Principal, authenticate, principal_from_user_id
-from infra_mgr.common import utcnow
 from infra_mgr.inventory.models import SiteKind
 from infra_mgr.web import queries
 from infra_mgr.web.assets import vendor_dir, web_dir
@@ -57,6 +57,11 @@ LANG_COOKIE_AGE_S = 365 * 24 * 3600
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'")
 
+_ERROR_KEYS: dict[int, tuple[str, str]] = {
+    400: ("error.request_title", "error.request"),
+    403: ("error.forbidden_title", "error.forbidden"),
+    404: ("error.not_found_title", "error.not_found"),
+}
 _BADGE = {
     "active": "success", "planned": "info", "offline": "warning", "missing": "danger",
     "decommissioned": "secondary", "info": "secondary", "warning": "warning", "critical": "danger",
@@ -90,6 +95,8 @@ class HtmlRoute(APIRoute):
                 return await handler(request)
             except LoginRequired as exc:
                 return RedirectResponse(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
+            except StarletteHTTPException as exc:  # e.g. a malformed form body
+                return error_page(request, exc.status_code, *_ERROR_KEYS.get(exc.status_code, _ERROR_KEYS[400]))
             except OperationalError as exc:
                 log.warning("dashboard: database unavailable: %s", exc)
                 return error_page(request, 503, "error.unavailable_title", "error.unavailable")
@@ -134,6 +141,11 @@ def _url_with(request: Request, **changes: Any) -> str:
     return f"{request.url.path}?{query}" if query else request.url.path
 
 
+def _isolate(text: str) -> str:
+    """Wrap a code or hostname in Unicode isolates so it keeps its order inside an Arabic sentence."""
+    return f"\u2068{text}\u2069"
+
+
 def _fmt_time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
@@ -172,8 +184,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
 
     base: dict[str, Any] = {
         "t": t, "lang": lang, "dir": t.dir, "other_lang": other,
-        "lang_url": _url_with(request, lang=None) + ("&" if request.url.query.replace(f"lang={lang}", "") and
-                                                      "?" in _url_with(request) else "?") + f"lang={other}",
+        "lang_url": _url_with(request, lang=other),
         "csrf": request.session.get("csrf", "") if "session" in request.scope else "",
         "user": user, "nav": NAV, "section": section, "bootstrap": state.bootstrap,
         "site_name": site_name, "label": label, "badge": lambda v: _BADGE.get(v, "secondary"),
@@ -191,11 +202,12 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     return resp
 
 
-def error_page(request: Request, status_code: int, title_key: str, message_key: str, **params: Any) -> HTMLResponse:
+def error_page(request: Request, status_code: int, title_key: str, message_key: str, *, section: str = "",
+               **params: Any) -> HTMLResponse:
     """An HTML error page in the user's language (shown with the navbar when someone is logged in)."""
     user = getattr(request.state, "principal", None)
     return render(request, "error.html", {"title_key": title_key, "message_key": message_key, "params": params,
-                                          "status": status_code}, status_code=status_code, user=user)
+                                          "status": status_code}, status_code=status_code, section=section, user=user)
 
 
 def html_error_response(request: Request, status_code: int) -> HTMLResponse | None:
@@ -208,16 +220,15 @@ def html_error_response(request: Request, status_code: int) -> HTMLResponse | No
         return None
     if not hasattr(request.app.state, "web"):
         return None
-    if status_code == 404:
-        return error_page(request, 404, "error.not_found_title", "error.not_found")
-    if status_code == 403:
-        return error_page(request, 403, "error.forbidden_title", "error.forbidden")
-    return None
+    keys = _ERROR_KEYS.get(status_code)
+    return error_page(request, status_code, *keys) if keys else None
 
 
 def _check_csrf(request: Request, sent: Any) -> bool:
     expected = request.session.get("csrf", "")
-    return bool(expected) and isinstance(sent, str) and secrets.compare_digest(sent, expected)
+    # Compare bytes: compare_digest raises TypeError on non-ASCII str, and a form can carry anything.
+    return (bool(expected) and isinstance(sent, str)
+            and secrets.compare_digest(sent.encode("utf-8"), str(expected).encode("utf-8")))
 
 
 def _form_str(form: Any, name: str, limit: int) -> str:
@@ -259,6 +270,7 @@ async def login_submit(request: Request) -> Response:
     form = await request.form()
     username = _form_str(form, "username", 64).strip()
     password = _form_str(form, "password", 1024)
+    request.state.audit_user = username  # the audit log names who tried, whatever the outcome
     next_url = safe_next(form.get("next"))
     if not _check_csrf(request, form.get("csrf")):
         request.session.pop("csrf", None)
@@ -328,7 +340,8 @@ def sites(request: Request, session: DbSession, user: Principal = User_,
 def site_page(request: Request, code: str, session: DbSession, user: Principal = User_) -> Response:
     site = queries.site_by_code(session, code)
     if site is None:
-        return error_page(request, 404, "error.not_found_title", "error.site_not_found", code=code[:64])
+        return error_page(request, 404, "error.not_found_title", "error.site_not_found", section="sites",
+                          code=_isolate(code[:64]))
     detail = queries.site_detail(session, site, devices_limit=SITE_DEVICES_SHOWN)
     return render(request, "site.html", {"site": site, **detail}, section="sites", user=user)
 
@@ -372,16 +385,11 @@ def alerts(request: Request, session: DbSession, user: Principal = User_, page: 
 # --------------------------------------------------------------------------- mounting
 
 
-def _templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(web_dir("templates")))
-    templates.env.globals["now"] = utcnow
-    return templates
-
-
 def mount_web(app: FastAPI) -> None:
     """Add the dashboard's pages and static files to the app (called by ``create_app``)."""
     bootstrap = vendor_dir("bootstrap")
-    app.state.web = WebState(templates=_templates(), bootstrap=bootstrap is not None)
+    templates = Jinja2Templates(directory=str(web_dir("templates")))
+    app.state.web = WebState(templates=templates, bootstrap=bootstrap is not None)
     # The vendor mount must come before /static, which would otherwise swallow its paths.
     if bootstrap is not None:
         app.mount("/static/vendor/bootstrap", StaticFiles(directory=bootstrap), name="vendor-bootstrap")
@@ -391,6 +399,3 @@ def mount_web(app: FastAPI) -> None:
     else:
         log.warning("dashboard static folder %s is missing: pages will render without our stylesheet", static)
     app.include_router(router)
-
-
-__all__: Sequence[str] = ("mount_web", "html_error_response", "router", "render", "error_page", "safe_next")

@@ -89,3 +89,18 @@ def test_tokens_sessions_and_csrf(app, admin: TestClient, client_for) -> None:  
     assert {a["status_code"] for a in logins} == {200, 401}
     assert all(a["body"]["json"]["password"] == "***" for a in logins)
     assert "a long password!" not in str(audit)
+
+
+def test_dashboard_sign_in_is_audited_without_the_password(app, admin: TestClient) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    browser = TestClient(app, raise_server_exceptions=False)
+    page = browser.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf, "login form carries a CSRF token"
+    resp = browser.post("/login", data={"username": "u_admin", "password": "not-the-password", "csrf": csrf.group(1)})
+    assert resp.status_code == 401
+    rows = [a for a in admin.get("/api/v1/audit").json()["results"] if a["path"] == "/login"]
+    assert rows and rows[-1]["status_code"] == 401 and rows[-1]["username"] == "u_admin"
+    assert rows[-1]["body"]["form"]["password"] == "***"
+    assert "not-the-password" not in str(rows)
