@@ -1,0 +1,1 @@
+"""Network: SNMP polling and discovery of devices, interfaces and links; traps."""

@@ -1,0 +1,143 @@
+"""Plain typed facts that SNMP getters return and the discovery service reconciles.
+
+This is the contract between the collector side (which knows SNMP and nothing of the database)
+and the service side (which knows the database and nothing of SNMP). Unknown values are ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SnmpVersionName = Literal["1", "2c", "3"]
+
+
+@dataclass(frozen=True)
+class SnmpTarget:
+    """How to reach one agent. Secrets live here only in memory, never in logs or reprs."""
+
+    address: str
+    port: int = 161
+    version: SnmpVersionName = "2c"
+    community: str = field(default="public", repr=False)
+    user: str = ""
+    auth_proto: str | None = None  # MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512
+    auth_key: str = field(default="", repr=False)
+    priv_proto: str | None = None  # DES, AES, AES-192, AES-256
+    priv_key: str = field(default="", repr=False)
+    timeout_s: float = 2.0
+    retries: int = 1
+    max_repetitions: int = 25
+    use_bulk: bool = True
+
+
+@dataclass
+class PollProblem:
+    """Something an agent did wrong, reported per device; the sweep goes on."""
+
+    address: str
+    operation: str  # e.g. "facts", "walk 1.3.6.1.2.1.2.2.1", "get"
+    kind: str  # timeout | auth | no_such_object | loop | bad_type | decode | truncated | too_big | error
+    message: str
+
+
+@dataclass
+class DeviceFacts:
+    sys_name: str | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+    vendor: str | None = None
+    platform: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    os_version: str | None = None
+    uptime_s: float | None = None
+    location: str | None = None
+    contact: str | None = None
+    chassis_id: str | None = None  # LLDP local chassis id (often the base MAC), for de-duplication
+
+
+@dataclass
+class InterfaceFacts:
+    index: int
+    name: str | None = None
+    descr: str | None = None
+    alias: str | None = None
+    type: str | None = None
+    speed_bps: int | None = None
+    mac: str | None = None
+    mtu: int | None = None
+    admin_status: str | None = None  # up | down | testing
+    oper_status: str | None = None  # up | down | testing | unknown | dormant | notPresent | lowerLayerDown
+    in_octets: int | None = None
+    out_octets: int | None = None
+    in_errors: int | None = None
+    out_errors: int | None = None
+    in_discards: int | None = None
+    out_discards: int | None = None
+
+
+@dataclass
+class NeighborFacts:
+    local_interface: str | None
+    protocol: Literal["lldp", "cdp"]
+    remote_system_name: str | None = None
+    remote_port: str | None = None
+    remote_chassis_id: str | None = None
+    remote_address: str | None = None
+    remote_platform: str | None = None
+    local_if_index: int | None = None
+
+
+@dataclass
+class IpAddressFacts:
+    address: str
+    prefix_length: int | None = None
+    if_index: int | None = None
+
+
+@dataclass
+class ArpFacts:
+    ip: str
+    mac: str
+    if_index: int | None = None
+
+
+@dataclass
+class MacFacts:
+    mac: str
+    vlan: int | None = None
+    bridge_port: int | None = None
+    if_index: int | None = None
+
+
+@dataclass
+class ProbeResult:
+    """Everything one poll of one device found (the shape of ``infra-mgr snmp probe --json``)."""
+
+    address: str
+    port: int
+    facts: DeviceFacts = field(default_factory=DeviceFacts)
+    interfaces: list[InterfaceFacts] = field(default_factory=list)
+    neighbors: list[NeighborFacts] = field(default_factory=list)
+    ip_addresses: list[IpAddressFacts] = field(default_factory=list)
+    errors: list[PollProblem] = field(default_factory=list)
+    reachable: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "port": self.port,
+            "facts": {k: v for k, v in asdict(self.facts).items() if k not in ("contact", "chassis_id")},
+            "interfaces": [
+                {k: getattr(i, k) for k in ("index", "name", "descr", "alias", "type", "speed_bps", "mac",
+                                             "admin_status", "oper_status", "in_octets", "out_octets")}
+                for i in self.interfaces
+            ],
+            "neighbors": [
+                {k: getattr(n, k) for k in ("local_interface", "protocol", "remote_system_name", "remote_port",
+                                             "remote_chassis_id", "remote_address")}
+                for n in self.neighbors
+            ],
+            "errors": [asdict(e) for e in self.errors],
+        }
