@@ -263,6 +263,49 @@ def sites_list(kind: Annotated[str | None, typer.Option(help="branch|hq|datacent
     console.print(f"{len(sites)} sites")
 
 
+@app.command()
+def discover(site: Annotated[str | None, typer.Option(help="Site code (its discovery targets)")] = None,
+             all_sites: Annotated[bool, typer.Option("--all", help="Every site's targets")] = False,
+             seed: Annotated[list[str] | None, typer.Option(help="Extra seed address or range (repeatable)")] = None,
+             timeout: Annotated[float, typer.Option(help="Seconds per SNMP request")] = 1.0,
+             retries: Annotated[int, typer.Option(help="Retries per request")] = 1,
+             as_json: JsonOpt = False) -> None:
+    """Crawl from the seeds through LLDP/CDP neighbours (inside the allow-list) and update the inventory."""
+    import asyncio
+
+    from infra_mgr.network.discovery import discover as run_discovery
+
+    if not site and not all_sites and not seed:
+        raise CliError("say what to discover: --site CODE, --all, or --seed ADDRESS")
+    if site and all_sites:
+        raise CliError("--site and --all are exclusive")
+    engine = _ready_engine()
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("discovering", total=None)
+
+        def tick(address: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, description=f"discovering {address}")
+
+        report = asyncio.run(run_discovery(engine, get_settings().secret(), site_code=site, seeds=seed or [],
+                                           timeout_s=timeout, retries=retries, progress=tick, actor=_cli_actor()))
+    data = report.to_json()
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    console.print(f"found {data['found']} devices ({len(data['new'])} new), {data['links']} links "
+                  f"({data['links_new']} new), {data['events']} events in {data['seconds']} s")
+    for key, label in (("missing", "missing"), ("unplaced", "not placed in any site")):
+        if data[key]:
+            console.print(f"{label}: {', '.join(data[key])}")
+    for key, label in (("unreachable", "unreachable"), ("wrong_credentials", "answers, but no credential works")):
+        for u in data[key]:
+            console.print(f"{label}: {u['address']} {u['name'] or ''}".rstrip())
+    if data["outside_allow_list"]:
+        console.print(f"neighbours outside the allow-list (not followed): {', '.join(data['outside_allow_list'])}")
+    if data["problems"]:
+        console.print(f"{len(data['problems'])} agent problems (see --json)")
+
+
 @docs_app.command("permissions")
 def docs_permissions() -> None:
     """Print the role/permission matrix as Markdown (the source of docs/permissions.md)."""

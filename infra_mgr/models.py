@@ -2,16 +2,10 @@
 
 from infra_mgr.auth.models import ApiToken, AuditLog, User
 from infra_mgr.events.models import Event
-from infra_mgr.inventory.models import (
-           Credential,
-           Device,
-           Interface,
-           IPAddress,
-           Link,
-           ObjectChange,
-           Prefix,
-           Site,
-)
+from infra_mgr.inventory.models import Credential, Device, Interface, IPAddress, Link, ObjectChange, Prefix, Site
+from infra_mgr.network.models import DevicePoll, DiscoveryTarget, Neighbor
 
-__all__ = ["ApiToken", "AuditLog", "Credential", "Device", "Event", "IPAddress", "Interface", "Link",
-           "ObjectChange", "Prefix", "Site", "User"]
+__all__ = [
+    "ApiToken", "AuditLog", "Credential", "Device", "DevicePoll", "DiscoveryTarget", "Event", "IPAddress",
+    "Interface", "Link", "Neighbor", "ObjectChange", "Prefix", "Site", "User",
+]

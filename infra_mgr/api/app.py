@@ -134,9 +134,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from infra_mgr.auth.api import router as auth_router
     from infra_mgr.events.api import router as events_router
     from infra_mgr.inventory.api import router as inventory_router
+    from infra_mgr.network.api import router as network_router
     from infra_mgr.web.routes import mount_web
 
-    for router in (auth_router, inventory_router, events_router):
+    for router in (auth_router, inventory_router, network_router, events_router):
         app.include_router(router, prefix=API)
     mount_web(app)
 

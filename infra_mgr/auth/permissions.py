@@ -29,6 +29,7 @@ class Perm(StrEnum):
     users_manage = "users.manage"
     audit_read = "audit.read"
     import_write = "import.write"
+    discovery_run = "discovery.run"
 
 
 PERM_DOC: dict[Perm, str] = {
@@ -43,6 +44,7 @@ PERM_DOC: dict[Perm, str] = {
     Perm.users_manage: "create users, set roles, deactivate users",
     Perm.audit_read: "read the audit log of every mutation",
     Perm.import_write: "bulk import sites and prefixes",
+    Perm.discovery_run: "manage discovery targets and run a discovery",
 }
 
 _ALL = frozenset(Perm)
@@ -51,7 +53,7 @@ MATRIX: dict[Role, frozenset[Perm]] = {
     Role.netops: frozenset({
         Perm.inventory_read, Perm.sites_write, Perm.devices_write, Perm.ipam_write,
         Perm.credentials_read, Perm.credentials_write, Perm.events_write, Perm.tokens_own,
-        Perm.import_write,
+        Perm.import_write, Perm.discovery_run,
     }),
     Role.sysadmin: frozenset({
         Perm.inventory_read, Perm.ipam_write, Perm.credentials_read, Perm.events_write, Perm.tokens_own,

@@ -97,7 +97,8 @@ def _before_values(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 def _touch_updated(session: OrmSession, _ctx: Any, _instances: Any) -> None:
     now = utcnow()
     for obj in session.dirty:
-        if type(obj) in TRACKED and session.is_modified(obj, include_collections=False):
+        if type(obj) in TRACKED and "updated_at" in type(obj).model_fields and \
+                session.is_modified(obj, include_collections=False):
             obj.updated_at = now  # type: ignore[attr-defined]
 
 

@@ -106,6 +106,8 @@ def test_links_are_normalised_and_validated(admin: TestClient) -> None:
     assert same.status_code == 422 and same.json()["errors"][0]["field"] == "b_interface_id"
     dup = admin.post("/api/v1/links", json={"a_interface_id": a["id"], "b_interface_id": b["id"]})
     assert dup.status_code == 409
+    patched = admin.patch(f"/api/v1/links/{link.json()['id']}", json={"source": "cdp"})
+    assert patched.status_code == 200 and patched.json()["source"] == "cdp"
 
 
 def test_events_are_listed_newest_first(admin: TestClient) -> None:

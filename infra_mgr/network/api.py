@@ -1,0 +1,70 @@
+"""Network routes: discovery targets, running a discovery, neighbours, per-device poll state."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
+
+from infra_mgr.api.crud import CrudSpec, Filter, crud_router, get_or_404, list_rows
+from infra_mgr.api.deps import DbSession, perm_extra, require
+from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
+from infra_mgr.auth.permissions import Perm
+from infra_mgr.inventory.models import Device
+from infra_mgr.network.models import (
+    DevicePoll,
+    DevicePollRead,
+    DiscoveryTarget,
+    DiscoveryTargetCreate,
+    DiscoveryTargetRead,
+    Neighbor,
+    NeighborRead,
+)
+
+router = APIRouter(tags=["network"])
+R = Perm.inventory_read
+
+crud_router(CrudSpec(DiscoveryTarget, "/discovery/targets", "discovery target", DiscoveryTargetCreate, None,
+                     DiscoveryTargetRead, R, Perm.discovery_run,
+                     filters=(Filter("site_id", DiscoveryTarget.site_id, int), Filter("role", DiscoveryTarget.role))),
+            router)
+
+
+@router.get("/neighbors", response_model=Page[NeighborRead], dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R), summary="LLDP/CDP neighbours as last seen")
+def list_neighbors(session: DbSession, limit: Limit = 100, cursor: Cursor = None,
+                   device_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                   protocol: Annotated[str | None, Query(max_length=8)] = None) -> Any:
+    clauses = [c for c, v in ((Neighbor.device_id == device_id, device_id), (Neighbor.protocol == protocol, protocol))
+               if v is not None]
+    rows, nxt = list_rows(session, Neighbor, clauses, limit, cursor)
+    return {"results": rows, "next": nxt}
+
+
+@router.get("/devices/{obj_id}/poll", response_model=DevicePollRead, dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R), summary="How the device answered its last SNMP poll")
+def device_poll(obj_id: ObjId, session: DbSession) -> Any:
+    get_or_404(session, Device, obj_id, "device")
+    return get_or_404(session, DevicePoll, obj_id, "poll state of device")
+
+
+class DiscoveryRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site: str | None = PField(default=None, max_length=32, description="Site code; omit for every site")
+    seeds: list[str] = PField(default_factory=list, max_length=64, description="Extra seed addresses or ranges")
+    timeout_s: float = PField(default=1.0, gt=0, le=30)
+    retries: int = PField(default=1, ge=0, le=5)
+
+
+@router.post("/discovery/run", dependencies=[Depends(require(Perm.discovery_run))],
+             openapi_extra=perm_extra(Perm.discovery_run), summary="Run a discovery now and return its report")
+async def run_discovery(data: DiscoveryRun, request: Request) -> dict[str, Any]:
+    from infra_mgr.network.discovery import discover
+
+    report = await discover(request.app.state.engine, request.app.state.master_key, site_code=data.site,
+                            seeds=data.seeds, timeout_s=data.timeout_s, retries=data.retries,
+                            actor=request.state.principal.username)
+    return report.to_json()

@@ -1,0 +1,605 @@
+"""Discovery: crawl the network from seeds through LLDP/CDP neighbours, then reconcile.
+
+Two halves, kept apart on purpose:
+
+* ``crawl`` is I/O only. Starting from seed addresses (and seed ranges, swept host by host) it
+  probes every address with each SNMP credential in order, follows neighbours' management
+  addresses — only inside the allow-list, never outside — and returns what it found and what did
+  not answer. It knows nothing of the database.
+* ``reconcile`` is database only. In one transaction it folds the crawl into the source of truth:
+  one device per identity (chassis id, serial or sysName, whatever addresses it answered on),
+  placed in a site by prefix or else by sysLocation; interfaces, neighbours and links with first
+  and last seen; and an event for each change worth telling (device new / missing / returned,
+  serial changed, interface up / down, neighbour changed, link new).
+
+A crash between the two, or inside ``reconcile``, leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Engine, or_
+from sqlmodel import Session, select
+
+from infra_mgr.common import utcnow
+from infra_mgr.events.service import record
+from infra_mgr.inventory.credentials import reveal
+from infra_mgr.inventory.models import Credential, Device, DeviceStatus, Interface, Link, Prefix, Site
+from infra_mgr.network.models import DevicePoll, DiscoveryTarget, Neighbor, PollStatus, TargetRole
+from infra_mgr.network.snmp.facts import PollProblem, ProbeResult, SnmpTarget
+
+ProbeFn = Callable[[SnmpTarget], Awaitable[ProbeResult]]
+AliveFn = Callable[[str, int, float], Awaitable[bool]]
+Progress = Callable[[str, int, int], None]  # (address, done, total)
+
+MAX_RANGE_HOSTS = 4096
+_NO_ANSWER = {"timeout", "auth"}
+_HOSTNAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+# --------------------------------------------------------------------------- crawl (I/O only)
+
+
+@dataclass(frozen=True)
+class CredentialOption:
+    """One credential to try, as a target template (address filled per device)."""
+
+    credential_id: int | None
+    template: SnmpTarget
+    label: str = ""
+
+
+@dataclass
+class Answer:
+    address: str
+    credential_id: int | None
+    result: ProbeResult
+
+
+@dataclass
+class NoAnswer:
+    address: str
+    reason: str  # "unreachable" | "wrong_credentials"
+    name_hint: str | None = None  # a name neighbours gave it, if any
+    problems: list[PollProblem] = field(default_factory=list)
+
+
+@dataclass
+class CrawlResult:
+    answers: list[Answer] = field(default_factory=list)
+    no_answer: list[NoAnswer] = field(default_factory=list)
+    outside_allow: dict[str, str] = field(default_factory=dict)  # address -> name neighbours gave it
+
+
+def _hosts(cidr: str) -> list[str]:
+    net = ipaddress.ip_network(cidr, strict=False)
+    if net.num_addresses == 1:
+        return [str(net.network_address)]
+    if net.num_addresses > MAX_RANGE_HOSTS + 2:
+        raise ValueError(f"{cidr}: range larger than {MAX_RANGE_HOSTS} hosts; split it")
+    return [str(h) for h in net.hosts()]
+
+
+def _answered(result: ProbeResult) -> bool:
+    if not result.reachable:
+        return False
+    f = result.facts
+    return bool(f.sys_object_id or f.sys_name or f.sys_descr)
+
+
+class Crawler:
+    """Breadth-first crawl; each wave probes its addresses concurrently (bounded)."""
+
+    def __init__(self, probe: ProbeFn, credentials: Sequence[CredentialOption], allow: Iterable[str],
+                 concurrency: int = 64, alive: AliveFn | None = None, progress: Progress | None = None) -> None:
+        if not credentials:
+            raise ValueError("no SNMP credential to try")
+        self.probe = probe
+        self.credentials = list(credentials)
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.sem = asyncio.Semaphore(concurrency)
+        self.alive = alive
+        self.progress = progress
+        self.names: dict[str, str] = {}  # address -> sysName a neighbour reported for it
+
+    def allowed(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip.version == n.version and ip in n for n in self.allow)
+
+    async def _try(self, address: str, preferred: int | None) -> Answer | NoAnswer:
+        order = sorted(self.credentials, key=lambda c: c.credential_id != preferred) if preferred else self.credentials
+        problems: list[PollProblem] = []
+        async with self.sem:
+            for cred in order:
+                result = await self.probe(replace(cred.template, address=address))
+                if _answered(result):
+                    return Answer(address, cred.credential_id, result)
+                problems.extend(result.errors)
+                if not any(p.kind in _NO_ANSWER for p in result.errors) and result.reachable:
+                    # It answered but with nothing useful: another credential will not help.
+                    return Answer(address, cred.credential_id, result)
+            port = self.credentials[0].template.port
+            timeout = self.credentials[0].template.timeout_s
+            alive = await self.alive(address, port, timeout) if self.alive else False
+        return NoAnswer(address, "wrong_credentials" if alive else "unreachable", self.names.get(address), problems)
+
+    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None) -> CrawlResult:
+        preferred = preferred or {}
+        out = CrawlResult()
+        seen: set[str] = set()
+        wave = [a for a in dict.fromkeys(seeds)]
+        seen.update(wave)
+        done = 0
+        while wave:
+            total = len(seen)
+            results = await asyncio.gather(*(self._try(a, preferred.get(a)) for a in wave))
+            nxt: list[str] = []
+            for res in results:
+                done += 1
+                if self.progress:
+                    self.progress(res.address, done, total)
+                if isinstance(res, NoAnswer):
+                    out.no_answer.append(res)
+                    continue
+                out.answers.append(res)
+                for n in res.result.neighbors:
+                    addr = n.remote_address
+                    if not addr:
+                        continue
+                    if n.remote_system_name:
+                        self.names.setdefault(addr, n.remote_system_name)
+                    if addr in seen:
+                        continue
+                    if not self.allowed(addr):
+                        out.outside_allow.setdefault(addr, n.remote_system_name or "")
+                        continue
+                    seen.add(addr)
+                    nxt.append(addr)
+            wave = nxt
+        for na in out.no_answer:
+            na.name_hint = na.name_hint or self.names.get(na.address)
+        return out
+
+
+# --------------------------------------------------------------------------- reconcile (database only)
+
+
+@dataclass
+class Unanswered:
+    address: str
+    name: str | None
+    reason: str
+
+
+@dataclass
+class DiscoveryReport:
+    found: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unanswered: list[Unanswered] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)
+    outside_allow: list[str] = field(default_factory=list)
+    links_total: int = 0
+    links_new: int = 0
+    events: int = 0
+    problems: list[PollProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "found": len(self.found), "new": self.new, "missing": self.missing,
+            "unreachable": [u.__dict__ for u in self.unanswered if u.reason == "unreachable"],
+            "wrong_credentials": [u.__dict__ for u in self.unanswered if u.reason == "wrong_credentials"],
+            "unplaced": self.unplaced, "outside_allow_list": self.outside_allow,
+            "links": self.links_total, "links_new": self.links_new, "events": self.events,
+            "problems": [p.__dict__ for p in self.problems], "seconds": round(self.seconds, 2),
+        }
+
+
+def _hostname(name: str | None, address: str) -> str:
+    base = _HOSTNAME_BAD.sub("-", (name or "").strip()).strip("-.")
+    return base[:253] or "dev-" + address.replace(":", "-").replace(".", "-")
+
+
+def _short(name: str) -> str:
+    return name.split(".")[0].lower()
+
+
+class _Placer:
+    """Site of a device: most specific prefix holding its address, else a site named in sysLocation."""
+
+    def __init__(self, session: Session) -> None:
+        self.sites = list(session.exec(select(Site)).all())
+        self.nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]] = []
+        for p in session.exec(select(Prefix).where(Prefix.site_id.is_not(None))).all():  # type: ignore[union-attr]
+            self.nets.append((ipaddress.ip_network(p.prefix), p.site_id or 0))
+        self.nets.sort(key=lambda t: t[0].prefixlen, reverse=True)
+
+    def place(self, addresses: Iterable[str], location: str | None) -> int | None:
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            for net, site_id in self.nets:
+                if ip.version == net.version and ip in net:
+                    return site_id
+        if location:
+            loc = location.casefold()
+            best: tuple[int, int] | None = None
+            for s in self.sites:
+                for text in (s.name_ar, s.name_en, s.code):
+                    if text and text.casefold() in loc and (best is None or len(text) > best[0]):
+                        best = (len(text), s.id or 0)
+            if best:
+                return best[1]
+        return None
+
+
+def _identity_groups(answers: list[Answer]) -> list[list[Answer]]:
+    """Answers that are the same box (shared chassis id, serial or sysName) grouped together."""
+    parent = list(range(len(answers)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for i, a in enumerate(answers):
+        f = a.result.facts
+        for key in (("chassis", (f.chassis_id or "").lower()), ("serial", (f.serial or "").strip()),
+                    ("name", _short(f.sys_name or ""))):
+            if not key[1]:
+                continue
+            if key in owner:
+                parent[find(i)] = find(owner[key])
+            else:
+                owner[key] = i
+    groups: dict[int, list[Answer]] = {}
+    for i, a in enumerate(answers):
+        groups.setdefault(find(i), []).append(a)
+    return list(groups.values())
+
+
+def _find_device(session: Session, group: list[Answer]) -> Device | None:
+    f = group[0].result.facts
+    addresses = [a.address for a in group]
+    if f.chassis_id:
+        row = session.exec(select(Device).join(DevicePoll, DevicePoll.device_id == Device.id)
+                           .where(DevicePoll.chassis_id == f.chassis_id.lower())).first()
+        if row:
+            return row
+    conds = [Device.management_address.in_(addresses)]  # type: ignore[union-attr]
+    if f.serial:
+        conds.append(Device.serial == f.serial)
+    if f.sys_name:
+        conds.append(Device.hostname == _hostname(f.sys_name, addresses[0]))
+    return session.exec(select(Device).where(or_(*conds))).first()
+
+
+class Reconciler:
+    def __init__(self, session: Session, report: DiscoveryReport, default_site_id: int | None) -> None:
+        self.s = session
+        self.r = report
+        self.default_site_id = default_site_id
+        self.now = utcnow()
+        self.placer = _Placer(session)
+
+    def event(self, kind: str, message: str, severity: str = "info", device: Device | None = None,
+              data: dict[str, Any] | None = None) -> None:
+        record(self.s, kind, message, severity=severity, device_id=device.id if device else None,
+               site_id=device.site_id if device else None, data=data)
+        self.r.events += 1
+
+    def device(self, group: list[Answer]) -> Device | None:
+        best = group[0]
+        f = best.result.facts
+        addresses = [a.address for a in group]
+        dev = _find_device(self.s, group)
+        site_id = self.placer.place(addresses, f.location) or (dev.site_id if dev else None) or self.default_site_id
+        hostname = _hostname(f.sys_name, best.address)
+        if site_id is None:
+            self.r.unplaced.append(hostname)
+            return None
+        values = {"vendor": f.vendor or "", "platform": f.platform or "", "model": f.model or "",
+                  "os_version": f.os_version or ""}
+        if dev is None:
+            clash = self.s.exec(select(Device).where(Device.hostname == hostname)).first()
+            if clash is not None:
+                hostname = f"{hostname}-{best.address}"
+            dev = Device(site_id=site_id, hostname=hostname, management_address=best.address,
+                         serial=f.serial or "", status=DeviceStatus.active.value, first_seen=self.now,
+                         last_seen=self.now, **values)
+            taken = self.s.exec(select(Device).where(Device.management_address == best.address)).first()
+            if taken is not None:
+                dev.management_address = None
+            self.s.add(dev)
+            self.s.flush()
+            self.r.new.append(dev.hostname)
+            self.event("device.new", f"new device {dev.hostname} at {best.address}", device=dev,
+                       data={"address": best.address, "vendor": dev.vendor, "platform": dev.platform})
+        else:
+            if f.serial and dev.serial and f.serial != dev.serial:
+                self.event("device.serial_changed", f"{dev.hostname}: serial {dev.serial} → {f.serial}",
+                           "warning", dev, {"before": dev.serial, "after": f.serial})
+            if dev.status == DeviceStatus.missing.value:
+                self.event("device.returned", f"{dev.hostname} answers again", device=dev)
+            for key, value in values.items():
+                if value and getattr(dev, key) != value:
+                    setattr(dev, key, value)
+            if f.serial:
+                dev.serial = f.serial
+            if dev.management_address is None:
+                dev.management_address = best.address
+            if dev.site_id != site_id and self.placer.place(addresses, f.location) is not None:
+                dev.site_id = site_id
+            dev.status = DeviceStatus.active.value
+            dev.first_seen = dev.first_seen or self.now
+            dev.last_seen = self.now
+        poll = self.s.get(DevicePoll, dev.id) or DevicePoll(device_id=dev.id or 0)
+        poll.address = best.address
+        poll.credential_id = best.credential_id
+        poll.sys_object_id = f.sys_object_id or ""
+        poll.chassis_id = (f.chassis_id or "").lower()
+        poll.location = (f.location or "")[:255]
+        poll.uptime_s = f.uptime_s
+        poll.status = PollStatus.ok.value
+        poll.message = "; ".join(f"{p.operation}: {p.message}" for p in best.result.errors)[:500]
+        poll.last_polled = poll.last_ok = self.now
+        self.s.add(poll)
+        self.r.found.append(dev.hostname)
+        self.r.problems.extend(best.result.errors)
+        self.interfaces(dev, best.result, existed=dev.hostname not in self.r.new)
+        self.neighbors(dev, best.result, existed=dev.hostname not in self.r.new)
+        return dev
+
+    def interfaces(self, dev: Device, result: ProbeResult, existed: bool) -> None:
+        current = {i.name: i for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
+        seen: set[str] = set()
+        for fi in result.interfaces:
+            name = (fi.name or fi.descr or f"if{fi.index}")[:128]
+            if name in seen:
+                name = f"{name} ({fi.index})"
+            seen.add(name)
+            values = {"if_index": fi.index, "description": (fi.descr or "")[:255], "alias": (fi.alias or "")[:255],
+                      "type": (fi.type or "")[:64], "speed_bps": fi.speed_bps, "mtu": fi.mtu, "mac": fi.mac,
+                      "admin_status": fi.admin_status or "unknown", "oper_status": fi.oper_status or "unknown"}
+            row = current.get(name)
+            if row is None:
+                self.s.add(Interface(device_id=dev.id or 0, name=name, **values))
+                continue
+            before = row.oper_status
+            for key, value in values.items():
+                if getattr(row, key) != value:
+                    setattr(row, key, value)
+            if existed and before != row.oper_status and {before, row.oper_status} & {"up"}:
+                kind = "interface.up" if row.oper_status == "up" else "interface.down"
+                sev = "info" if kind == "interface.up" else ("warning" if row.admin_status == "up" else "info")
+                self.event(kind, f"{dev.hostname} {name} {before} → {row.oper_status}", sev, dev,
+                           {"interface": name, "if_index": fi.index, "alias": row.alias,
+                            "before": before, "after": row.oper_status})
+        if result.interfaces:
+            for name, row in current.items():
+                if name not in seen:
+                    self.s.delete(row)
+        self.s.flush()
+
+    def neighbors(self, dev: Device, result: ProbeResult, existed: bool) -> None:
+        rows = {(n.protocol, n.local_interface, n.remote_chassis_id, n.remote_port): n
+                for n in self.s.exec(select(Neighbor).where(Neighbor.device_id == dev.id)).all()}
+        if_ids = {i.name: i.id for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
+        seen = set()
+        for n in result.neighbors:
+            key = (n.protocol, (n.local_interface or "")[:128], (n.remote_chassis_id or "").lower()[:64],
+                   (n.remote_port or "")[:128])
+            if key in seen:
+                continue
+            seen.add(key)
+            row = rows.get(key)
+            if row is None:
+                row = Neighbor(device_id=dev.id or 0, protocol=key[0], local_interface=key[1], remote_chassis_id=key[2],
+                               remote_port=key[3], first_seen=self.now)
+                if existed:
+                    self.event("neighbor.changed", f"{dev.hostname} {key[1]}: new {n.protocol} neighbour "
+                               f"{n.remote_system_name or key[2]} {key[3]}", device=dev,
+                               data={"interface": key[1], "remote": n.remote_system_name, "port": key[3]})
+            row.interface_id = if_ids.get(key[1])
+            row.remote_system_name = (n.remote_system_name or "")[:255]
+            row.remote_address = (n.remote_address or "")[:45]
+            row.remote_platform = (n.remote_platform or "")[:255]
+            row.last_seen = self.now
+            self.s.add(row)
+        for key, row in rows.items():
+            if key not in seen:
+                self.event("neighbor.changed", f"{dev.hostname} {key[1]}: {row.protocol} neighbour "
+                           f"{row.remote_system_name or key[2]} gone", "warning", dev,
+                           {"interface": key[1], "remote": row.remote_system_name, "port": key[3], "gone": True})
+                self.s.delete(row)
+        self.s.flush()
+
+    def links(self, device_ids: set[int]) -> None:
+        """Turn neighbour rows into inventory links between known interfaces of known devices."""
+        polls = {p.chassis_id: p.device_id for p in self.s.exec(select(DevicePoll)).all() if p.chassis_id}
+        devices = self.s.exec(select(Device)).all()
+        by_name = {_short(d.hostname): d.id for d in devices}
+        by_addr = {d.management_address: d.id for d in devices if d.management_address}
+        ifaces: dict[int, list[Interface]] = {}
+        for i in self.s.exec(select(Interface).where(Interface.device_id.in_(list(device_ids)))).all():  # type: ignore[attr-defined]
+            ifaces.setdefault(i.device_id, []).append(i)
+        remote_cache: dict[int, list[Interface]] = {}
+        existing = {(lk.a_interface_id, lk.b_interface_id): lk for lk in self.s.exec(select(Link)).all()}
+        for n in self.s.exec(select(Neighbor).where(Neighbor.device_id.in_(list(device_ids)))).all():  # type: ignore[attr-defined]
+            rid = polls.get(n.remote_chassis_id) or by_name.get(_short(n.remote_system_name)) \
+                or by_addr.get(n.remote_address)
+            n.remote_device_id = rid
+            if rid is None or n.interface_id is None:
+                continue
+            if rid not in remote_cache:
+                remote_cache[rid] = ifaces.get(rid) or list(
+                    self.s.exec(select(Interface).where(Interface.device_id == rid)).all())
+            port = n.remote_port.lower()
+            match = next((i for i in remote_cache[rid] if i.name.lower() == port), None) or next(
+                (i for i in remote_cache[rid] if port and port in ((i.description or "").lower(),
+                                                                    (i.alias or "").lower(), i.mac or "")), None)
+            if match is None or match.id == n.interface_id:
+                continue
+            a, b = sorted((n.interface_id, match.id or 0))
+            link = existing.get((a, b))
+            if link is None:
+                link = Link(a_interface_id=a, b_interface_id=b, source=n.protocol, first_seen=self.now,
+                            last_seen=self.now)
+                self.s.add(link)
+                existing[(a, b)] = link
+                self.r.links_new += 1
+            else:
+                link.last_seen = self.now
+        self.s.flush()
+        self.r.links_total = len({k for k, lk in existing.items() if lk.last_seen == self.now})
+
+    def missing(self, found_ids: set[int], scope_site_ids: set[int] | None, unanswered: list[NoAnswer]) -> None:
+        by_addr = {na.address: na for na in unanswered}
+        stmt = select(Device, DevicePoll).join(DevicePoll, DevicePoll.device_id == Device.id)
+        for dev, poll in self.s.exec(stmt).all():
+            if dev.id in found_ids or (scope_site_ids is not None and dev.site_id not in scope_site_ids):
+                continue
+            na = by_addr.get(poll.address)
+            poll.last_polled = self.now
+            poll.status = (PollStatus.auth if na and na.reason == "wrong_credentials" else PollStatus.timeout).value
+            poll.message = "no answer to any credential" if na else "not found by this discovery"
+            self.s.add(poll)
+            if dev.status != DeviceStatus.missing.value:
+                dev.status = DeviceStatus.missing.value
+                self.s.add(dev)
+                self.r.missing.append(dev.hostname)
+                self.event("device.missing", f"{dev.hostname} did not answer discovery", "warning", dev,
+                           {"address": poll.address})
+
+
+def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None = None,
+              scope_site_ids: set[int] | None = None, actor: str = "discovery") -> DiscoveryReport:
+    """Fold a crawl into the source of truth in one transaction."""
+    report = DiscoveryReport()
+    with Session(engine, expire_on_commit=False) as session:
+        session.info["actor"] = actor
+        rec = Reconciler(session, report, default_site_id)
+        found_ids: set[int] = set()
+        for group in _identity_groups(crawl.answers):
+            dev = rec.device(group)
+            if dev is not None and dev.id is not None:
+                found_ids.add(dev.id)
+        rec.links(found_ids)
+        rec.missing(found_ids, scope_site_ids, crawl.no_answer)
+        known = {d.management_address: d.hostname for d in session.exec(select(Device)).all()
+                 if d.management_address}
+        for na in crawl.no_answer:
+            report.unanswered.append(Unanswered(na.address, known.get(na.address) or na.name_hint, na.reason))
+        report.outside_allow = sorted(crawl.outside_allow)
+        session.commit()
+    return report
+
+
+# --------------------------------------------------------------------------- the whole job
+
+
+def credential_options(session: Session, master: bytes, timeout_s: float = 1.0, retries: int = 1
+                       ) -> list[CredentialOption]:
+    """SNMP credentials in the order to try them: ``params.priority`` (low first), then id."""
+    creds = session.exec(select(Credential).where(Credential.kind.in_(["snmp_v2c", "snmp_v3"]))).all()  # type: ignore[attr-defined]
+    creds = sorted(creds, key=lambda c: (int(c.params.get("priority", 100)), c.id or 0))
+    out = []
+    for c in creds:
+        s = reveal(session, master, c.id or 0)
+        port = int(s.get("port") or 161)
+        if c.kind == "snmp_v2c":
+            t = SnmpTarget(address="", port=port, version="2c", community=s.get("community", ""),
+                           timeout_s=timeout_s, retries=retries)
+        else:
+            t = SnmpTarget(address="", port=port, version="3", user=c.username, auth_proto=s.get("auth_proto"),
+                           auth_key=s.get("auth_key", ""), priv_proto=s.get("priv_proto"),
+                           priv_key=s.get("priv_key", ""), timeout_s=timeout_s, retries=retries)
+        out.append(CredentialOption(c.id, t, c.name))
+    return out
+
+
+@dataclass
+class Scope:
+    seeds: list[str]
+    allow: list[str]
+    site_ids: set[int] | None
+    default_site_id: int | None
+
+
+def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str] = ()) -> Scope:
+    """Seeds and allow-list of one site (``site_code``) or of every site (``None``)."""
+    from infra_mgr.errors import Invalid, NotFound
+
+    site: Site | None = None
+    stmt = select(DiscoveryTarget)
+    if site_code:
+        site = session.exec(select(Site).where(Site.code == site_code)).first()
+        if site is None:
+            raise NotFound(f"no site with code {site_code!r}", field="site")
+        stmt = stmt.where(DiscoveryTarget.site_id == site.id)
+    targets = session.exec(stmt).all()
+    seeds: list[str] = []
+    allow: list[str] = []
+    for t in targets:
+        if t.role == TargetRole.seed.value:
+            seeds.extend(_hosts(t.cidr))
+        allow.append(t.cidr)
+    if site_code is None:  # allow-list entries that belong to no site apply everywhere
+        pass
+    else:
+        allow.extend(t.cidr for t in session.exec(select(DiscoveryTarget).where(
+            DiscoveryTarget.site_id.is_(None), DiscoveryTarget.role == TargetRole.allow.value)).all())  # type: ignore[union-attr]
+    for s in extra_seeds:
+        try:
+            seeds.extend(_hosts(s))
+        except ValueError as exc:
+            raise Invalid(str(exc), field="seed") from exc
+        allow.append(s)
+    if not seeds:
+        raise Invalid("nothing to discover: add seed targets (or pass a seed address)", field="seed")
+    return Scope(seeds=list(dict.fromkeys(seeds)), allow=allow,
+                 site_ids={site.id or 0} if site else None, default_site_id=site.id if site else None)
+
+
+async def discover(engine: Engine, master: bytes, *, site_code: str | None = None, seeds: Sequence[str] = (),
+                   probe: ProbeFn | None = None, alive: AliveFn | None = None, concurrency: int = 64,
+                   timeout_s: float = 1.0, retries: int = 1, progress: Progress | None = None,
+                   actor: str = "discovery") -> DiscoveryReport:
+    """Crawl and reconcile one site (or all): the job behind ``infra-mgr discover`` and the API."""
+    import time
+
+    from infra_mgr.errors import Invalid
+
+    started = time.perf_counter()
+    if probe is None:
+        from infra_mgr.network.snmp.getters import probe as snmp_probe
+
+        probe = snmp_probe
+    if alive is None:
+        from infra_mgr.network.snmp.liveness import agent_alive
+
+        alive = agent_alive
+    with Session(engine) as session:
+        scope = scope_for(session, site_code, seeds)
+        options = credential_options(session, master, timeout_s, retries)
+        preferred = {p.address: p.credential_id for p in session.exec(select(DevicePoll)).all()
+                     if p.credential_id is not None}
+    if not options:
+        raise Invalid("no SNMP credential stored: add one (kind snmp_v2c or snmp_v3)", field="credentials")
+    crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress)
+    crawl = await crawler.run(scope.seeds, preferred)  # type: ignore[arg-type]
+    report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
+                                     scope_site_ids=scope.site_ids, actor=actor)
+    report.seconds = time.perf_counter() - started
+    return report
