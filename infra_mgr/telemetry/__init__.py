@@ -1,0 +1,1 @@
+"""Time series for any domain: raw samples, min/avg/max roll-ups, retention (power first)."""
