@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Device, Interface, Link, Prefix, Site
-from infra_mgr.network.discovery import Answer, CrawlResult, Crawler, CredentialOption, NoAnswer, reconcile
+from infra_mgr.network.discovery import Answer, Crawler, CrawlResult, CredentialOption, NoAnswer, reconcile
 from infra_mgr.network.models import DevicePoll, Neighbor
 from infra_mgr.network.snmp.facts import DeviceFacts, InterfaceFacts, NeighborFacts, ProbeResult, SnmpTarget
 
