@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     page_size_default: int = 100
     page_size_max: int = 1000
+    power_poller: bool = Field(default=True, description="Poll power devices in the serving process")
 
     @classmethod
     def settings_customise_sources(

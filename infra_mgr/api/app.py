@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -116,10 +119,31 @@ def _install_metrics(app: FastAPI, engine: Engine) -> None:
         return JSONResponse({"status": "ok", "version": __version__, "database": engine.dialect.name})
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work of a serving process: the power poller (live dashboards read its hub)."""
+    settings: Settings = app.state.settings
+    tasks: list[asyncio.Task[None]] = []
+    poller = None
+    if settings.power_poller:
+        from infra_mgr.power.poller import LiveHub, PowerPoller
+
+        app.state.power_hub = LiveHub()
+        poller = PowerPoller(app.state.engine, app.state.master_key, hub=app.state.power_hub)
+        tasks.append(asyncio.create_task(poller.run()))
+    try:
+        yield
+    finally:
+        if poller is not None:
+            poller.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or get_engine(settings)
     app = FastAPI(
+        lifespan=_lifespan,
         title="infra-mgr",
         version=__version__,
         description="Source of truth, discovery, power and private-cloud management for a city's IT estate.",
@@ -135,9 +159,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from infra_mgr.events.api import router as events_router
     from infra_mgr.inventory.api import router as inventory_router
     from infra_mgr.network.api import router as network_router
+    from infra_mgr.power.api import router as power_router
     from infra_mgr.web.routes import mount_web
 
-    for router in (auth_router, inventory_router, network_router, events_router):
+    for router in (auth_router, inventory_router, network_router, power_router, events_router):
         app.include_router(router, prefix=API)
     mount_web(app)
 

@@ -30,6 +30,7 @@ class Perm(StrEnum):
     audit_read = "audit.read"
     import_write = "import.write"
     discovery_run = "discovery.run"
+    power_write = "power.write"
 
 
 PERM_DOC: dict[Perm, str] = {
@@ -45,6 +46,7 @@ PERM_DOC: dict[Perm, str] = {
     Perm.audit_read: "read the audit log of every mutation",
     Perm.import_write: "bulk import sites and prefixes",
     Perm.discovery_run: "manage discovery targets and run a discovery",
+    Perm.power_write: "configure power devices, the power chain and fuel tanks",
 }
 
 _ALL = frozenset(Perm)
@@ -58,7 +60,7 @@ MATRIX: dict[Role, frozenset[Perm]] = {
     Role.sysadmin: frozenset({
         Perm.inventory_read, Perm.ipam_write, Perm.credentials_read, Perm.events_write, Perm.tokens_own,
     }),
-    Role.facilities: frozenset({Perm.inventory_read, Perm.events_write, Perm.tokens_own}),
+    Role.facilities: frozenset({Perm.inventory_read, Perm.events_write, Perm.tokens_own, Perm.power_write}),
     Role.viewer: frozenset({Perm.inventory_read, Perm.tokens_own}),
 }
 

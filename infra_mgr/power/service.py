@@ -60,7 +60,9 @@ class PowerService:
 
     # ------------------------------------------------------------------ readings
 
-    def apply(self, device_id: int, reading: PowerReadings, now: dt.datetime | None = None) -> Applied:
+    def apply(self, device_id: int, reading: PowerReadings, now: dt.datetime | None = None, store: bool = True
+              ) -> Applied:
+        """Fold one reading in; ``store=False`` leaves the samples to the caller (the poller batches them)."""
         now = now or utcnow()
         with Session(self.engine, expire_on_commit=False) as s:
             dev = s.get(PowerDevice, device_id)
@@ -87,7 +89,8 @@ class PowerService:
             result.outage_id = self._track_outage(s, dev, after, result.events, now)
             s.commit()
             result.state, result.flags, result.readings = dev.state, list(dev.flags), dict(dev.readings)
-        self._store(device_id, reading.readings, now)
+        if store:
+            self.store.write(self.samples(device_id, reading.readings, now))
         return result
 
     def _lost(self, s: Session, dev: PowerDevice, reading: PowerReadings, now: dt.datetime, result: Applied
@@ -112,13 +115,11 @@ class PowerService:
         result.events.append({"kind": t.kind, "severity": t.severity, "message": t.message,
                               "time": now.isoformat(), "device": dev.name})
 
-    def _store(self, device_id: int, readings: dict[str, Any], now: dt.datetime) -> None:
+    def samples(self, device_id: int, readings: dict[str, Any], now: dt.datetime) -> list[tuple[int, int, float]]:
+        """Telemetry samples (series id, ms, value) of the numeric readings."""
         ts = int(now.timestamp() * 1000)
-        samples = []
-        for name, value in _numeric(readings).items():
-            unit = CANONICAL.get(name, ("", ""))[0]
-            samples.append((self.store.series_id("power_device", device_id, name, unit), ts, value))
-        self.store.write(samples)
+        return [(self.store.series_id("power_device", device_id, name, CANONICAL.get(name, ("", ""))[0]), ts, value)
+                for name, value in _numeric(readings).items()]
 
     # ------------------------------------------------------------------ outages
 
