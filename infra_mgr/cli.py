@@ -314,15 +314,19 @@ def docs_permissions() -> None:
     sys.stdout.write(matrix_markdown())
 
 
-def _mount_lab() -> None:
+def _mount_domains() -> None:
+    """Each domain owns its commands; the lab is an optional extra and may be absent."""
+    from infra_mgr.network.traps_cli import traps_app
+
+    app.add_typer(traps_app, name="traps", help="Receive SNMP traps and informs into the event log.")
     try:
         from infra_mgr.lab.cli import lab_app
-    except ImportError:  # the lab is an optional extra
+    except ImportError:
         return
     app.add_typer(lab_app, name="lab", help="The simulated city: real peer programs on loopback.")
 
 
-_mount_lab()
+_mount_domains()
 
 
 def main() -> None:
