@@ -314,6 +314,16 @@ def docs_permissions() -> None:
     sys.stdout.write(matrix_markdown())
 
 
+@docs_app.command("readings")
+def docs_readings() -> None:
+    """Print the canonical power reading names as Markdown (the table in docs/power.md)."""
+    from infra_mgr.power.readings import CANONICAL
+
+    lines = ["| name | unit | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {unit} | {meaning} |" for name, (unit, meaning) in CANONICAL.items()]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _mount_domains() -> None:
     """Each domain owns its commands; the lab is an optional extra and may be absent."""
     from infra_mgr.network.traps_cli import traps_app
