@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -52,6 +52,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("alerts", "/alerts"),
 )
 SITE_DEVICES_SHOWN = 200
+DEVICE_EVENTS_SHOWN = 20
 LANG_COOKIE_AGE_S = 365 * 24 * 3600
 # Our pages load only our own files; Bootstrap's CSS embeds its small icons as data: URIs.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -62,6 +63,11 @@ _ERROR_KEYS: dict[int, tuple[str, str]] = {
     403: ("error.forbidden_title", "error.forbidden"),
     404: ("error.not_found_title", "error.not_found"),
 }
+# Badge colours of the health states (queries.STATES), interface and poll statuses.
+_STATE_BADGE = {"ok": "success", "degraded": "warning", "down": "danger", "never": "secondary"}
+_IF_BADGE = {"up": "success", "down": "danger", "lowerLayerDown": "danger", "testing": "warning", "dormant": "info"}
+_POLL_BADGE = {"ok": "success", "timeout": "danger", "auth": "danger", "error": "warning", "never": "secondary"}
+_SPEED_UNITS = (("tbps", 10**12), ("gbps", 10**9), ("mbps", 10**6), ("kbps", 10**3))
 _BADGE = {
     "active": "success", "planned": "info", "offline": "warning", "missing": "danger",
     "decommissioned": "secondary", "info": "secondary", "warning": "warning", "critical": "danger",
@@ -74,6 +80,7 @@ class WebState:
 
     templates: Jinja2Templates
     bootstrap: bool
+    graph: bool = False  # cytoscape (the topology graph's library) is installed
 
 
 class LoginRequired(Exception):
@@ -148,6 +155,22 @@ def _isolate(text: str) -> str:
 
 def _fmt_time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def _speed(bps: int | None) -> tuple[str, str] | None:
+    """ifSpeed/ifHighSpeed in bits per second as (unit key, number) for ``t('speed.<unit>', n=...)``:
+    1000000000 → ("gbps", "1"), 2048000 → ("mbps", "2.048") (an E1 keeps its real rate)."""
+    if bps is None or bps <= 0:
+        return None
+    for unit, scale in _SPEED_UNITS:
+        if bps >= scale:
+            return unit, f"{bps / scale:.3f}".rstrip("0").rstrip(".")
+    return "bps", str(bps)
+
+
+def _if_badge(admin: str, oper: str) -> str:
+    """An interface shut on purpose (admin down) is grey, not an alarm; otherwise colour by oper status."""
+    return "secondary" if admin == "down" else _IF_BADGE.get(oper, "secondary")
 
 
 def _current_principal(request: Request, session: Session) -> Principal | None:
@@ -354,6 +377,78 @@ def network(request: Request, session: DbSession, user: Principal = User_,
     rows, info = queries.devices(session, q_v, site_obj.id if site_obj else None, queries.parse_page(page))
     return render(request, "network.html", {
         "rows": rows, "info": info, "q": q_v, "site": site_obj, "filtered": bool(q_v or site_obj),
+        "link_total": queries.link_count(session), "states": queries.STATES, "state_badge": _STATE_BADGE,
+        "graph": _state(request).graph, "topology_strings": _topology_strings(Translator(pick_lang(request))),
+    }, section="network", user=user)
+
+
+# Why a device has its state (queries.device_state); each has a "reason.<name>" string.
+_REASONS = ("ok", "missing", "offline", "poll_timeout", "poll_auth", "poll_error", "never_polled", "link_down")
+
+
+def _topology_strings(t: Translator) -> dict[str, str]:
+    """The UI strings topology.js needs, handed over in a JSON data block (the CSP forbids inline
+    scripts, and a data block is never executed)."""
+    keys = [f"state.{s}" for s in queries.STATES] + [f"reason.{r}" for r in _REASONS] + [
+        "network.graph_failed", "network.no_graph_lib", "network.truncated", "network.topology_ready",
+        "network.link_hover", "kind.branch", "kind.hq", "kind.datacenter",
+        "link.up", "link.down", "link.unknown",
+    ]
+    return {key: t(key) for key in keys}
+
+
+def _topology_payload(topo: queries.Topology, lang: str) -> dict[str, Any]:
+    """The graph as JSON for topology.js: cytoscape-shaped nodes (sites are compound parents of
+    their devices) and edges, with states precomputed here so the legend, the list fallback and
+    the tests all read the same answer."""
+    def name(s: queries.TopoSite) -> str:
+        return (s.name_ar or s.name_en) if lang == "ar" else (s.name_en or s.name_ar)
+
+    code_of = {s.id: s.code for s in topo.sites}
+    nodes: list[dict[str, Any]] = [
+        {"id": f"site:{s.code}", "kind": "site", "label": name(s), "site": s.code, "site_kind": s.kind,
+         "central": s.kind in queries.CENTRAL_KINDS, "state": s.state, "states": s.states,
+         "url": f"/sites/{quote(s.code, safe='')}"}
+        for s in topo.sites
+    ]
+    nodes += [
+        {"id": f"device:{d.id}", "kind": "device", "device_id": d.id, "label": d.hostname,
+         "site": code_of.get(d.site_id, ""),
+         **({"parent": f"site:{code_of[d.site_id]}"} if d.site_id in code_of else {}),
+         "role": d.role, "status": d.status, "poll_status": d.poll_status or "never", "state": d.state,
+         "reason": d.reason, "url": f"/devices/{d.id}"}
+        for d in topo.devices
+    ]
+    edges = [
+        {"id": f"link:{lk.id}", "source": f"device:{lk.a_device_id}", "target": f"device:{lk.b_device_id}",
+         "a_interface": lk.a_interface, "b_interface": lk.b_interface, "a_oper": lk.a_oper, "b_oper": lk.b_oper,
+         "link_source": lk.source, "state": lk.state}
+        for lk in topo.links
+    ]
+    return {"lang": lang, "truncated": topo.truncated, "nodes": nodes, "edges": edges,
+            "counts": {"sites": len(topo.sites), "devices": len(topo.devices), "links": len(topo.links)}}
+
+
+@router.get("/network/topology.json")
+def network_topology(request: Request, session: DbSession) -> Response:
+    """The city graph for the network page's script. Read-only and session-authenticated like the
+    pages, but a missing login is a JSON 401 (a script cannot follow a redirect to a form)."""
+    if _current_principal(request, session) is None:
+        return JSONResponse({"detail": "login required"}, status_code=401, headers={"Cache-Control": "no-store"})
+    payload = _topology_payload(queries.topology(session), pick_lang(request))
+    return JSONResponse(payload, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/devices/{device_id}")
+def device_page(request: Request, device_id: str, session: DbSession, user: Principal = User_) -> Response:
+    device = queries.device_by_id(session, device_id)
+    if device is None:
+        return error_page(request, 404, "error.not_found_title", "error.device_not_found", section="network",
+                          id=_isolate(device_id[:32]))
+    detail = queries.device_detail(session, device, events_limit=DEVICE_EVENTS_SHOWN)
+    return render(request, "device.html", {
+        "device": device, **detail, "speed": _speed, "if_badge": _if_badge, "state_badge": _STATE_BADGE,
+        "poll_badge": lambda v: _POLL_BADGE.get(v, "secondary"),
     }, section="network", user=user)
 
 
@@ -388,11 +483,14 @@ def alerts(request: Request, session: DbSession, user: Principal = User_, page: 
 def mount_web(app: FastAPI) -> None:
     """Add the dashboard's pages and static files to the app (called by ``create_app``)."""
     bootstrap = vendor_dir("bootstrap")
+    graph = vendor_dir("cytoscape")
     templates = Jinja2Templates(directory=str(web_dir("templates")))
-    app.state.web = WebState(templates=templates, bootstrap=bootstrap is not None)
-    # The vendor mount must come before /static, which would otherwise swallow its paths.
+    app.state.web = WebState(templates=templates, bootstrap=bootstrap is not None, graph=graph is not None)
+    # The vendor mounts must come before /static, which would otherwise swallow their paths.
     if bootstrap is not None:
         app.mount("/static/vendor/bootstrap", StaticFiles(directory=bootstrap), name="vendor-bootstrap")
+    if graph is not None:
+        app.mount("/static/vendor/cytoscape", StaticFiles(directory=graph), name="vendor-cytoscape")
     static = web_dir("static")
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")

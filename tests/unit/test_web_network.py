@@ -1,0 +1,242 @@
+"""Network page, topology JSON and device page without a browser.
+
+The colours of the city map are a contract (green, amber, red, grey each mean one thing), so the
+rules are pinned here on a small seeded estate through the JSON the page's script reads; the
+browser test only has to prove that what the JSON says is what gets drawn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from infra_mgr.api.app import create_app
+from infra_mgr.auth.models import UserCreate
+from infra_mgr.auth.service import create_user
+from infra_mgr.config import Settings
+from infra_mgr.db import make_engine, upgrade
+from infra_mgr.events.models import Event
+from infra_mgr.inventory.models import Device, Interface, Link, Site
+from infra_mgr.network.models import DevicePoll, Neighbor
+from infra_mgr.web import queries, routes
+
+PASSWORD = "unit-test-password-2"
+ALIAS_AR = "وصلة إلى المقر الرئيسي"
+LOCATION_AR = "جدة، حي البلد، الطابق الأول"
+
+
+def _link(s: Session, x: Interface, y: Interface, source: str = "lldp") -> None:
+    a, b = sorted((x.id or 0, y.id or 0))
+    s.add(Link(a_interface_id=a, b_interface_id=b, source=source))
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    """HQ green, B07 amber (its uplink is down), B12 red (one device missing, one timing out),
+    DC1 grey (its only device was never polled), B99 planned-only (grey, planned does not count)."""
+    tmp = tmp_path_factory.mktemp("webnet")
+    url = f"sqlite:///{tmp / 'net.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        create_user(s, UserCreate(username="viewer2", password=PASSWORD, role="viewer"))
+        hq = Site(code="JED-HQ", name_en="Headquarters", name_ar="المقر الرئيسي", kind="hq")
+        b07 = Site(code="JED-B07", name_en="Al-Balad branch", name_ar="فرع البلد", kind="branch")
+        b12 = Site(code="JED-B12", name_en="Al-Rawdah branch", name_ar="فرع الروضة", kind="branch")
+        dc = Site(code="JED-DC1", name_en="Data center", kind="datacenter")
+        s.add_all([hq, b07, b12, dc])
+        s.flush()
+
+        def dev(site: Site, name: str, status: str = "active", poll: str | None = "ok", **kw: str) -> Device:
+            d = Device(site_id=site.id or 0, hostname=name, status=status, **kw)
+            s.add(d)
+            s.flush()
+            if poll is not None:
+                s.add(DevicePoll(device_id=d.id or 0, status=poll))
+            return d
+
+        core = dev(hq, "jed-hq-core01", vendor="Juniper", model="EX4650")
+        dist = dev(hq, "jed-hq-dist01")
+        sw07 = dev(b07, "jed-b07-sw01", vendor="Cisco", model="C9200L-24P", management_address="10.64.7.2")
+        sw12 = dev(b12, "jed-b12-sw01", status="missing")
+        rtr12 = dev(b12, "jed-b12-rtr01", poll="timeout")
+        dev(dc, "jed-dc1-stor01", poll=None)
+        dev(dc, "jed-dc1-new01", status="planned", poll=None)
+        s.flush()
+        poll07 = s.get(DevicePoll, sw07.id)
+        assert poll07 is not None
+        poll07.location, poll07.chassis_id = LOCATION_AR, "00:11:22:33:44:07"
+
+        def iface(d: Device, name: str, oper: str = "up", **kw: object) -> Interface:
+            i = Interface(device_id=d.id or 0, name=name, oper_status=oper, **kw)  # type: ignore[arg-type]
+            s.add(i)
+            s.flush()
+            return i
+
+        c1, c2, c3 = iface(core, "xe-0/0/1"), iface(core, "xe-0/0/2"), iface(core, "xe-0/0/3")
+        d1, d2 = iface(dist, "Gi1/0/1"), iface(dist, "Gi1/0/2")
+        up07 = iface(sw07, "Gi1/0/24", "down", alias=ALIAS_AR, speed_bps=1_000_000_000, mac="00:11:22:33:44:24")
+        iface(sw07, "Gi1/0/10", speed_bps=2_048_000)
+        iface(sw07, "Gi1/0/2", "down", admin_status="down", speed_bps=100_000_000)
+        u12, r12 = iface(sw12, "Gi1/0/24"), iface(rtr12, "Gi0/0")
+        _link(s, c1, d1)
+        _link(s, c2, up07)
+        _link(s, c3, r12, "cdp")
+        _link(s, d2, u12)
+        s.add(Neighbor(device_id=sw07.id or 0, protocol="lldp", local_interface="Gi1/0/24",
+                       remote_system_name="jed-hq-core01", remote_port="xe-0/0/2", remote_address="10.64.0.1",
+                       remote_platform="Juniper EX4650", remote_device_id=core.id))
+        s.add(Neighbor(device_id=sw07.id or 0, protocol="cdp", local_interface="Gi1/0/10",
+                       remote_system_name="SEP001122334455", remote_port="Port 1", remote_platform="Cisco IP Phone"))
+        s.add(Event(kind="interface.down", severity="warning", message="jed-b07-sw01 Gi1/0/24 up → down",
+                    device_id=sw07.id, site_id=b07.id))
+        ids = {"sw07": sw07.id, "core": core.id}
+        s.commit()
+    application = create_app(Settings(data_dir=tmp, database_url=url), engine=engine)
+    application.state.ids = ids
+    yield application
+    engine.dispose()
+
+
+def _login(client: TestClient) -> None:
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token
+    resp = client.post("/login", data={"username": "viewer2", "password": PASSWORD, "csrf": token.group(1)},
+                       follow_redirects=False)
+    assert resp.status_code == 303
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        _login(c)
+        yield c
+
+
+def test_topology_json_needs_a_session(app: FastAPI) -> None:
+    with TestClient(app) as anonymous:
+        resp = anonymous.get("/network/topology.json")
+    assert resp.status_code == 401
+    assert resp.json() == {"detail": "login required"}
+
+
+def test_topology_states(client: TestClient) -> None:
+    resp = client.get("/network/topology.json")
+    assert resp.status_code == 200 and resp.headers["cache-control"] == "no-store"
+    data = resp.json()
+    sites = {n["site"]: n for n in data["nodes"] if n["kind"] == "site"}
+    devices = {n["label"]: n for n in data["nodes"] if n["kind"] == "device"}
+    assert {code: n["state"] for code, n in sites.items()} == {
+        "JED-HQ": "ok", "JED-B07": "degraded", "JED-B12": "down", "JED-DC1": "never"}
+    assert {name: (n["state"], n["reason"]) for name, n in devices.items()} == {
+        "jed-hq-core01": ("ok", "ok"), "jed-hq-dist01": ("ok", "ok"),
+        "jed-b07-sw01": ("degraded", "link_down"),
+        "jed-b12-sw01": ("down", "missing"), "jed-b12-rtr01": ("down", "poll_timeout"),
+        "jed-dc1-stor01": ("never", "never_polled"), "jed-dc1-new01": ("never", "never_polled"),
+    }
+    assert sites["JED-HQ"]["central"] and sites["JED-DC1"]["central"] and not sites["JED-B07"]["central"]
+    assert sites["JED-B12"]["states"] == {"down": 2}
+    sw07 = devices["jed-b07-sw01"]
+    assert sw07["parent"] == "site:JED-B07" and sw07["url"] == f"/devices/{sw07['device_id']}"
+    assert sites["JED-B07"]["url"] == "/sites/JED-B07"
+
+    edges = {(e["a_interface"], e["b_interface"]): e for e in data["edges"]}
+    assert len(edges) == 4 == data["counts"]["links"]
+    uplink = edges[("xe-0/0/2", "Gi1/0/24")]
+    assert uplink["state"] == "down" and uplink["link_source"] == "lldp"
+    assert {uplink["source"], uplink["target"]} == {f"device:{sw07['device_id']}",
+                                                    f"device:{devices['jed-hq-core01']['device_id']}"}
+    assert edges[("xe-0/0/1", "Gi1/0/1")]["state"] == "up"
+    assert edges[("xe-0/0/3", "Gi0/0")]["state"] == "unknown"  # the far end is unreachable: stale
+    assert edges[("xe-0/0/3", "Gi0/0")]["link_source"] == "cdp"
+
+
+def test_topology_labels_follow_the_language(client: TestClient) -> None:
+    data = client.get("/network/topology.json?lang=ar").json()
+    labels = {n["site"]: n["label"] for n in data["nodes"] if n["kind"] == "site"}
+    assert labels["JED-B07"] == "فرع البلد"
+    assert labels["JED-DC1"] == "Data center"  # no Arabic name: English rather than nothing
+    client.get("/?lang=en")
+
+
+@pytest.mark.parametrize(("status", "poll", "link_down", "expected"), [
+    ("active", "ok", False, ("ok", "ok")),
+    ("active", "ok", True, ("degraded", "link_down")),
+    ("active", "error", False, ("degraded", "poll_error")),
+    ("active", "auth", False, ("down", "poll_auth")),
+    ("active", "timeout", True, ("down", "poll_timeout")),
+    ("missing", "ok", False, ("down", "missing")),
+    ("offline", None, False, ("down", "offline")),
+    ("active", None, True, ("never", "never_polled")),
+    ("planned", "never", False, ("never", "never_polled")),
+])
+def test_device_state_rules(status: str, poll: str | None, link_down: bool, expected: tuple[str, str]) -> None:
+    assert queries.device_state(status, poll, link_down) == expected
+
+
+@pytest.mark.parametrize(("states", "expected"), [
+    ([], "never"), (["never", "never"], "never"), (["ok", "ok"], "ok"), (["ok", "never"], "degraded"),
+    (["ok", "degraded"], "degraded"), (["ok", "down", "degraded"], "down"),
+])
+def test_site_state_rules(states: list[str], expected: str) -> None:
+    assert queries.site_state(states) == expected
+
+
+def test_network_page_has_graph_legend_and_device_links(client: TestClient, app: FastAPI) -> None:
+    page = client.get("/network?lang=en")
+    assert page.status_code == 200
+    assert 'id="topology"' in page.text and 'data-src="/network/topology.json?lang=en"' in page.text
+    assert 'type="application/json" id="topology-strings"' in page.text
+    assert "<script>" not in page.text  # the CSP allows no inline script
+    assert page.headers["content-security-policy"].count("script-src 'self'") == 1
+    for state in ("ok", "degraded", "down", "never"):
+        assert f'<li data-state="{state}">' in page.text
+    assert f'href="/devices/{app.state.ids["sw07"]}"' in page.text
+    assert "No links discovered yet" not in page.text
+    site = client.get("/sites/JED-B07")
+    assert f'href="/devices/{app.state.ids["sw07"]}"' in site.text
+
+
+def test_network_page_without_links_says_so(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queries, "link_count", lambda _s: 0)
+    assert "No links discovered yet — run a discovery." in client.get("/network?lang=en").text
+    assert "لم تُكتشف أي روابط بعد" in client.get("/network?lang=ar").text
+    client.get("/?lang=en")
+
+
+def test_device_page(client: TestClient, app: FastAPI) -> None:
+    resp = client.get(f"/devices/{app.state.ids['sw07']}?lang=en")
+    assert resp.status_code == 200
+    html = resp.text
+    assert 'id="device-name"><bdi dir="ltr">jed-b07-sw01' in html
+    assert ALIAS_AR in html and LOCATION_AR in html and "00:11:22:33:44:07" in html
+    assert "1 Gb/s" in html and "2.048 Mb/s" in html and "100 Mb/s" in html
+    assert 'data-state="degraded"' in html
+    # The known neighbour links to its device page; the phone has no device and no link.
+    assert f'<a href="/devices/{app.state.ids["core"]}"><bdi>jed-hq-core01</bdi></a>' in html
+    assert "SEP001122334455" in html and "Cisco IP Phone" in html
+    assert "jed-b07-sw01 Gi1/0/24 up → down" in html
+    # Interfaces in the order people count them.
+    assert html.index("Gi1/0/2<") < html.index("Gi1/0/10<") < html.index("Gi1/0/24<")
+
+
+@pytest.mark.parametrize("raw", ["999999", "abc", "-1", "1e3", "٣", "9" * 40])
+def test_unknown_device_is_an_html_404(client: TestClient, raw: str) -> None:
+    resp = client.get(f"/devices/{raw}")
+    assert resp.status_code == 404
+    assert "text/html" in resp.headers["content-type"]
+    assert 'id="error-page"' in resp.text
+
+
+@pytest.mark.parametrize(("bps", "expected"), [
+    (None, None), (0, None), (64_000, ("kbps", "64")), (1_544_000, ("mbps", "1.544")),
+    (10**9, ("gbps", "1")), (25 * 10**9, ("gbps", "25")), (400, ("bps", "400")), (10**12, ("tbps", "1")),
+])
+def test_speed_is_human_readable(bps: int | None, expected: tuple[str, str] | None) -> None:
+    assert routes._speed(bps) == expected

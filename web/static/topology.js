@@ -1,0 +1,310 @@
+/* infra-mgr: the city topology on the Network page.
+ *
+ * Fetches /network/topology.json (nodes = sites and their devices, edges = inventory links, each
+ * with a precomputed health state) and draws it with cytoscape, which is served from
+ * web/node_modules like Bootstrap. The states are decided on the server so this file only draws.
+ *
+ * The CSP allows our own files only: no inline script, no eval, no inline style attributes.
+ * Strings come from the <script type="application/json" id="topology-strings"> data block, and
+ * every piece of data is put in the page with textContent, never as HTML.
+ *
+ * The same data also fills a plain list of sites and devices (keyboard and screen-reader users,
+ * and the fallback when cytoscape is missing). `window.infraTopology` exposes what was drawn, for
+ * the browser tests and for anyone debugging from the console.
+ */
+(function () {
+  'use strict';
+
+  var box = document.getElementById('topology');
+  if (!box) { return; }
+  var statusEl = document.getElementById('topology-status');
+  var listEl = document.getElementById('topology-list');
+  var fitBtn = document.getElementById('topology-fit');
+  var stringsEl = document.getElementById('topology-strings');
+  var strings = {};
+  try { strings = JSON.parse(stringsEl ? stringsEl.textContent : '{}'); } catch (e) { strings = {}; }
+
+  // Bootstrap's palette, so the graph, the legend (app.css) and the badges agree.
+  var COLORS = { ok: '#198754', degraded: '#ffc107', down: '#dc3545', never: '#6c757d' };
+  // Shapes repeat the colour for people who cannot tell green from red.
+  var SHAPES = { ok: 'ellipse', degraded: 'triangle', down: 'diamond', never: 'round-rectangle' };
+  var BADGES = { ok: 'success', degraded: 'warning', down: 'danger', never: 'secondary' };
+  var SPACING = 80;   // between devices inside a site
+  var GAP = 70;       // between sites on the ring
+  var ZIGZAG_FROM = 16;  // more branches than this: two rings
+  var LABEL_PX = 12;     // site labels never drawn smaller than this, however far out the view is
+
+  window.infraTopology = { ready: false, nodes: 0, edges: 0, sites: {}, devices: {}, cy: null };
+
+  function t(key, params) {
+    var text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+    if (params) {
+      Object.keys(params).forEach(function (name) { text = text.split('{' + name + '}').join(String(params[name])); });
+    }
+    return text;
+  }
+
+  function say(text) { if (statusEl) { statusEl.textContent = text; } }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    return node;
+  }
+
+  function badge(state) {
+    var b = el('span', 'badge text-bg-' + (BADGES[state] || 'secondary'), t('state.' + state));
+    b.setAttribute('data-state', state);
+    return b;
+  }
+
+  function link(href, text, dir) {
+    var a = el('a');
+    a.href = href;
+    var bdi = el('bdi', null, text);
+    if (dir) { bdi.dir = dir; }
+    a.appendChild(bdi);
+    return a;
+  }
+
+  /* ------------------------------------------------------------------ list fallback */
+
+  function buildList(sites, devicesBySite) {
+    if (!listEl) { return; }
+    listEl.textContent = '';
+    sites.forEach(function (s) {
+      var li = el('li', 'mb-2');
+      li.setAttribute('data-site', s.site);
+      li.setAttribute('data-state', s.state);
+      li.appendChild(link(s.url, s.label));
+      li.appendChild(document.createTextNode(' '));
+      li.appendChild(el('span', 'text-body-secondary', t('kind.' + s.site_kind)));
+      li.appendChild(document.createTextNode(' '));
+      li.appendChild(badge(s.state));
+      var members = devicesBySite[s.site] || [];
+      if (members.length) {
+        var ul = el('ul', 'list-unstyled ms-3 mt-1');
+        members.forEach(function (d) {
+          var dli = el('li');
+          dli.setAttribute('data-device', d.label);
+          dli.setAttribute('data-state', d.state);
+          dli.appendChild(link(d.url, d.label, 'ltr'));
+          dli.appendChild(document.createTextNode(' '));
+          dli.appendChild(badge(d.state));
+          dli.appendChild(document.createTextNode(' '));
+          dli.appendChild(el('span', 'text-body-secondary', t('reason.' + d.reason)));
+          ul.appendChild(dli);
+        });
+        li.appendChild(ul);
+      }
+      listEl.appendChild(li);
+    });
+  }
+
+  /* ------------------------------------------------------------------ layout */
+
+  // Where each node goes: headquarters and data centres in a row in the middle, branches on a
+  // ring around them (ordered by code, so a branch keeps its place between visits), devices in a
+  // small grid inside their site. Computed here (cytoscape's "preset" layout) because no built-in
+  // layout knows that a municipality's WAN is a star around its core.
+  function positions(sites, devicesBySite) {
+    var pos = {};
+    function footprint(s) {
+      var n = (devicesBySite[s.site] || []).length;
+      var cols = Math.max(1, Math.ceil(Math.sqrt(n)));
+      var rows = Math.max(1, Math.ceil(n / cols));
+      return { n: n, cols: cols, w: cols * SPACING, h: rows * SPACING };
+    }
+    function place(s, cx, cy, f) {
+      pos[s.id] = { x: cx, y: cy };
+      (devicesBySite[s.site] || []).forEach(function (d, i) {
+        var col = i % f.cols;
+        var row = Math.floor(i / f.cols);
+        pos[d.id] = { x: cx - f.w / 2 + SPACING / 2 + col * SPACING, y: cy - f.h / 2 + SPACING / 2 + row * SPACING };
+      });
+    }
+    var central = sites.filter(function (s) { return s.central; });
+    var branches = sites.filter(function (s) { return !s.central; });
+    var cf = central.map(footprint);
+    var rowWidth = cf.reduce(function (sum, f) { return sum + f.w; }, 0) + GAP * Math.max(0, cf.length - 1);
+    var x = -rowWidth / 2;
+    var coreRadius = 0;
+    central.forEach(function (s, i) {
+      place(s, x + cf[i].w / 2, 0, cf[i]);
+      x += cf[i].w + GAP;
+      coreRadius = Math.max(coreRadius, rowWidth / 2, cf[i].h / 2);
+    });
+    var bf = branches.map(footprint);
+    var sizes = bf.map(function (f) { return Math.max(f.w, f.h) + GAP; });
+    var circumference = sizes.reduce(function (a, b) { return a + b; }, 0);
+    var biggest = sizes.reduce(function (a, b) { return Math.max(a, b); }, 0);
+    // Many branches (the city has 63): alternate them between two rings, which halves the radius
+    // (neighbours sit at different distances, so they may share an angle range). With an odd
+    // count the first and last would both be inner and adjacent, so the circle gets one spare slot.
+    var zigzag = branches.length > ZIGZAG_FROM;
+    var spare = zigzag && branches.length % 2 ? circumference / branches.length : 0;
+    var share = circumference + spare;
+    var radius = Math.max(share / (zigzag ? 2 : 1) / (2 * Math.PI), coreRadius + biggest / 2 + GAP * 2);
+    var step = zigzag ? biggest : 0;
+    var angle = -Math.PI / 2;
+    var mirror = document.documentElement.dir === 'rtl' ? -1 : 1;  // Arabic: go round the other way
+    // Each branch gets a share of the full circle in proportion to its size, so a few branches
+    // spread around the core instead of bunching at the top.
+    branches.forEach(function (s, i) {
+      var arc = 2 * Math.PI * sizes[i] / Math.max(share, 1);
+      var r = radius + (i % 2) * step;
+      angle += arc / 2;
+      place(s, mirror * r * Math.cos(angle), r * Math.sin(angle), bf[i]);
+      angle += arc / 2;
+    });
+    return pos;
+  }
+
+  /* ------------------------------------------------------------------ graph */
+
+  function draw(data, sites, devices, devicesBySite) {
+    var pos = positions(sites, devicesBySite);
+    var font = window.getComputedStyle(document.body).fontFamily || 'sans-serif';
+    var elements = [];
+    sites.forEach(function (s) {
+      elements.push({ group: 'nodes', data: Object.assign({}, s, { color: COLORS[s.state] || COLORS.never }),
+                      position: pos[s.id], classes: 'site' });
+    });
+    devices.forEach(function (d) {
+      elements.push({ group: 'nodes', data: Object.assign({}, d, { color: COLORS[d.state] || COLORS.never,
+                                                                 shape: SHAPES[d.state] || 'ellipse' }),
+                      position: pos[d.id], classes: 'device' });
+    });
+    data.edges.forEach(function (e) { elements.push({ group: 'edges', data: e }); });
+
+    var cy = window.cytoscape({
+      container: box,
+      elements: elements,
+      layout: { name: 'preset', fit: true, padding: 30 },
+      minZoom: 0.05,
+      maxZoom: 3,
+      boxSelectionEnabled: false,
+      autoungrabify: true,
+      style: [
+        { selector: 'node', style: { 'font-family': font, 'font-size': 11, color: '#212529' } },
+        { selector: 'node.device', style: {
+          label: 'data(label)', shape: 'data(shape)', 'background-color': 'data(color)', width: 24, height: 24,
+          'border-width': 1, 'border-color': '#343a40', 'text-valign': 'bottom', 'text-margin-y': 4,
+          'text-background-color': '#ffffff', 'text-background-opacity': 0.85, 'text-background-padding': 2,
+          'min-zoomed-font-size': 6 } },
+        { selector: 'node.site', style: {
+          label: 'data(label)', shape: 'round-rectangle', 'background-color': 'data(color)',
+          'background-opacity': 0.22, 'border-color': 'data(color)', 'border-width': 3, padding: 14,
+          'text-valign': 'top', 'text-halign': 'center', 'text-margin-y': -4, 'font-weight': 'bold',
+          'font-size': 13 } },
+        { selector: 'node.site[!central]', style: { 'border-style': 'solid' } },
+        { selector: 'node.site[?central]', style: { 'border-width': 4, 'font-size': 15 } },
+        { selector: 'edge', style: { width: 2, 'line-color': '#6c757d', 'curve-style': 'bezier', opacity: 0.8 } },
+        { selector: 'edge[state = "down"]', style: { 'line-color': COLORS.down, 'line-style': 'dashed', width: 3 } },
+        { selector: 'edge[state = "unknown"]', style: { 'line-color': '#adb5bd', 'line-style': 'dotted' } },
+        { selector: '.hover', style: { 'overlay-color': '#0d6efd', 'overlay-opacity': 0.15, 'overlay-padding': 4 } }
+      ]
+    });
+
+    // Zoomed out over the whole city, device names are too small to draw (cytoscape hides them)
+    // but a person still has to find *which* branch is red: site labels switch to the short code
+    // and grow against the zoom, and site borders thicken, so they stay readable.
+    var pending = false;
+    function scaleSites() {
+      pending = false;
+      var z = cy.zoom();
+      var far = z < 0.6;
+      var size = Math.min(80, Math.max(13, LABEL_PX / z));
+      var border = Math.min(16, Math.max(3, 2.5 / z));
+      cy.batch(function () {
+        cy.nodes('.site').forEach(function (n) {
+          n.style({ label: far ? n.data('site') : n.data('label'), 'font-size': size, 'border-width': border });
+        });
+      });
+    }
+    cy.on('zoom', function () {
+      if (!pending) { pending = true; window.requestAnimationFrame(scaleSites); }
+    });
+    scaleSites();
+
+    var names = {};
+    devices.forEach(function (d) { names[d.id] = d.label; });
+    cy.on('tap', 'node', function (evt) {
+      var url = evt.target.data('url');
+      if (url) { window.location.assign(url); }
+    });
+    cy.on('mouseover', 'node, edge', function (evt) {
+      var x = evt.target;
+      x.addClass('hover');
+      box.classList.add('topology-pointer');
+      if (x.isEdge()) {
+        say(t('network.link_hover', {
+          a: names[x.data('source')] || '', a_if: x.data('a_interface'), b: names[x.data('target')] || '',
+          b_if: x.data('b_interface'), source: String(x.data('link_source') || '').toUpperCase(),
+          state: t('link.' + x.data('state'))
+        }));
+      } else if (x.data('kind') === 'site') {
+        say(x.data('label') + ' — ' + t('state.' + x.data('state')));
+      } else {
+        say(x.data('label') + ' — ' + t('state.' + x.data('state')) + ' — ' + t('reason.' + x.data('reason')));
+      }
+    });
+    cy.on('mouseout', 'node, edge', function (evt) {
+      evt.target.removeClass('hover');
+      box.classList.remove('topology-pointer');
+    });
+    if (fitBtn) {
+      fitBtn.hidden = false;
+      fitBtn.addEventListener('click', function () { cy.fit(undefined, 30); });
+    }
+    return cy;
+  }
+
+  /* ------------------------------------------------------------------ main */
+
+  function show(data) {
+    var sites = data.nodes.filter(function (n) { return n.kind === 'site'; });
+    var devices = data.nodes.filter(function (n) { return n.kind === 'device'; });
+    var devicesBySite = {};
+    devices.forEach(function (d) { (devicesBySite[d.site] = devicesBySite[d.site] || []).push(d); });
+    var api = window.infraTopology;
+    sites.forEach(function (s) { api.sites[s.site] = s.state; });
+    devices.forEach(function (d) { api.devices[d.label] = d.state; });
+    api.nodes = devices.length;
+    api.siteCount = sites.length;
+    api.edges = data.edges.length;
+    api.data = data;
+    buildList(sites, devicesBySite);
+
+    var ready = t('network.topology_ready', { sites: sites.length, devices: devices.length, links: data.edges.length });
+    if (data.truncated) { ready += ' ' + t('network.truncated'); }
+    if (typeof window.cytoscape !== 'function') {
+      // Library not installed (npm ci not run): say so, and open the list, which carries the same facts.
+      box.hidden = true;
+      var details = document.getElementById('topology-details');
+      if (details) { details.open = true; }
+      say(t('network.no_graph_lib'));
+    } else {
+      api.cy = draw(data, sites, devices, devicesBySite);
+      say(ready);
+    }
+    api.ready = true;
+    box.setAttribute('data-ready', 'true');
+  }
+
+  function fail(err) {
+    box.hidden = true;
+    box.setAttribute('data-ready', 'error');
+    say(t('network.graph_failed'));
+    if (window.console) { window.console.warn('topology:', err); }
+  }
+
+  fetch(box.getAttribute('data-src'), { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+    .then(function (resp) {
+      if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
+      return resp.json();
+    })
+    .then(show)
+    .catch(fail);
+}());
