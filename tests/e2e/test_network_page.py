@@ -27,7 +27,6 @@ from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Device, Interface, Link, Site
 from infra_mgr.network.models import DevicePoll, Neighbor
 from infra_mgr.web.assets import vendor_dir
-from infra_mgr.web.routes import VENDOR_PACKAGES  # noqa: F401  (registers cytoscape with vendor_dir)
 
 pytestmark = pytest.mark.e2e
 
