@@ -326,8 +326,10 @@ def docs_readings() -> None:
 
 def _mount_domains() -> None:
     """Each domain owns its commands; the lab is an optional extra and may be absent."""
+    from infra_mgr.network.cli import snmp_app
     from infra_mgr.network.traps_cli import traps_app
 
+    app.add_typer(snmp_app, name="snmp", help="Read one SNMP agent without touching the database.")
     app.add_typer(traps_app, name="traps", help="Receive SNMP traps and informs into the event log.")
     try:
         from infra_mgr.lab.cli import lab_app

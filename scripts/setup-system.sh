@@ -6,6 +6,7 @@ PKGS=(
   python3 python3-venv python3-dev python3-gdbm gcc   # the virtualenv (Debian's Python has gdbm for snmpsim)
   postgresql                                          # PostgreSQL peer for the database tests
   snmp snmpd                                          # net-snmp tools and agent
+  nut-server nut-client                               # NUT upsd + dummy-ups (power lab), upsc/upsrw
   chromium                                            # browser tests
   nodejs npm                                          # front-end assets from the npm registry
 )

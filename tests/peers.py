@@ -14,7 +14,19 @@ from typing import NoReturn
 
 import pytest
 
+from infra_mgr.lab.city import RunningCity, city_liar_spec, city_spec, liar_available
 from infra_mgr.lab.peers import SnmpAgent, postgres_spec, snmp_agents, snmpsim_spec
+from infra_mgr.lab.power_peers import (
+    ModbusEndpoint,
+    NutEndpoint,
+    OutageControl,
+    SnmpUpsAgents,
+    modbus_drups_spec,
+    modbus_dse_spec,
+    modbus_meter_spec,
+    nut_spec,
+    snmp_ups_spec,
+)
 from infra_mgr.lab.supervisor import Lab, PeerRecord, PeerSpec, PeerUnavailable
 
 
@@ -59,4 +71,78 @@ def snmpsim_agent(peer_lab: Lab) -> Iterator[SnmpAgent]:
     """The simulated Jeddah HQ core switch (``jed-hq-core1``): host, port and community."""
     record = start_peer(peer_lab, snmpsim_spec)
     yield snmp_agents(record)[0]
+    peer_lab.stop(record.name)
+
+
+@pytest.fixture(scope="session")
+def city(peer_lab: Lab) -> Iterator[RunningCity]:
+    """The simulated city (infra_mgr/lab/city.py), started once per session: ~134 devices, each on
+    its own loopback address (127.1.0.x backbone, 127.2.<branch>.1 router / .2 switch), all on
+    ``city.port``; ``city.expected`` is its expected.json (devices, links, faults). The
+    broken-walks device is served by the liar when ``infra_mgr.lab.liar`` exists."""
+    record = start_peer(peer_lab, lambda lab_dir: city_spec(lab_dir, prefer_standard_port=False))
+    liar = start_peer(peer_lab, city_liar_spec) if liar_available() else None
+    yield RunningCity.from_record(record, liar_running=liar is not None)
+    if liar is not None:
+        peer_lab.stop(liar.name)
+    peer_lab.stop(record.name)
+
+
+# --- the power lab: every peer follows <lab>/outage.json (infra_mgr/lab/power_scenario.py) ---------
+
+
+@pytest.fixture(scope="session")
+def outage(peer_lab: Lab) -> Iterator[OutageControl]:
+    """Start/stop/reset the mains outage every power peer of the session's lab follows, and read it
+    (``outage.read()``, ``outage.readings("drups")``). Starts from "mains never failed"."""
+    control = OutageControl(peer_lab.lab_dir)
+    control.reset()
+    yield control
+    control.reset()
+
+
+@pytest.fixture(scope="session")
+def nut_server(peer_lab: Lab, outage: OutageControl) -> Iterator[NutEndpoint]:
+    """NUT upsd (dummy-ups + the scenario pusher) serving UPS ``dc-ups1``: host, port, ups, user,
+    password (a monitor user)."""
+    record = start_peer(peer_lab, nut_spec)
+    yield NutEndpoint.from_record(record)
+    peer_lab.stop(record.name)
+
+
+def _modbus(peer_lab: Lab, builder: Callable[[Path], PeerSpec]) -> Iterator[ModbusEndpoint]:
+    try:
+        import pymodbus  # noqa: F401
+    except ImportError:
+        peer_unavailable("pymodbus is not installed (pip install 'pymodbus>=3.16,<3.17')")
+    record = start_peer(peer_lab, builder)
+    yield ModbusEndpoint.from_record(record)
+    peer_lab.stop(record.name)
+
+
+@pytest.fixture(scope="session")
+def modbus_dse(peer_lab: Lab, outage: OutageControl) -> Iterator[ModbusEndpoint]:
+    """The generator's DSE GenComm controller over Modbus TCP: host, port, unit (1)."""
+    yield from _modbus(peer_lab, modbus_dse_spec)
+
+
+@pytest.fixture(scope="session")
+def modbus_drups(peer_lab: Lab, outage: OutageControl) -> Iterator[ModbusEndpoint]:
+    """The DRUPS over Modbus TCP (map infra_mgr/power/maps/drups-eurodiesel.yaml): host, port, unit (1)."""
+    yield from _modbus(peer_lab, modbus_drups_spec)
+
+
+@pytest.fixture(scope="session")
+def modbus_meter(peer_lab: Lab, outage: OutageControl) -> Iterator[ModbusEndpoint]:
+    """The power meters behind one gateway: host, port, unit 1 = facility intake; ``units`` also
+    names unit 2 = IT (UPS outputs)."""
+    yield from _modbus(peer_lab, modbus_meter_spec)
+
+
+@pytest.fixture(scope="session")
+def snmp_ups(peer_lab: Lab, outage: OutageControl) -> Iterator[SnmpUpsAgents]:
+    """The SNMP UPS agents (one snmpsim): ``.apc`` (PowerNet-MIB, dc-ups2) and ``.rfc1628``
+    (UPS-MIB, dc-ups3), each host, port, community."""
+    record = start_peer(peer_lab, snmp_ups_spec)
+    yield SnmpUpsAgents.from_record(record)
     peer_lab.stop(record.name)

@@ -62,6 +62,12 @@ def _details(rec: PeerRecord) -> str:
     return ""
 
 
+def _addresses(rec: PeerRecord, shown: int = 3) -> str:
+    """The peer's addresses, shortened for the city (one per device)."""
+    more = f" (+{len(rec.addresses) - shown} more)" if len(rec.addresses) > shown else ""
+    return " ".join(rec.addresses[:shown]) + more
+
+
 @lab_app.command()
 def up(only: OnlyOption = None, lab_dir: LabDirOption = None) -> None:
     """Start the peers (default: all of the default set) and wait until each answers."""
@@ -75,7 +81,7 @@ def up(only: OnlyOption = None, lab_dir: LabDirOption = None) -> None:
             else:
                 rec = lab.start(build_spec(kind, lab.lab_dir))
                 verb = "started"
-            typer.echo(f"{verb} {rec.name} pid {rec.pid} {' '.join(rec.addresses)} {_details(rec)}".rstrip())
+            typer.echo(f"{verb} {rec.name} pid {rec.pid} {_addresses(rec)} {_details(rec)}".rstrip())
 
 
 @lab_app.command()
@@ -108,5 +114,14 @@ def status(
         for s in statuses:
             state = "[green]running[/]" if s.running else "[red]dead[/]"
             rec = s.record
-            table.add_row(rec.name, state, str(rec.pid), "\n".join(rec.addresses), _details(rec), rec.log)
+            table.add_row(rec.name, state, str(rec.pid), _addresses(rec).replace(" ", "\n", 2), _details(rec), rec.log)
         Console().print(table)
+
+
+def _mount_outage() -> None:
+    from infra_mgr.lab.power_cli import outage_app
+
+    lab_app.add_typer(outage_app, name="outage", help="Fail and restore the lab data centre's mains.")
+
+
+_mount_outage()

@@ -190,6 +190,7 @@ def snmp_get(
     exact bytes. Raises ``TimeoutError`` when nothing answers (snmpsim ignores unknown
     communities) and ``LookupError`` for noSuchObject/noSuchInstance/endOfMibView."""
     from pyasn1.codec.ber import decoder, encoder
+    from pyasn1.type import univ
     from pysnmp.proto import api, rfc1902, rfc1905
 
     proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
@@ -222,7 +223,7 @@ def snmp_get(
         return str(got_oid), socket.inet_ntoa(value.asOctets())
     if isinstance(value, rfc1902.OctetString):
         return str(got_oid), value.asOctets()
-    if isinstance(value, rfc1902.ObjectName):
+    if isinstance(value, rfc1902.ObjectName | univ.ObjectIdentifier):
         return str(got_oid), str(value)
     return str(got_oid), int(value)
 
@@ -471,6 +472,60 @@ def postgres_spec(
     )
 
 
+# --- liar (a lying SNMP agent, infra_mgr.lab.liar) ---------------------------------------------
+
+
+def liar_spec(lab_dir: Path, *, host: str = "127.0.0.1", name: str = "liar") -> PeerSpec:
+    """The lying SNMP v2c agent: one UDP port, its behaviour chosen by the community (``public``
+    honest; ``loop``, ``garbage``, ``truncated``, ``nobulk``, ``huge``, … see ``liar.BEHAVIOURS``)."""
+    port = free_port(host, "udp")
+
+    def ready(pid: int) -> bool:
+        return owns_socket(pid, "udp", host, port) and bool(snmp_get(host, port, "public", SYS_NAME, timeout=0.3))
+
+    return PeerSpec(
+        name=name,
+        argv=[sys.executable, "-m", "infra_mgr.lab.liar", "--host", host, "--port", str(port)],
+        ready=ready,
+        cwd=Path(lab_dir).absolute(),
+        ports={"snmp": port},
+        addresses=[f"{host}:{port}/udp"],
+        info={"host": host, "port": port},
+    )
+
+
+# --- the simulated city (infra_mgr.lab.city; imported when used: it imports this module) --------
+
+
+def city_peer(lab_dir: Path) -> PeerSpec:
+    """The whole simulated city (~134 devices, each on its own loopback address)."""
+    from infra_mgr.lab.city import city_spec
+
+    return city_spec(lab_dir)
+
+
+def city_liar_peer(lab_dir: Path) -> PeerSpec:
+    """The city's broken-walks device, served by the liar on its city address (after ``city``)."""
+    from infra_mgr.lab.city import city_liar_spec
+
+    return city_liar_spec(lab_dir)
+
+
+def power_peer(kind: str) -> Callable[[Path], PeerSpec]:
+    """A power-lab kind (``nut``, ``modbus-*``, ``snmp-ups``) from ``power_peers``, imported on use
+    because it builds on this module."""
+
+    def build(lab_dir: Path) -> PeerSpec:
+        from infra_mgr.lab.power_peers import POWER_KINDS
+
+        return POWER_KINDS[kind](lab_dir)
+
+    build.__doc__ = f"The power lab's {kind!r} peer (see infra_mgr.lab.power_peers)."
+    return build
+
+
+POWER_PEERS = ("nut", "modbus-dse", "modbus-drups", "modbus-meter", "snmp-ups")
+
 # --- registry ----------------------------------------------------------------------------------
 
 PeerKind = Callable[[Path], PeerSpec]
@@ -478,9 +533,15 @@ PeerKind = Callable[[Path], PeerSpec]
 PEER_KINDS: dict[str, PeerKind] = {
     "snmpsim": snmpsim_spec,
     "postgres": postgres_spec,
+    "liar": liar_spec,
+    "city": city_peer,
+    "city-liar": city_liar_peer,
+    **{kind: power_peer(kind) for kind in POWER_PEERS},
 }
 
-DEFAULT_PEERS: tuple[str, ...] = ("snmpsim", "postgres")
+# `lab up` starts the city (the liar part needs the city's port, so it comes after) and PostgreSQL;
+# the single-device `snmpsim` kind stays for tests that want one small agent.
+DEFAULT_PEERS: tuple[str, ...] = ("city", "city-liar", "postgres", *POWER_PEERS)
 
 
 def build_spec(kind: str, lab_dir: Path) -> PeerSpec:

@@ -37,7 +37,8 @@ class PollProblem:
 
     address: str
     operation: str  # e.g. "facts", "walk 1.3.6.1.2.1.2.2.1", "get"
-    kind: str  # timeout | auth | no_such_object | loop | bad_type | decode | truncated | too_big | error
+    kind: str  # timeout | auth | no_such_object | end_of_mib | no_bulk | loop | bad_type | decode | truncated
+    #          | too_big | error
     message: str
 
 

@@ -1,0 +1,537 @@
+"""The SNMP poll engine: gufo-snmp under asyncio, bounded, and hardened against agents that lie.
+
+Why gufo-snmp: measured here (see /work/shared/ARCHITECTURE.md) it walks ~35x cheaper in client
+CPU than pysnmp's hlapi, so a city's sweep fits on one core. pysnmp stays for traps and SETs; the
+:class:`Walker` protocol below is all the getters need, so another library can serve a walk.
+
+What the engine adds on top of gufo (which is a fast codec and socket, and no more):
+
+* **Bounds.** One :class:`SnmpEngine` holds a global semaphore over *devices* (``max_concurrency``)
+  and one lock per device, and every :class:`GufoWalker` serialises its own requests: at most one
+  request is in flight per device, whatever the caller gathers. A device poll also has a deadline.
+* **Timeouts and retries** per device from :class:`SnmpTarget` (gufo has a timeout, no retries).
+  A device that times out after its retries, or fails SNMPv3 authentication, is given up at once
+  (:class:`PollAbort`): the rest of its poll would only wait for the same silence.
+* **GETBULK fallback.** Some agents mishandle GETBULK: an error status (gufo ignores error
+  status, so that reads as an empty table), an empty PDU, garbage, or silence. While GETBULK is
+  not yet proven on a device, an empty or failed bulk walk is checked with one GETNEXT; if GETNEXT
+  finds rows, the device is remembered as "no bulk" (:class:`DeviceState`) and walked with GETNEXT
+  from then on, and a ``no_bulk`` problem says so. Once a bulk walk has returned rows the agent is
+  trusted and empty tables cost no extra request.
+* **Answers that fit.** gufo reads each answer into a fixed 4080-byte buffer; a longer one (25
+  rows of long LLDP descriptions, Arabic aliases…) reads as cut short. A bulk walk cut short is
+  retried with half the max-repetitions, down to 1, and the value that worked is remembered.
+* **Walks that end.** gufo follows whatever OID the agent returns as long as it stays under the
+  base, so an agent answering the same OID forever would loop forever. Here every walk requires
+  strictly increasing OIDs (a repeat or a step back is a ``loop`` problem and ends the walk) and
+  stops after ``max_rows`` varbinds (``too_big``), keeping what it has.
+* **Problems, not exceptions.** Everything an agent does wrong becomes a :class:`PollProblem` on
+  the walker (deduplicated per operation and kind); the sweep goes on with the next device.
+
+Problem kinds: ``timeout`` (no answer after retries, or ICMP port unreachable), ``auth`` (SNMPv3
+report: unknown user, wrong key, not in time window), ``decode`` (undecodable packet),
+``truncated`` (a packet cut short), ``loop`` (non-increasing OIDs), ``too_big`` (row cap hit),
+``no_bulk`` (GETBULK broken, GETNEXT used), ``no_such_object`` (the agent has none of the asked
+scalars), ``end_of_mib`` (a table every agent has came back empty), ``bad_type`` (a value of the
+wrong SNMP type; see getters), ``error`` (anything else, e.g. an address that does not resolve).
+
+gufo-snmp 0.13 facts this module works around:
+
+* ``SnmpSession`` lives in ``gufo.snmp.aio``, not the package root; it has no close (the socket
+  goes with the object) and no retries;
+* it receives into a fixed 4080-byte buffer: a longer answer raises ``SnmpDecodeError("incomplete")``;
+* its Rust decoder can panic on garbage: ``PanicException``, a ``BaseException`` that ``except
+  Exception`` misses, with a Rust backtrace printed on stderr;
+* it follows any OID under the base, so an agent repeating an OID makes it loop forever;
+* it has no SNMPv3 context name (always empty);
+* it drops the response's error-status and -index: a GETBULK answered with genErr reads as an
+  empty table, and on SNMPv1 a GET of several OIDs with one missing (noSuchName) reads as empty;
+* noSuchObject, noSuchInstance and endOfMibView all read the same (absent, or end of walk);
+* "connection refused" (ICMP port unreachable) is raised as ``TimeoutError``;
+* values come back as Python types without their SNMP tag: OCTET STRING and Opaque are
+  ``bytes``, OID and IpAddress are ``str``, every integer type is ``int``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from infra_mgr.network.snmp.facts import PollProblem, SnmpTarget
+
+ValueType = None | bool | int | float | str | bytes
+VarBind = tuple[str, ValueType]
+T = TypeVar("T")
+
+# Kinds after which a device is given up at once: waiting more would only repeat them.
+FATAL_KINDS = frozenset({"timeout", "auth"})
+# SNMPv3 engine time must be refreshed well inside the agent's 150 s window.
+V3_REFRESH_S = 100.0
+
+
+class PollAbort(Exception):
+    """The device was given up (its problem is already recorded); getters let this propagate."""
+
+
+# --- SNMPv3 protocol names -> gufo key classes (data, not code paths) ---------------------------
+
+
+def _norm(name: str) -> str:
+    return name.upper().replace("-", "").replace("_", "")
+
+
+def _auth_classes() -> dict[str, type]:
+    from gufo.snmp import Md5Key, Sha1Key, Sha224Key, Sha256Key, Sha384Key, Sha512Key
+
+    return {"MD5": Md5Key, "SHA": Sha1Key, "SHA1": Sha1Key, "SHA224": Sha224Key, "SHA256": Sha256Key,
+            "SHA384": Sha384Key, "SHA512": Sha512Key}
+
+
+def _priv_classes() -> dict[str, tuple[type, str]]:
+    """Privacy protocol -> (key class, AES-192/256 key expansion). ``C`` suffix = Cisco/Reeder
+    expansion (net-snmp's ``AES192C``); plain names use Blumenthal, as net-snmp and snmpsim do."""
+    from gufo.snmp import Aes128Key, Aes192Key, Aes256Key, DesKey
+
+    return {"DES": (DesKey, "Blumenthal"), "AES": (Aes128Key, "Blumenthal"), "AES128": (Aes128Key, "Blumenthal"),
+            "AES192": (Aes192Key, "Blumenthal"), "AES256": (Aes256Key, "Blumenthal"),
+            "AES192C": (Aes192Key, "Cisco"), "AES256C": (Aes256Key, "Cisco")}
+
+
+AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
+PRIV_PROTOCOLS = ("DES", "AES", "AES-192", "AES-256", "AES-192C", "AES-256C")
+
+
+def validate_target(target: SnmpTarget) -> None:
+    """Raise ``ValueError`` (one readable line) for a target no agent could ever answer."""
+    if target.version not in ("1", "2c", "3"):
+        raise ValueError(f"SNMP version must be 1, 2c or 3, not {target.version!r}")
+    if not 0 < target.port < 65536:
+        raise ValueError(f"port {target.port} out of range")
+    if target.timeout_s <= 0 or target.retries < 0 or target.max_repetitions < 1:
+        raise ValueError("timeout must be > 0, retries >= 0 and max-repetitions >= 1")
+    if target.version != "3":
+        return
+    if not target.user:
+        raise ValueError("SNMPv3 needs a user name")
+    if target.auth_proto and _norm(target.auth_proto) not in _auth_classes():
+        raise ValueError(f"unknown auth protocol {target.auth_proto!r} (known: {', '.join(AUTH_PROTOCOLS)})")
+    if target.priv_proto and _norm(target.priv_proto) not in _priv_classes():
+        raise ValueError(f"unknown privacy protocol {target.priv_proto!r} (known: {', '.join(PRIV_PROTOCOLS)})")
+    if target.priv_proto and not target.auth_proto:
+        raise ValueError("SNMPv3 privacy needs authentication too (authPriv)")
+    if target.auth_proto and len(target.auth_key) < 8 or target.priv_proto and len(target.priv_key) < 8:
+        raise ValueError("SNMPv3 keys must be at least 8 characters (RFC 3414)")
+
+
+def _v3_user(target: SnmpTarget):  # type: ignore[no-untyped-def]  # gufo.snmp.User
+    from gufo.snmp import KeyExpansion, User
+
+    auth = priv = None
+    expansion = "Blumenthal"
+    if target.auth_proto:
+        auth = _auth_classes()[_norm(target.auth_proto)](target.auth_key.encode())
+    if target.priv_proto:
+        cls, expansion = _priv_classes()[_norm(target.priv_proto)]
+        priv = cls(target.priv_key.encode())
+    return User(target.user, auth_key=auth, priv_key=priv, key_expansion=KeyExpansion[expansion])
+
+
+# --- the internal interface --------------------------------------------------------------------
+
+
+class Walker(Protocol):
+    """What getters need from an SNMP library: GET of scalars and walks of subtrees, with problems
+    recorded on ``problems`` rather than raised (only :class:`PollAbort` escapes).
+
+    ``get`` returns the OIDs the agent has (missing ones are absent); ``walk`` returns varbinds
+    strictly under ``base`` in strictly increasing OID order. OCTET STRINGs are ``bytes``, OIDs
+    and IpAddresses dotted ``str``, integer types ``int``.
+    """
+
+    address: str
+    problems: list[PollProblem]
+
+    async def get(self, oids: Sequence[str], *, operation: str = "get") -> dict[str, ValueType]: ...
+
+    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None) -> list[VarBind]: ...
+
+    def problem(self, operation: str, kind: str, message: str) -> None: ...
+
+
+@dataclass
+class DeviceState:
+    """What the engine remembers about one agent between polls."""
+
+    bulk: bool | None = None  # None: not proven yet; True: GETBULK returned rows; False: use GETNEXT
+    max_repetitions: int | None = None  # lowered when answers did not fit gufo's 4080-byte buffer
+
+
+@dataclass
+class EngineStats:
+    """Counters for tests and benchmarks (cheap: plain integer updates)."""
+
+    devices_in_flight: int = 0
+    peak_devices_in_flight: int = 0
+    peak_requests_per_device: int = 0
+    requests: int = 0
+    varbinds: int = 0
+    timeouts: int = 0
+    devices_polled: int = 0
+
+
+def _oid_key(oid: str) -> tuple[int, ...]:
+    return tuple(map(int, oid.split(".")))
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """(kind, message) of an exception raised by gufo while talking to an agent."""
+    from gufo.snmp import SnmpAuthError, SnmpDecodeError, SnmpError
+
+    if isinstance(exc, TimeoutError):
+        text = str(exc)
+        if "refused" in text:
+            return "timeout", "port unreachable (ICMP connection refused)"
+        return "timeout", "no answer"
+    if isinstance(exc, SnmpAuthError):
+        return "auth", "authentication failed (SNMPv3 report: unknown user, wrong key or time window)"
+    if isinstance(exc, SnmpDecodeError):
+        text = str(exc) or exc.__class__.__name__
+        if "incomplete" in text:
+            return "truncated", f"response cut short ({text})"
+        return "decode", f"undecodable response ({text})"
+    if isinstance(exc, SnmpError):
+        return "error", f"{exc.__class__.__name__}: {exc}"
+    if isinstance(exc, OSError):
+        return "error", f"socket error: {exc}"
+    return "error", f"{exc.__class__.__name__}: {exc}"
+
+
+class _RequestFailed(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class GufoWalker:
+    """A :class:`Walker` over one gufo ``SnmpSession`` to one device (one request in flight)."""
+
+    def __init__(self, target: SnmpTarget, *, state: DeviceState | None = None, stats: EngineStats | None = None,
+                 max_rows: int = 20_000, max_errors: int = 5) -> None:
+        self.target = target
+        self.address = target.address
+        self.problems: list[PollProblem] = []
+        self.state = state or DeviceState()
+        self.stats = stats or EngineStats()
+        self.max_rows = max_rows
+        self.max_errors = max_errors
+        self.answered = False  # at least one valid response came back
+        self._errors = 0
+        self._seen: set[tuple[str, str]] = set()
+        self._session = None  # type: ignore[var-annotated]  # gufo.snmp.aio.SnmpSession
+        self._lock = asyncio.Lock()
+        self._in_flight = 0
+        self._refreshed_at = 0.0
+
+    # problems ----------------------------------------------------------------------------------
+
+    def problem(self, operation: str, kind: str, message: str) -> None:
+        """Record a problem once per (operation, kind): a 50,000-row table of bad values is one
+        problem, not 50,000."""
+        if (operation, kind) in self._seen:
+            return
+        self._seen.add((operation, kind))
+        self.problems.append(PollProblem(self.address, operation, kind, message))
+
+    def _fail(self, operation: str, kind: str, message: str) -> None:
+        """Record a request failure; raise PollAbort when the device is not worth more requests."""
+        self.problem(operation, kind, message)
+        if kind in FATAL_KINDS:
+            raise PollAbort(f"{self.address}: {kind}")
+        self._errors += 1
+        if self._errors >= self.max_errors:
+            self.problem("poll", "error", f"gave up after {self._errors} failed requests")
+            raise PollAbort(f"{self.address}: too many errors")
+
+    # session -----------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Resolve the address, build the session and, for SNMPv3, discover the engine (with the
+        target's retries): after this the device answered, or a problem says why not."""
+        from gufo.snmp import SnmpVersion
+        from gufo.snmp.aio import SnmpSession
+
+        target = self.target
+        host = target.address
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, target.port, type=socket.SOCK_DGRAM)
+                host = str(infos[0][4][0])
+            except (OSError, IndexError) as exc:
+                self.problem("open", "error", f"cannot resolve {host!r}: {exc}")
+                raise PollAbort(host) from None
+        kwargs: dict[str, object] = {"timeout": target.timeout_s, "max_repetitions": target.max_repetitions}
+        try:
+            if target.version == "3":
+                session = SnmpSession(host, target.port, user=_v3_user(target), version=SnmpVersion.v3, **kwargs)
+            else:
+                version = SnmpVersion.v1 if target.version == "1" else SnmpVersion.v2c
+                session = SnmpSession(host, target.port, community=target.community, version=version,
+                                      allow_bulk=version != SnmpVersion.v1, **kwargs)
+        except (OSError, ValueError) as exc:
+            self.problem("open", "error", f"cannot open a session: {exc}")
+            raise PollAbort(self.address) from None
+        self._session = session
+        if target.version == "3":
+            try:
+                await self._request("open", session.refresh)
+            except _RequestFailed as exc:
+                self._fail("open", exc.kind, exc.message)
+                raise PollAbort(self.address) from None
+            self._refreshed_at = time.monotonic()
+
+    async def _request(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One request with the target's retries, alone in flight on this device."""
+        attempts = self.target.retries + 1
+        async with self._lock:
+            if (self.target.version == "3" and operation != "open"
+                    and time.monotonic() - self._refreshed_at > V3_REFRESH_S):
+                self._refreshed_at = time.monotonic()
+                await self._request_unlocked("refresh", self._session.refresh, attempts)  # type: ignore[union-attr]
+            return await self._request_unlocked(operation, call, attempts)
+
+    async def _request_unlocked(self, operation: str, call: Callable[[], Awaitable[T]], attempts: int) -> T:
+        stats = self.stats
+        for attempt in range(attempts):
+            self._in_flight += 1
+            if self._in_flight > stats.peak_requests_per_device:
+                stats.peak_requests_per_device = self._in_flight
+            stats.requests += 1
+            try:
+                result = await call()
+            except StopAsyncIteration:
+                self.answered = True
+                raise
+            except Exception as exc:  # noqa: BLE001  # gufo raises its own, OSError and TimeoutError
+                kind, message = _classify(exc)
+            except BaseException as exc:
+                # gufo's Rust decoder panics on some garbage (index out of bounds); pyo3 raises
+                # that as PanicException, a BaseException. Everything else (cancellation,
+                # KeyboardInterrupt) must go on up.
+                if type(exc).__name__ != "PanicException":
+                    raise
+                kind, message = "decode", f"undecodable response (gufo-snmp decoder panicked: {exc})"
+            else:
+                self.answered = True
+                return result
+            finally:
+                self._in_flight -= 1
+            if kind == "timeout":
+                stats.timeouts += 1
+                if attempt + 1 < attempts and "refused" not in message:
+                    continue
+                message = f"{message} after {attempts} attempt(s) of {self.target.timeout_s:g} s"
+            raise _RequestFailed(kind, message)
+        raise _RequestFailed("timeout", "no answer")  # pragma: no cover  (attempts >= 1)
+
+    # GET ---------------------------------------------------------------------------------------
+
+    async def get(self, oids: Sequence[str], *, operation: str = "get") -> dict[str, ValueType]:
+        """GET several scalars in one request; missing ones are absent from the result.
+
+        SNMPv1 answers a GET with one unknown OID by an error for all of them (and gufo drops the
+        error status, so the answer reads empty): on v1 an empty answer is asked again OID by OID.
+        """
+        if self._session is None:
+            await self.open()
+        session = self._session
+        wanted = list(oids)
+        try:
+            values = await self._request(operation, lambda: session.get_many(wanted))  # type: ignore[union-attr]
+        except _RequestFailed as exc:
+            self._fail(operation, exc.kind, exc.message)
+            return {}
+        if not values and self.target.version == "1" and len(wanted) > 1:
+            for oid in wanted:
+                values.update(await self.get([oid], operation=operation))
+        self.stats.varbinds += len(values)
+        return values
+
+    # walks -------------------------------------------------------------------------------------
+
+    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None) -> list[VarBind]:
+        """All varbinds under ``base`` (see the module docstring for the GETBULK fallback)."""
+        if self._session is None:
+            await self.open()
+        operation = operation or f"walk {base}"
+        limit = max_rows or self.max_rows
+        bulk_allowed = self.target.use_bulk and self.target.version != "1" and self.state.bulk is not False
+        if not bulk_allowed:
+            rows, failure = await self._walk_once(base, False, limit, operation)
+            if failure:
+                self._fail(operation, *failure)
+            return rows
+        repetitions = min(self.state.max_repetitions or self.target.max_repetitions, self.target.max_repetitions)
+        while True:
+            rows, failure = await self._walk_once(base, True, limit, operation, repetitions=repetitions)
+            if not failure or failure[0] != "truncated" or repetitions == 1:
+                break
+            # gufo receives into a fixed 4080-byte buffer and reads a longer answer as cut short:
+            # ask for fewer rows per answer, and remember it for this device
+            repetitions = self.state.max_repetitions = max(1, repetitions // 2)
+        if self.state.bulk or (rows and not failure):
+            if rows:
+                self.state.bulk = True
+            if failure:
+                self._fail(operation, *failure)
+            return rows
+        # Bulk is unproven here and came back empty or broken: does GETNEXT see more?
+        check, check_failure = await self._walk_once(base, False, 1, operation, quiet=True)
+        if not check:
+            if check_failure or failure:
+                self._fail(operation, *(check_failure or failure))  # type: ignore[misc]
+            return rows
+        self.state.bulk = False
+        why = f"{failure[0]}: {failure[1]}" if failure else "empty answer"
+        self.problem(operation, "no_bulk", f"GETBULK mishandled ({why}); walking with GETNEXT from now on")
+        rows, failure = await self._walk_once(base, False, limit, operation)
+        if failure:
+            self._fail(operation, *failure)
+        return rows
+
+    async def _walk_once(self, base: str, bulk: bool, limit: int, operation: str, *, quiet: bool = False,
+                         repetitions: int = 1) -> tuple[list[VarBind], tuple[str, str] | None]:
+        """One walk with one method: (rows, failure). Loop and row-cap problems are recorded here
+        (``quiet``: the cap is a probe's own, not a problem) and end the walk with what it has; a
+        request failure is returned for the caller to judge.
+        """
+        session = self._session
+        iterator = (session.getbulk(base, repetitions) if bulk  # type: ignore[union-attr]
+                    else session.getnext(base))  # type: ignore[union-attr]
+        rows: list[VarBind] = []
+        prefix = base + "."
+        cut = len(prefix)
+        last: tuple[int, ...] = ()
+        last_oid = ""
+        next_item = iterator.__anext__
+        while True:
+            try:
+                if getattr(iterator, "_buffer", None):
+                    # gufo still holds the rest of the last GETBULK response: no I/O, so no lock,
+                    # retry or accounting (a third of a walk's client CPU otherwise)
+                    oid, value = await next_item()
+                else:
+                    oid, value = await self._request(operation, next_item)
+            except StopAsyncIteration:
+                break
+            except _RequestFailed as exc:
+                self.stats.varbinds += len(rows)
+                return rows, (exc.kind, exc.message)
+            if not oid.startswith(prefix):  # outside the subtree (gufo normally stops first)
+                break
+            try:
+                key = _oid_key(oid[cut:])
+            except ValueError:
+                self.problem(operation, "decode", f"malformed OID {oid!r}")
+                break
+            if key <= last:
+                what = "the same OID again" if oid == last_oid else "an OID smaller than the previous one"
+                self.problem(operation, "loop", f"agent returned {what} ({oid} after {last_oid}); walk stopped "
+                                                f"after {len(rows)} varbinds")
+                break
+            if len(rows) >= limit:
+                if quiet:
+                    break
+                self.problem(operation, "too_big", f"more than {limit} rows; kept the first {limit}")
+                break
+            rows.append((oid, value))
+            last, last_oid = key, oid
+        self.stats.varbinds += len(rows)
+        return rows, None
+
+
+# --- the engine --------------------------------------------------------------------------------
+
+
+@dataclass
+class _LoopState:
+    semaphore: asyncio.Semaphore
+    locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
+
+
+class SnmpEngine:
+    """Polls many devices at once within bounds, remembering per-device quirks between polls.
+
+    ``max_concurrency`` bounds devices polled at once (each has at most one request in flight);
+    ``max_rows`` caps the varbinds kept per walked column; ``max_errors`` is how many failed
+    requests a device may cost before it is given up; ``device_deadline_s`` bounds one device poll.
+    """
+
+    def __init__(self, *, max_concurrency: int = 64, max_rows: int = 20_000, max_errors: int = 5,
+                 device_deadline_s: float = 300.0) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self.max_concurrency = max_concurrency
+        self.max_rows = max_rows
+        self.max_errors = max_errors
+        self.device_deadline_s = device_deadline_s
+        self.stats = EngineStats()
+        self.devices: dict[tuple[str, int], DeviceState] = {}
+        # asyncio primitives belong to one event loop; an engine may outlive several (CLI, tests)
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopState(asyncio.Semaphore(self.max_concurrency))
+        return state
+
+    def state_of(self, target: SnmpTarget) -> DeviceState:
+        """What the engine remembers about this agent (created on first use)."""
+        key = (target.address, target.port)
+        state = self.devices.get(key)
+        if state is None:
+            state = self.devices[key] = DeviceState()
+        return state
+
+    @asynccontextmanager
+    async def session(self, target: SnmpTarget) -> AsyncIterator[GufoWalker]:
+        """A walker for one device, holding that device's lock and one of the global slots.
+
+        The device lock is taken first so that a second poll of the same device waits without
+        holding a global slot. The session opens lazily on the first request, so the caller
+        decides how an unreachable device is reported (see ``getters.probe``).
+        """
+        loop_state = self._loop_state()
+        lock = loop_state.locks.setdefault((target.address, target.port), asyncio.Lock())
+        stats = self.stats
+        async with lock, loop_state.semaphore:
+            stats.devices_in_flight += 1
+            stats.devices_polled += 1
+            stats.peak_devices_in_flight = max(stats.peak_devices_in_flight, stats.devices_in_flight)
+            try:
+                yield GufoWalker(target, state=self.state_of(target), stats=stats, max_rows=self.max_rows,
+                                 max_errors=self.max_errors)
+            finally:
+                stats.devices_in_flight -= 1
+
+
+_default_engine: SnmpEngine | None = None
+
+
+def default_engine() -> SnmpEngine:
+    """The process-wide engine (one global bound for every caller that does not bring its own)."""
+    global _default_engine
+    if _default_engine is None:
+        _default_engine = SnmpEngine()
+    return _default_engine
