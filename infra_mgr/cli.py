@@ -328,6 +328,11 @@ def _mount_domains() -> None:
     """Each domain owns its commands; the lab is an optional extra and may be absent."""
     from infra_mgr.network.cli import snmp_app
     from infra_mgr.network.traps_cli import traps_app
+    from infra_mgr.power import cli_views
+    from infra_mgr.power.cli import power_app
+
+    cli_views.register(power_app)
+    app.add_typer(power_app, name="power", help="UPS, DRUPS, generators and meters: probe, status, outages.")
 
     app.add_typer(snmp_app, name="snmp", help="Read one SNMP agent without touching the database.")
     app.add_typer(traps_app, name="traps", help="Receive SNMP traps and informs into the event log.")

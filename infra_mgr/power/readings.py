@@ -19,7 +19,7 @@ DeviceKind = Literal["ups", "drups", "genset", "ats", "pdu", "meter"]
 CANONICAL: dict[str, tuple[str, str]] = {
     "ups.status": ("text", "NUT status flags: OL OB LB HB RB CHRG DISCHRG BYPASS CAL OFF OVER TRIM BOOST FSD"),
     "ups.load": ("%", "output load as a percentage of capacity"),
-    "ups.alarm": ("text", "active alarms, space separated"),
+    "ups.alarm": ("text", "active alarms, separated by '; '"),
     "ups.model": ("text", "model name"),
     "ups.mfr": ("text", "manufacturer"),
     "ups.serial": ("text", "serial number"),
