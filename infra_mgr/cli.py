@@ -286,7 +286,8 @@ def discover(site: Annotated[str | None, typer.Option(help="Site code (its disco
         def tick(address: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total, description=f"discovering {address}")
 
-        report = asyncio.run(run_discovery(engine, get_settings().secret(), site_code=site, seeds=seed or [],
+        report = asyncio.run(run_discovery(engine, get_settings().secret(), site_code=site, all_sites=all_sites,
+                                           seeds=seed or [],
                                            timeout_s=timeout, retries=retries, progress=tick, actor=_cli_actor()))
     data = report.to_json()
     if as_json:

@@ -23,9 +23,11 @@ KIND_RULES: dict[CredentialKind, tuple[set[str], set[str], set[str]]] = {
     CredentialKind.ssh_password: ({"password"}, {"enable_secret"}, {"username"}),
     CredentialKind.ssh_key: ({"private_key"}, {"passphrase"}, {"username"}),
     CredentialKind.api_token: ({"token"}, set(), set()),
+    CredentialKind.nut: ({"password"}, set(), {"username"}),
 }
 SECRET_FIELDS = ("community", "auth_key", "priv_key", "password", "enable_secret", "private_key",
                  "passphrase", "token")
+PLAIN_PARAMS = ("auth_proto", "priv_proto", "port", "priority", "discovery")
 AUTH_PROTOS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
 PRIV_PROTOS = ("DES", "AES", "AES-192", "AES-256")
 
@@ -52,6 +54,8 @@ class CredentialCreate(CredentialSecrets):
     auth_proto: str | None = PField(default=None, description="SNMPv3: " + ", ".join(AUTH_PROTOS))
     priv_proto: str | None = PField(default=None, description="SNMPv3: " + ", ".join(PRIV_PROTOS))
     port: int | None = PField(default=None, ge=1, le=65535)
+    priority: int = PField(default=100, ge=0, le=10000, description="Discovery tries credentials low first")
+    discovery: bool = PField(default=True, description="Whether discovery may try this credential")
     description: str = PField(default="", max_length=255)
 
     @model_validator(mode="after")
@@ -66,6 +70,8 @@ class CredentialUpdate(CredentialSecrets):
     auth_proto: str | None = None
     priv_proto: str | None = None
     port: int | None = PField(default=None, ge=1, le=65535)
+    priority: int | None = PField(default=None, ge=0, le=10000)
+    discovery: bool | None = None
     description: str | None = PField(default=None, max_length=255)
 
 
@@ -99,7 +105,7 @@ def validate_kind(kind: CredentialKind, values: dict[str, Any], partial: bool) -
 
 def _split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     secrets = {k: values[k] for k in SECRET_FIELDS if values.get(k) is not None}
-    params = {k: values[k] for k in ("auth_proto", "priv_proto", "port") if values.get(k) is not None}
+    params = {k: values[k] for k in PLAIN_PARAMS if values.get(k) is not None}
     return secrets, params
 
 
@@ -113,8 +119,7 @@ def build(master: bytes, data: CredentialCreate) -> Credential:
 def apply_update(master: bytes, cred: Credential, data: CredentialUpdate) -> Credential:
     values = data.model_dump(exclude_unset=True)
     kind = CredentialKind(cred.kind)
-    merged_params = {**cred.params, **{k: v for k, v in values.items()
-                                       if k in ("auth_proto", "priv_proto", "port") and v is not None}}
+    merged_params = {**cred.params, **{k: v for k, v in values.items() if k in PLAIN_PARAMS and v is not None}}
     validate_kind(kind, {**values, **merged_params}, partial=True)
     new_secrets, _ = _split(values)
     if new_secrets:

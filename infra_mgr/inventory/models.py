@@ -62,6 +62,7 @@ class CredentialKind(StrEnum):
     ssh_password = "ssh_password"
     ssh_key = "ssh_key"
     api_token = "api_token"
+    nut = "nut"  # a NUT upsd user (username + password)
 
 
 _CODE_RE = r"^[A-Z0-9][A-Z0-9_\-]{0,31}$"

@@ -1161,9 +1161,13 @@ def city_liar_spec(lab_dir: Path, *, name: str = "city-liar", city_name: str = "
     if record is None or not record.info.get("liar"):
         raise LabError("city-liar: start the city first (infra-mgr lab up --only city)")
     host, port = record.info["liar"]["host"], int(record.info["liar"]["port"])
+    device = next(d for d in RunningCity.from_record(record).devices if d["address"] == host)
     return PeerSpec(
         name=name,
-        argv=[sys.executable, "-m", "infra_mgr.lab.liar", "--host", host, "--port", str(port)],
+        # It is the city's device (name, place, serial) and every walk of it loops, whatever the community.
+        argv=[sys.executable, "-m", "infra_mgr.lab.liar", "--host", host, "--port", str(port),
+              "--name", device["hostname"], "--location", device["sys_location"], "--serial", device["serial"],
+              "--always", record.info["liar"]["community"]],
         ready=lambda pid: owns_socket(pid, "udp", host, port) and bool(snmp_get(host, port, "public", SYS_NAME)),
         cwd=Path(lab_dir).absolute(),
         ports={"snmp": port},

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import random
@@ -231,8 +232,11 @@ Answer = tuple[int, int, list[tuple[Oid, Value]]]  # error status, error index, 
 class LiarAgent:
     """Builds the answer (bytes, or None for silence) to one request datagram."""
 
-    def __init__(self, huge_rows: int = HUGE_ROWS) -> None:
-        records = cisco_ios_switch_records(PROFILE)
+    def __init__(self, huge_rows: int = HUGE_ROWS, profile: SwitchProfile = PROFILE, always: str | None = None) -> None:
+        if always is not None and always not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {always!r}")
+        self.always = always  # one behaviour for every community (a city device that is simply broken)
+        records = cisco_ios_switch_records(profile)
         self.honest = Views(_records_view(records))
         system_only = _records_view(records, lambda oid: not oid.startswith((IF_ENTRY + ".", IFX_ENTRY + ".")))
         self.huge = Views(system_only, HugeIfTable(huge_rows))
@@ -247,7 +251,7 @@ class LiarAgent:
         except Exception:  # noqa: BLE001  # not SNMP, or not v2c: real agents drop it silently
             return None
         community = bytes(proto.apiMessage.get_community(message))
-        behaviour = community.decode("utf-8", "replace")
+        behaviour = self.always or community.decode("utf-8", "replace")
         behaviour = behaviour if behaviour in BEHAVIOURS else "silent"
         if behaviour == "silent":
             return None
@@ -337,10 +341,12 @@ class _Protocol(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-async def serve(host: str, port: int, huge_rows: int = HUGE_ROWS) -> None:
+async def serve(host: str, port: int, huge_rows: int = HUGE_ROWS, profile: SwitchProfile = PROFILE,
+                always: str | None = None) -> None:
     """Answer on host:port until cancelled."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(LiarAgent(huge_rows)), local_addr=(host, port))
+    agent = LiarAgent(huge_rows, profile, always)
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(agent), local_addr=(host, port))
     print(f"liar: listening on {host}:{port}/udp; communities: {', '.join(BEHAVIOURS)}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -353,10 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=16100)
     parser.add_argument("--huge-rows", type=int, default=HUGE_ROWS, help="rows of the 'huge' ifTable")
+    parser.add_argument("--name", default=PROFILE.name, help="sysName of the simulated switch")
+    parser.add_argument("--location", default=PROFILE.location, help="sysLocation")
+    parser.add_argument("--serial", default=PROFILE.serial, help="chassis serial number")
+    parser.add_argument("--always", choices=sorted(BEHAVIOURS), help="one behaviour for every community")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    profile = dataclasses.replace(PROFILE, name=args.name, location=args.location, serial=args.serial)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.huge_rows))
+        asyncio.run(serve(args.host, args.port, args.huge_rows, profile, args.always))
     return 0
 
 

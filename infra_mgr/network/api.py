@@ -53,8 +53,10 @@ def device_poll(obj_id: ObjId, session: DbSession) -> Any:
 class DiscoveryRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    site: str | None = PField(default=None, max_length=32, description="Site code; omit for every site")
-    seeds: list[str] = PField(default_factory=list, max_length=64, description="Extra seed addresses or ranges")
+    site: str | None = PField(default=None, max_length=32,
+                              description="Site code; omit (with no seeds) for every site's targets")
+    seeds: list[str] = PField(default_factory=list, max_length=64,
+                              description="Seed addresses or ranges (alone: discover only from these)")
     timeout_s: float = PField(default=1.0, gt=0, le=30)
     retries: int = PField(default=1, ge=0, le=5)
 
@@ -65,6 +67,6 @@ async def run_discovery(data: DiscoveryRun, request: Request) -> dict[str, Any]:
     from infra_mgr.network.discovery import discover
 
     report = await discover(request.app.state.engine, request.app.state.master_key, site_code=data.site,
-                            seeds=data.seeds, timeout_s=data.timeout_s, retries=data.retries,
-                            actor=request.state.principal.username)
+                            all_sites=data.site is None and not data.seeds, seeds=data.seeds,
+                            timeout_s=data.timeout_s, retries=data.retries, actor=request.state.principal.username)
     return report.to_json()

@@ -133,20 +133,28 @@ class Crawler:
         return NoAnswer(address, "wrong_credentials" if alive else "unreachable", self.names.get(address), problems)
 
     async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None) -> CrawlResult:
+        """Probe seeds, then every neighbour address as soon as it is learnt (no waiting for a
+        whole wave: one slow or silent device never holds the others back)."""
         preferred = preferred or {}
         out = CrawlResult()
         seen: set[str] = set()
-        wave = [a for a in dict.fromkeys(seeds)]
-        seen.update(wave)
-        done = 0
-        while wave:
-            total = len(seen)
-            results = await asyncio.gather(*(self._try(a, preferred.get(a)) for a in wave))
-            nxt: list[str] = []
-            for res in results:
-                done += 1
+        running: set[asyncio.Task[Answer | NoAnswer]] = set()
+
+        def start(address: str) -> None:
+            seen.add(address)
+            running.add(asyncio.create_task(self._try(address, preferred.get(address))))
+
+        for address in dict.fromkeys(seeds):
+            start(address)
+        done_count = 0
+        while running:
+            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                running.discard(task)
+                res = task.result()
+                done_count += 1
                 if self.progress:
-                    self.progress(res.address, done, total)
+                    self.progress(res.address, done_count, len(seen))
                 if isinstance(res, NoAnswer):
                     out.no_answer.append(res)
                     continue
@@ -162,9 +170,7 @@ class Crawler:
                     if not self.allowed(addr):
                         out.outside_allow.setdefault(addr, n.remote_system_name or "")
                         continue
-                    seen.add(addr)
-                    nxt.append(addr)
-            wave = nxt
+                    start(addr)
         for na in out.no_answer:
             na.name_hint = na.name_hint or self.names.get(na.address)
         return out
@@ -193,6 +199,7 @@ class DiscoveryReport:
     events: int = 0
     problems: list[PollProblem] = field(default_factory=list)
     seconds: float = 0.0
+    crawl_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,6 +209,7 @@ class DiscoveryReport:
             "unplaced": self.unplaced, "outside_allow_list": self.outside_allow,
             "links": self.links_total, "links_new": self.links_new, "events": self.events,
             "problems": [p.__dict__ for p in self.problems], "seconds": round(self.seconds, 2),
+            "crawl_seconds": round(self.crawl_seconds, 2),
         }
 
 
@@ -267,6 +275,21 @@ def _identity_groups(answers: list[Answer]) -> list[list[Answer]]:
     for i, a in enumerate(answers):
         groups.setdefault(find(i), []).append(a)
     return list(groups.values())
+
+
+def _remote_interface(candidates: list[Interface], port: str) -> Interface | None:
+    """The interface a neighbour's port id names: by name, else by ifIndex (LLDP port id subtype
+    "local" on Junos and ArubaOS), else by description, alias or MAC (port id subtype MAC)."""
+    port = port.strip().lower()
+    if not port:
+        return None
+    for test in (lambda i: i.name.lower() == port,
+                 lambda i: port.isdigit() and i.if_index == int(port),
+                 lambda i: port in ((i.description or "").lower(), (i.alias or "").lower(), i.mac or "")):
+        match = next((i for i in candidates if test(i)), None)
+        if match is not None:
+            return match
+    return None
 
 
 def _find_device(session: Session, group: list[Answer]) -> Device | None:
@@ -445,10 +468,7 @@ class Reconciler:
             if rid not in remote_cache:
                 remote_cache[rid] = ifaces.get(rid) or list(
                     self.s.exec(select(Interface).where(Interface.device_id == rid)).all())
-            port = n.remote_port.lower()
-            match = next((i for i in remote_cache[rid] if i.name.lower() == port), None) or next(
-                (i for i in remote_cache[rid] if port and port in ((i.description or "").lower(),
-                                                                    (i.alias or "").lower(), i.mac or "")), None)
+            match = _remote_interface(remote_cache[rid], n.remote_port)
             if match is None or match.id == n.interface_id:
                 continue
             a, b = sorted((n.interface_id, match.id or 0))
@@ -484,8 +504,11 @@ class Reconciler:
 
 
 def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None = None,
-              scope_site_ids: set[int] | None = None, actor: str = "discovery") -> DiscoveryReport:
-    """Fold a crawl into the source of truth in one transaction."""
+              scope_site_ids: set[int] | None = None, actor: str = "discovery", mark_missing: bool = True
+              ) -> DiscoveryReport:
+    """Fold a crawl into the source of truth in one transaction. ``mark_missing``: devices of the
+    scope (one site, or every site when ``scope_site_ids`` is None) that were not found are missing;
+    a run from ad-hoc seeds marks nothing missing."""
     report = DiscoveryReport()
     with Session(engine, expire_on_commit=False) as session:
         session.info["actor"] = actor
@@ -496,7 +519,8 @@ def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None
             if dev is not None and dev.id is not None:
                 found_ids.add(dev.id)
         rec.links(found_ids)
-        rec.missing(found_ids, scope_site_ids, crawl.no_answer)
+        if mark_missing:
+            rec.missing(found_ids, scope_site_ids, crawl.no_answer)
         known = {d.management_address: d.hostname for d in session.exec(select(Device)).all()
                  if d.management_address}
         for na in crawl.no_answer:
@@ -511,9 +535,11 @@ def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None
 
 def credential_options(session: Session, master: bytes, timeout_s: float = 1.0, retries: int = 1
                        ) -> list[CredentialOption]:
-    """SNMP credentials in the order to try them: ``params.priority`` (low first), then id."""
+    """SNMP credentials in the order to try them: ``params.priority`` (low first), then id.
+    A credential with ``params.discovery`` false (e.g. a UPS's own community) is not tried."""
     creds = session.exec(select(Credential).where(Credential.kind.in_(["snmp_v2c", "snmp_v3"]))).all()  # type: ignore[attr-defined]
-    creds = sorted(creds, key=lambda c: (int(c.params.get("priority", 100)), c.id or 0))
+    creds = sorted((c for c in creds if c.params.get("discovery", True) is not False),
+                   key=lambda c: (int(c.params.get("priority", 100)), c.id or 0))
     out = []
     for c in creds:
         s = reveal(session, master, c.id or 0)
@@ -537,29 +563,30 @@ class Scope:
     default_site_id: int | None
 
 
-def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str] = ()) -> Scope:
-    """Seeds and allow-list of one site (``site_code``) or of every site (``None``)."""
+def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str] = (),
+              all_sites: bool = False) -> Scope:
+    """Seeds and allow-list of one site (``site_code``), of every site (``all_sites``), or of just
+    the given seeds. Allow-list entries that belong to no site apply to every run."""
     from infra_mgr.errors import Invalid, NotFound
 
     site: Site | None = None
-    stmt = select(DiscoveryTarget)
+    targets: list[DiscoveryTarget] = []
     if site_code:
         site = session.exec(select(Site).where(Site.code == site_code)).first()
         if site is None:
             raise NotFound(f"no site with code {site_code!r}", field="site")
-        stmt = stmt.where(DiscoveryTarget.site_id == site.id)
-    targets = session.exec(stmt).all()
+        targets = list(session.exec(select(DiscoveryTarget).where(DiscoveryTarget.site_id == site.id)).all())
+    elif all_sites:
+        targets = list(session.exec(select(DiscoveryTarget)).all())
+    targets += [t for t in session.exec(select(DiscoveryTarget).where(
+        DiscoveryTarget.site_id.is_(None), DiscoveryTarget.role == TargetRole.allow.value)).all()  # type: ignore[union-attr]
+        if t not in targets]
     seeds: list[str] = []
     allow: list[str] = []
     for t in targets:
         if t.role == TargetRole.seed.value:
             seeds.extend(_hosts(t.cidr))
         allow.append(t.cidr)
-    if site_code is None:  # allow-list entries that belong to no site apply everywhere
-        pass
-    else:
-        allow.extend(t.cidr for t in session.exec(select(DiscoveryTarget).where(
-            DiscoveryTarget.site_id.is_(None), DiscoveryTarget.role == TargetRole.allow.value)).all())  # type: ignore[union-attr]
     for s in extra_seeds:
         try:
             seeds.extend(_hosts(s))
@@ -572,7 +599,8 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
                  site_ids={site.id or 0} if site else None, default_site_id=site.id if site else None)
 
 
-async def discover(engine: Engine, master: bytes, *, site_code: str | None = None, seeds: Sequence[str] = (),
+async def discover(engine: Engine, master: bytes, *, site_code: str | None = None, all_sites: bool = False,
+                   seeds: Sequence[str] = (),
                    probe: ProbeFn | None = None, alive: AliveFn | None = None, concurrency: int = 64,
                    timeout_s: float = 1.0, retries: int = 1, progress: Progress | None = None,
                    actor: str = "discovery") -> DiscoveryReport:
@@ -583,15 +611,19 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
 
     started = time.perf_counter()
     if probe is None:
+        from infra_mgr.network.snmp.getters import ProbeOptions
         from infra_mgr.network.snmp.getters import probe as snmp_probe
 
-        probe = snmp_probe
+        light = ProbeOptions(neighbors=True, ip_addresses=False, counters=False)
+
+        async def probe(target: SnmpTarget) -> ProbeResult:
+            return await snmp_probe(target, options=light)
     if alive is None:
         from infra_mgr.network.snmp.liveness import agent_alive
 
         alive = agent_alive
     with Session(engine) as session:
-        scope = scope_for(session, site_code, seeds)
+        scope = scope_for(session, site_code, seeds, all_sites)
         options = credential_options(session, master, timeout_s, retries)
         preferred = {p.address: p.credential_id for p in session.exec(select(DevicePoll)).all()
                      if p.credential_id is not None}
@@ -599,7 +631,10 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
         raise Invalid("no SNMP credential stored: add one (kind snmp_v2c or snmp_v3)", field="credentials")
     crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress)
     crawl = await crawler.run(scope.seeds, preferred)  # type: ignore[arg-type]
+    crawled = time.perf_counter()
     report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
-                                     scope_site_ids=scope.site_ids, actor=actor)
+                                     scope_site_ids=scope.site_ids, actor=actor,
+                                     mark_missing=bool(site_code) or all_sites)
     report.seconds = time.perf_counter() - started
+    report.crawl_seconds = crawled - started
     return report

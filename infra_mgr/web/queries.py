@@ -499,3 +499,375 @@ def device_detail(session: Session, device: Device, *, interfaces_limit: int = 2
     events = _event_rows(session, col(Event.device_id) == device.id, limit=events_limit)
     return {"site": site, "poll": poll, "interfaces": interfaces, "interface_total": interface_total,
             "neighbors": neighbors, "events": events, "state": state, "reason": reason}
+
+
+# --------------------------------------------------------------------------- power page
+
+# How a power state reads at a glance: green on mains, amber on the kinetic store, diesel or bypass
+# (carried, but not by the grid), red on battery or without supply; grey when the data is not live.
+POWER_TONES: dict[str, str] = {
+    "mains": "ok", "standby": "ok", "kinetic": "warning", "diesel": "warning", "bypass": "warning",
+    "battery": "critical", "off": "critical", "failed": "critical",
+}
+# Flags that make any state red: the supply is about to end or is already at fault.
+POWER_CRITICAL_FLAGS = frozenset({"low_battery", "low_fuel", "overload", "engine_fault"})
+# What a site is running on, most serious first: the first state any live device is in names the site.
+POWER_SITE_ORDER = ("battery", "kinetic", "diesel", "bypass", "mains")
+# The gauges each kind of device always shows (others appear when the device reports them).
+POWER_KIND_GAUGES: dict[str, tuple[str, ...]] = {
+    "ups": ("battery", "load"), "drups": ("kinetic", "fuel", "load"), "genset": ("fuel", "load"),
+    "pdu": ("load",), "ats": (), "meter": (),
+}
+POWER_GAUGES = ("battery", "kinetic", "fuel", "load")
+POWER_FUEL_READINGS = ("fuel.day.level", "fuel.level", "fuel.main.level")
+# Left-to-right order of the chain's first column, and the tie-break inside a column.
+_NODE_RANK = {k: i for i, k in enumerate(("utility", "meter", "genset", "ats", "drups", "ups", "panel", "pdu",
+                                          "rack"))}
+CHAIN_COL_W, CHAIN_ROW_H, CHAIN_NODE_W, CHAIN_NODE_H, CHAIN_PAD = 172, 80, 142, 62, 12
+POWER_EVENTS_SHOWN = 15
+POWER_OUTAGES_SHOWN = 50
+POWER_NODES_MAX = 2000
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def power_tone(state: str, flags: list[str] | tuple[str, ...], live: bool, status: str) -> str:
+    """The colour class of a power state: ok, warning, critical; ``stale`` when the device stopped
+    answering or its data is older than its grace period; ``unknown`` when never read or unclassified."""
+    if not live:
+        return "unknown" if status == "never" else "stale"
+    if POWER_CRITICAL_FLAGS.intersection(flags):
+        return "critical"
+    return POWER_TONES.get(state, "unknown")
+
+
+def power_load(readings: dict[str, Any], capacity_kw: float | None) -> tuple[float | None, float | None]:
+    """(kW, load %) from a device's readings: the power it delivers and the share of its capacity.
+    Same sources and order as the service's PUE (meter, output power, UPS real power in W, load × capacity)."""
+    kw = _num(readings.get("meter.power"))
+    if kw is None:
+        kw = _num(readings.get("output.power"))
+    if kw is None and _num(readings.get("ups.realpower")) is not None:
+        kw = float(readings["ups.realpower"]) / 1000.0
+    pct = _num(readings.get("ups.load"))
+    if pct is None:
+        pct = _num(readings.get("engine.load"))
+    if kw is None and pct is not None and capacity_kw:
+        kw = pct / 100.0 * capacity_kw
+    if pct is None and kw is not None and capacity_kw:
+        pct = kw / capacity_kw * 100.0
+    return (round(kw, 1) if kw is not None else None, round(pct, 1) if pct is not None else None)
+
+
+def power_site_state(devices: list[dict[str, Any]]) -> str:
+    """What a site runs on, from its live devices: battery, kinetic, diesel, bypass or mains; else unknown."""
+    live = {d["state"] for d in devices if d["live"]}
+    return next((s for s in POWER_SITE_ORDER if s in live), "unknown")
+
+
+def chain_layout(node_ids: list[int], edges: list[tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """(column, row) of each node of the power chain, drawn left to right.
+
+    The column is the longest path from a node without feeders, so utility → ATS → DRUPS → UPS →
+    panel → PDU → rack read in that order whatever the branching; inside a column nodes follow the
+    mean row of their feeders (and never sit above it), so a plain chain is a straight line and
+    branches fan out below. Separate chains (other sites, A/B feeds never joined) are stacked.
+    ``node_ids`` is the tie-break order; edges to unknown nodes and cycles are tolerated.
+    """
+    order = {n: i for i, n in enumerate(node_ids)}
+    succ: dict[int, list[int]] = {n: [] for n in node_ids}
+    pred: dict[int, list[int]] = {n: [] for n in node_ids}
+    for a, b in edges:
+        if a in order and b in order and a != b and b not in succ[a]:
+            succ[a].append(b)
+            pred[b].append(a)
+    # Weakly connected components, in the order of their first node.
+    comp: dict[int, int] = {}
+    for n in node_ids:
+        if n in comp:
+            continue
+        comp[n], stack = n, [n]
+        while stack:
+            m = stack.pop()
+            for k in succ[m] + pred[m]:
+                if k not in comp:
+                    comp[k] = n
+                    stack.append(k)
+    # Longest-path columns (Kahn's order; nodes on a cycle go one right of what feeds them).
+    col_of: dict[int, int] = {}
+    indeg = {n: len(pred[n]) for n in node_ids}
+    ready = [n for n in node_ids if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        col_of.setdefault(n, 0)
+        for k in succ[n]:
+            col_of[k] = max(col_of.get(k, 0), col_of[n] + 1)
+            indeg[k] -= 1
+            if indeg[k] == 0:
+                ready.append(k)
+    for n in node_ids:
+        if n not in col_of:
+            col_of[n] = 1 + max((col_of.get(p, 0) for p in pred[n]), default=-1)
+    out: dict[int, tuple[int, int]] = {}
+    top = 0
+    for root in dict.fromkeys(comp[n] for n in node_ids):
+        members = [n for n in node_ids if comp[n] == root]
+        rows: dict[int, float] = {}
+        height = 0
+        for c in sorted({col_of[n] for n in members}):
+            column = sorted((n for n in members if col_of[n] == c),
+                            key=lambda n: (_barycentre(n, pred, rows), order[n]))
+            next_free = 0
+            for n in column:
+                row = max(next_free, round(_barycentre(n, pred, rows)))
+                rows[n] = row
+                next_free = row + 1
+            height = max(height, next_free)
+        for n in members:
+            out[n] = (col_of[n], top + int(rows[n]))
+        top += max(height, 1)
+    return out
+
+
+def _barycentre(node: int, pred: dict[int, list[int]], rows: dict[int, float]) -> float:
+    """Mean row of a node's already placed feeders (-1 when it has none)."""
+    placed = [rows[p] for p in pred[node] if p in rows]
+    return sum(placed) / len(placed) if placed else -1.0
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _gauges(kind: str, readings: dict[str, Any], capacity_kw: float | None, fuel_reading: str | None,
+            status_item: dict[str, Any]) -> dict[str, Any]:
+    """The gauge values of a device (None when not reported) and which gauges it shows."""
+    _kw, load = power_load(readings, capacity_kw)
+    values = {
+        "battery": _num(readings.get("battery.charge")),
+        "kinetic": _num(readings.get("kinetic.level")),
+        "fuel": _num(readings.get(fuel_reading)) if fuel_reading else None,
+        "load": load,
+    }
+    shown = [g for g in POWER_GAUGES
+             if g in POWER_KIND_GAUGES.get(kind, ()) or values[g] is not None or (g == "fuel" and fuel_reading)]
+    return {**values, "shown": shown, "battery_h": status_item.get("battery_autonomy_h"),
+            "fuel_h": status_item.get("fuel_autonomy_h")}
+
+
+def power_view(session: Session, status: list[dict[str, Any]], pue: dict[str, Any], *,
+               now: dt.datetime | None = None, outage_id: int | None = None, with_history: bool = True
+               ) -> dict[str, Any] | None:
+    """Everything the power page shows, as JSON-ready data (the page's script reads the same).
+
+    ``status`` and ``pue`` come from ``PowerService.status()`` and ``pue_now()`` so the page never
+    disagrees with ``/api/v1/power/status``; this adds the chain with its layout and each node's
+    live colour, the gauges, what every site runs on, and (``with_history``) the recent power
+    events and the outage records with the selected one's timeline. ``None`` when nothing is
+    configured (no power device and no chain node).
+    """
+    from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerEdge, PowerNode
+
+    now = now or dt.datetime.now(dt.UTC)
+    devices_db = {d.id: d for d in session.exec(select(PowerDevice)).all()}
+    nodes_db = session.exec(select(PowerNode).order_by(col(PowerNode.id)).limit(POWER_NODES_MAX)).all()
+    if not devices_db and not nodes_db:
+        return None
+    node_ids = {n.id for n in nodes_db}
+    edges_db = [e for e in session.exec(select(PowerEdge).order_by(col(PowerEdge.id))).all()
+                if e.from_node_id in node_ids and e.to_node_id in node_ids]
+    tanks = {t.power_device_id: t for t in session.exec(select(FuelTank)).all()}
+    site_ids = {d.site_id for d in devices_db.values()} | {n.site_id for n in nodes_db}
+    sites_db = {s.id: s for s in session.exec(select(Site).where(col(Site.id).in_([i for i in site_ids if i])))}
+
+    devices: list[dict[str, Any]] = []
+    by_id: dict[int, dict[str, Any]] = {}
+    for item in status:
+        d = devices_db.get(item["id"])
+        if d is None:
+            continue
+        tank = tanks.get(d.id or 0)
+        fuel_reading = tank.level_reading if tank else next((r for r in POWER_FUEL_READINGS if r in d.readings), None)
+        kw, _pct = power_load(d.readings, d.capacity_kw)
+        site = sites_db.get(d.site_id)
+        dev = {
+            "id": d.id, "name": d.name, "kind": d.kind, "site_id": d.site_id, "site_code": site.code if site else None,
+            "status": d.status, "state": item["state"], "last_state": d.state, "flags": list(d.flags),
+            "live": item["live"], "last_ok": _iso(d.last_ok), "data_age_s": item["data_age_s"],
+            "grace_s": max(3.0, d.poll_interval_s * 3), "capacity_kw": d.capacity_kw, "message": d.message,
+            "readings": dict(d.readings), "fuel_reading": fuel_reading, "kw": kw,
+            "gauges": _gauges(d.kind, d.readings, d.capacity_kw, fuel_reading, item),
+            "tone": power_tone(item["state"], d.flags, item["live"], d.status),
+        }
+        devices.append(dev)
+        by_id[d.id or 0] = dev
+
+    # The chain: layout, then each node's state from its telemetry source. A utility feed without a
+    # meter of its own takes its state from the first devices it feeds (mains failed there → failed).
+    rank = sorted(nodes_db, key=lambda n: (n.site_id or 0, _NODE_RANK.get(n.kind, 99), natural_key(n.name)))
+    pairs = [(e.from_node_id, e.to_node_id) for e in edges_db]
+    grid = chain_layout([n.id or 0 for n in rank], pairs)
+    succ: dict[int, list[int]] = {}
+    for a, b in pairs:
+        succ.setdefault(a, []).append(b)
+    node_by_id = {n.id: n for n in nodes_db}
+    cols = max((c for c, _r in grid.values()), default=0) + 1
+    rows = max((r for _c, r in grid.values()), default=0) + 1
+    width = 2 * CHAIN_PAD + (cols - 1) * CHAIN_COL_W + CHAIN_NODE_W
+    height = 2 * CHAIN_PAD + (rows - 1) * CHAIN_ROW_H + CHAIN_NODE_H
+
+    def fed_devices(start: int) -> list[int]:
+        seen, found, queue = {start}, [], list(succ.get(start, []))
+        while queue:
+            n = queue.pop(0)
+            if n in seen:
+                continue
+            seen.add(n)
+            node = node_by_id[n]
+            if node.power_device_id in by_id:
+                found.append(node.power_device_id or 0)
+            else:
+                queue.extend(succ.get(n, []))
+        return found
+
+    nodes: list[dict[str, Any]] = []
+    for n in rank:
+        c, r = grid[n.id or 0]
+        dev = by_id.get(n.power_device_id or 0)
+        node: dict[str, Any] = {
+            "id": n.id, "name": n.name, "kind": n.kind, "site_id": n.site_id, "device_id": dev["id"] if dev else None,
+            "device": dev["name"] if dev else None, "capacity_kw": n.capacity_kw or (dev or {}).get("capacity_kw"),
+            "pue_role": n.pue_role, "it_category": n.it_category, "col": c, "row": r,
+            "x": CHAIN_PAD + c * CHAIN_COL_W, "y": CHAIN_PAD + r * CHAIN_ROW_H, "derived_from": [],
+        }
+        if dev:
+            kw, pct = power_load(dev["readings"], node["capacity_kw"])
+            node.update(state=dev["state"], tone=dev["tone"], live=dev["live"], kw=kw, pct=pct)
+        elif n.kind == "utility":
+            fed = fed_devices(n.id or 0)
+            node.update(derived_from=fed, kw=None, pct=None, **utility_state([by_id[i] for i in fed]))
+        else:
+            node.update(state="none", tone="none", live=False, kw=None, pct=None)
+        nodes.append(node)
+
+    pos = {n["id"]: n for n in nodes}
+    edges = []
+    for e in edges_db:
+        a, b = pos[e.from_node_id], pos[e.to_node_id]
+        edges.append({"id": e.id, "from": e.from_node_id, "to": e.to_node_id,
+                      "path": _edge_path(a["x"], a["y"], b["x"], b["y"])})
+
+    sites: list[dict[str, Any]] = []
+    def site_key(sid: int | None) -> tuple[bool, str]:
+        return (sid not in sites_db, sites_db[sid].code if sid in sites_db else "")
+
+    for sid in sorted({d["site_id"] for d in devices}, key=site_key):
+        members = [d for d in devices if d["site_id"] == sid]
+        s = sites_db.get(sid)
+        sites.append({"id": sid, "code": s.code if s else None, "name_en": s.name_en if s else "",
+                      "name_ar": s.name_ar if s else "", "state": power_site_state(members),
+                      "not_live": sum(1 for d in members if not d["live"]), "devices": len(members)})
+
+    view: dict[str, Any] = {
+        "time": now.isoformat(), "devices": devices, "nodes": nodes, "edges": edges, "sites": sites, "pue": pue,
+        "chain": {"width": width, "height": height, "node_w": CHAIN_NODE_W, "node_h": CHAIN_NODE_H},
+        "open_outage": None,
+    }
+    open_row = session.exec(select(Outage.id, Outage.started_at).where(Outage.status == "open")
+                            .order_by(col(Outage.started_at).desc())).first()
+    if open_row:
+        view["open_outage"] = {"id": open_row[0], "started_at": _iso(open_row[1])}
+    if with_history:
+        view["events"] = power_events(session)
+        view["outages"], view["outage"] = power_outages(session, outage_id)
+    return view
+
+
+def utility_state(fed: list[dict[str, Any]]) -> dict[str, Any]:
+    """A utility feed without its own meter: failed when a live device it feeds reports mains failed,
+    on mains when the live ones it feeds do not, unknown when none of them is live."""
+    live = [d for d in fed if d["live"]]
+    if not live:
+        return {"state": "unknown", "tone": "unknown" if fed else "none", "live": False}
+    if any("mains_failed" in d["flags"] for d in live):
+        return {"state": "failed", "tone": "critical", "live": True}
+    return {"state": "mains", "tone": "ok", "live": True}
+
+
+def _edge_path(x1: int, y1: int, x2: int, y2: int) -> str:
+    """An S-curve from the right side of the feeding node to the left side of the fed one
+    (mirrored for right-to-left pages by the template's transform)."""
+    sx, sy = x1 + CHAIN_NODE_W, y1 + CHAIN_NODE_H // 2
+    tx, ty = x2, y2 + CHAIN_NODE_H // 2
+    mid = (sx + tx) / 2
+    return f"M{sx} {sy} C{mid:g} {sy} {mid:g} {ty} {tx} {ty}"
+
+
+def power_events(session: Session, limit: int = POWER_EVENTS_SHOWN) -> list[dict[str, Any]]:
+    """The latest power events (``power.*``), newest first, as the stream sends them."""
+    rows = session.exec(select(Event).where(col(Event.kind).like("power.%"))
+                        .order_by(col(Event.time).desc(), col(Event.id).desc()).limit(limit)).all()
+    return [{"time": _iso(e.time), "kind": e.kind, "severity": e.severity, "message": e.message,
+             "device": (e.data or {}).get("power_device") or ""} for e in rows]
+
+
+def _since(start: dt.datetime, when: dt.datetime | None) -> float | None:
+    return round((when - start).total_seconds(), 1) if when is not None else None
+
+
+def power_outages(session: Session, selected: int | None = None, limit: int = POWER_OUTAGES_SHOWN
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Outage records newest first, and the selected one (default: the newest) with its timeline:
+    the phases (mains failed → kinetic/battery → diesel cranking → on load → mains restored →
+    retransfer) at their offsets from the start, and every recorded event. An unknown id shows the newest."""
+    from infra_mgr.power.models import Outage
+
+    rows = session.exec(select(Outage).order_by(col(Outage.started_at).desc(), col(Outage.id).desc())
+                        .limit(limit)).all()
+    chosen = next((o for o in rows if o.id == selected), None) or (session.get(Outage, selected) if selected else None)
+    if chosen is None and rows:  # none asked for, or an id that does not exist: the newest
+        chosen = rows[0]
+
+    def summary(o: Outage) -> dict[str, Any]:
+        return {"id": o.id, "site_id": o.site_id, "status": o.status, "started_at": _iso(o.started_at),
+                "ended_at": _iso(o.ended_at), "duration_s": _since(o.started_at, o.ended_at),
+                "seconds_to_diesel": _since(o.started_at, o.diesel_on_load_at),
+                "min_battery_charge": o.min_battery_charge, "min_kinetic_level": o.min_kinetic_level,
+                "diesel_run_s": o.diesel_run_s, "fuel_used_l": o.fuel_used_l}
+
+    detail = None
+    if chosen is not None:
+        start = chosen.started_at
+        events = []
+        for item in chosen.timeline:
+            try:
+                when = dt.datetime.fromisoformat(str(item.get("time")))
+            except ValueError:
+                when = None
+            if when is not None and when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            events.append({"time": _iso(when), "offset_s": _since(start, when), "kind": str(item.get("kind", "")),
+                           "device": str(item.get("device", "")), "message": str(item.get("message", ""))})
+        ride = next((e for e in events if e["kind"] in ("power.on_kinetic", "power.on_battery")), {})
+        phases = [
+            ("mains_failed", _iso(start), 0.0),
+            ("ride_through", ride.get("time"), ride.get("offset_s")),
+            ("diesel_cranking", _iso(chosen.diesel_cranking_at), _since(start, chosen.diesel_cranking_at)),
+            ("diesel_on_load", _iso(chosen.diesel_on_load_at), _since(start, chosen.diesel_on_load_at)),
+            ("mains_restored", _iso(chosen.mains_restored_at), _since(start, chosen.mains_restored_at)),
+            ("retransfer", _iso(chosen.ended_at), _since(start, chosen.ended_at)),
+        ]
+        ride_kind = str(ride["kind"]).removeprefix("power.on_") if ride else None
+        detail = {**summary(chosen), "timeline": events, "ride_through": ride_kind,
+                  "phases": [{"phase": p, "time": t, "offset_s": s} for p, t, s in phases]}
+    return [summary(o) for o in rows], detail
+
+
+def parse_id(raw: str | None) -> int | None:
+    """An object id from a query parameter; anything that is not a plausible id is ``None``."""
+    value = (raw or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < 1:
+        return None
+    return int(value)

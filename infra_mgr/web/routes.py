@@ -13,7 +13,9 @@ bad value is ignored instead of becoming a 422.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -35,9 +37,10 @@ from infra_mgr.auth.api import start_session
 from infra_mgr.auth.models import User
 from infra_mgr.auth.service import Principal, authenticate, principal_from_user_id
 from infra_mgr.inventory.models import SiteKind
+from infra_mgr.power.service import PowerService
 from infra_mgr.web import queries
 from infra_mgr.web.assets import vendor_dir, web_dir
-from infra_mgr.web.i18n import COOKIE, LANGS, Translator, pick_lang, requested_lang
+from infra_mgr.web.i18n import COOKIE, DEFAULT_LANG, LANGS, Translator, catalog, pick_lang, requested_lang
 
 log = logging.getLogger("infra_mgr.web")
 
@@ -68,6 +71,15 @@ _STATE_BADGE = {"ok": "success", "degraded": "warning", "down": "danger", "never
 _IF_BADGE = {"up": "success", "down": "danger", "lowerLayerDown": "danger", "testing": "warning", "dormant": "info"}
 _POLL_BADGE = {"ok": "success", "timeout": "danger", "auth": "danger", "error": "warning", "never": "secondary"}
 _SPEED_UNITS = (("tbps", 10**12), ("gbps", 10**9), ("mbps", 10**6), ("kbps", 10**3))
+# Power page: days of the PUE trend, and the Bootstrap badge colour of each power tone (queries.power_tone).
+POWER_PUE_DAYS = 14
+POWER_TONE_BADGE = {"ok": "success", "warning": "warning", "critical": "danger", "stale": "secondary",
+                    "unknown": "secondary", "none": "light"}
+# The colour rules, handed to power.js so a live update is judged exactly as the server judged the page.
+POWER_RULES: dict[str, Any] = {
+    "tones": queries.POWER_TONES, "critical_flags": sorted(queries.POWER_CRITICAL_FLAGS),
+    "site_order": list(queries.POWER_SITE_ORDER), "badges": POWER_TONE_BADGE,
+}
 _BADGE = {
     "active": "success", "planned": "info", "offline": "warning", "missing": "danger",
     "decommissioned": "secondary", "info": "secondary", "warning": "warning", "critical": "danger",
@@ -456,9 +468,97 @@ def _empty_state(request: Request, user: Principal, section: str) -> Response:
     return render(request, "empty.html", {"area": section}, section=section, user=user)
 
 
+def _power_service(request: Request) -> PowerService:
+    """The process's power service (shared with the API, which keeps it on ``app.state``)."""
+    svc = getattr(request.app.state, "power_service", None)
+    if svc is None:
+        svc = request.app.state.power_service = PowerService(request.app.state.engine)
+    return svc  # type: ignore[no-any-return]
+
+
+def _power_payload(request: Request, session: Session, *, outage: str | None = None, history: bool = True
+                   ) -> dict[str, Any] | None:
+    """The power page's data: ``PowerService.status()`` and ``pue_now()`` (the API's own answers)
+    with the chain, gauges and outages around them; ``None`` when nothing is configured."""
+    svc = _power_service(request)
+    view = queries.power_view(session, svc.status(), svc.pue_now(), outage_id=queries.parse_id(outage),
+                              with_history=history)
+    if view is not None:
+        view["live_updates"] = getattr(request.app.state, "power_hub", None) is not None
+        view["rules"] = POWER_RULES
+    return view
+
+
+# The string groups power.js needs (states, kinds, units, durations, event kinds, live status …).
+_POWER_JS_PREFIXES = ("power.", "pstate.", "psite.", "pkind.", "pflag.", "pev.", "engine.", "unit.", "dur.",
+                      "severity.", "tone.", "gauge.", "phase.", "pue.")
+
+
+def _power_strings(t: Translator) -> dict[str, str]:
+    """The UI strings power.js needs, handed over in a JSON data block like the topology's."""
+    return {key: t(key) for key in catalog(DEFAULT_LANG) if key.startswith(_POWER_JS_PREFIXES)}
+
+
+def _fmt_duration(t: Translator, seconds: float | None) -> str:
+    """8.4 s, 2 min 05 s, 1 h 12 min, 3 d 4 h (power.js formats ages the same way)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return t("dur.s", n=f"{seconds:.1f}".removesuffix(".0"))
+    total = int(round(seconds))
+    if total < 3600:
+        return t("dur.min", m=total // 60, s=f"{total % 60:02d}")
+    if total < 86400:
+        return t("dur.h", h=total // 3600, m=f"{total % 3600 // 60:02d}")
+    return t("dur.d", d=total // 86400, h=total % 86400 // 3600)
+
+
+def _fmt_num(value: float | None, digits: int = 1) -> str:
+    """A reading for people: 45.2, 45 (not 45.0); halves round up, as power.js's Math.round does."""
+    if value is None:
+        return ""
+    if not digits:
+        return str(math.floor(value + 0.5))
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _fmt_iso(value: str | None, with_seconds: bool = True) -> str:
+    """An ISO time from the power payload as UTC ``YYYY-MM-DD HH:MM:SS``."""
+    if not value:
+        return ""
+    when = dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+
+
 @router.get("/power")
-def power(request: Request, user: Principal = User_) -> Response:
-    return _empty_state(request, user, "power")
+def power(request: Request, session: DbSession, user: Principal = User_, outage: str | None = None) -> Response:
+    """Power: the chain coloured by live state, gauges, PUE, outages; power.js keeps it live over SSE."""
+    view = _power_payload(request, session, outage=outage)
+    if view is None:
+        return _empty_state(request, user, "power")
+    from infra_mgr.power.api import pue_daily
+
+    lang = pick_lang(request)
+    t = Translator(lang)
+    daily = pue_daily(request, session, days=POWER_PUE_DAYS)
+    sites = {s["id"]: s for s in view["sites"]}
+    return render(request, "power.html", {
+        "view": view, "daily": daily, "sites_by_id": sites, "tones": POWER_TONE_BADGE,
+        "power_tones": queries.POWER_TONES,
+        "power_strings": _power_strings(t), "fmt_duration": lambda s: _fmt_duration(t, s), "fmt_num": _fmt_num,
+        "fmt_iso": _fmt_iso, "pue_days": POWER_PUE_DAYS, "chain_mirror": t.dir == "rtl",
+    }, section="power", user=user)
+
+
+@router.get("/power/chain.json")
+def power_chain(request: Request, session: DbSession) -> Response:
+    """The power page's live data (devices, chain, sites, PUE) for power.js to refresh from.
+    Read-only and session-authenticated; a missing login is a JSON 401, like the topology's."""
+    if _current_principal(request, session) is None:
+        return JSONResponse({"detail": "login required"}, status_code=401, headers={"Cache-Control": "no-store"})
+    view = _power_payload(request, session, history=False) or {"devices": [], "nodes": [], "edges": [],
+                                                                "sites": [], "pue": None}
+    return JSONResponse(view, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/cloud")

@@ -394,6 +394,10 @@ class GufoWalker:
             if failure:
                 self._fail(operation, *failure)
             return rows
+        if failure and failure[0] == "timeout" and not self.answered:
+            # Nothing has ever answered: the device is silent, not a GETBULK mishandler.
+            self._fail(operation, *failure)
+            return rows
         # Bulk is unproven here and came back empty or broken: does GETNEXT see more?
         check, check_failure = await self._walk_once(base, False, 1, operation, quiet=True)
         if not check:

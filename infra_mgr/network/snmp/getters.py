@@ -814,12 +814,24 @@ async def get_facts(walker: Walker) -> DeviceFacts:
     return facts
 
 
-async def get_interfaces(walker: Walker) -> list[InterfaceFacts]:
+# Traffic counters: needed to monitor an interface, not to know it exists (discovery skips them,
+# which roughly halves what it asks of every device).
+COUNTER_COLUMNS = frozenset({"if_in_octets", "if_in_discards", "if_in_errors", "if_out_octets", "if_out_discards",
+                             "if_out_errors", "if_hc_in_octets", "if_hc_out_octets"})
+
+
+def _columns(name: str, counters: bool) -> list[str] | None:
+    if counters:
+        return None
+    return [c.name for c in tables()[name].columns if c.name not in COUNTER_COLUMNS]
+
+
+async def get_interfaces(walker: Walker, counters: bool = True) -> list[InterfaceFacts]:
     """ifTable + ifXTable. An agent without ifTable rows is reported (``end_of_mib``): every
     SNMP agent of a network device has interfaces, so none means the walk was cut short."""
     before = len(walker.problems)
-    if_rows = await walk_table(walker, "if_table")
-    ifx_rows = await walk_table(walker, "ifx_table") if if_rows else []
+    if_rows = await walk_table(walker, "if_table", _columns("if_table", counters))
+    ifx_rows = await walk_table(walker, "ifx_table", _columns("ifx_table", counters)) if if_rows else []
     if not if_rows and len(walker.problems) == before:
         walker.problem("walk if_table", "end_of_mib", "no interfaces: the agent ended the walk at once "
                                                       "(endOfMibView or an empty ifTable)")
@@ -896,6 +908,7 @@ class ProbeOptions:
 
     neighbors: bool = True
     ip_addresses: bool = True
+    counters: bool = True
 
 
 async def probe(target: SnmpTarget, engine: SnmpEngine | None = None, options: ProbeOptions | None = None
@@ -913,7 +926,7 @@ async def probe(target: SnmpTarget, engine: SnmpEngine | None = None, options: P
         try:
             async with asyncio.timeout(engine.device_deadline_s):
                 result.facts = await get_facts(walker)
-                result.interfaces = await get_interfaces(walker)
+                result.interfaces = await get_interfaces(walker, options.counters)
                 if options.neighbors:
                     result.neighbors = (await get_lldp_neighbors(walker, result.interfaces)
                                         + await get_cdp_neighbors(walker, result.interfaces))
