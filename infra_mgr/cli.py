@@ -93,7 +93,9 @@ def serve(host: Annotated[str | None, typer.Option(help="Listen address")] = Non
 def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None,
          port: Annotated[int | None, typer.Option(help="Listen port")] = None,
          example: Annotated[Path, typer.Option(help="City to import")] = EXAMPLE_CITY) -> None:
-    """Start the lab city, import the example, make sure a demo admin exists, and serve (``make demo``)."""
+    """The main job on the lab city (``make demo``): start the lab, import the example city, point the
+    database at the lab, make sure a demo admin exists, run a first discovery, and serve."""
+    import asyncio
     import secrets as pysecrets
 
     from infra_mgr.auth.models import User, UserCreate
@@ -101,7 +103,9 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
     from infra_mgr.auth.service import create_user
     from infra_mgr.inventory.history import acting_as
     from infra_mgr.inventory.importer import import_file
+    from infra_mgr.lab.cli import configure as lab_configure
     from infra_mgr.lab.cli import up as lab_up
+    from infra_mgr.network.discovery import discover as run_discovery
 
     settings = get_settings()
     engine = _ready_engine()
@@ -117,10 +121,24 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
             pw_file.chmod(0o600)
         session.commit()
     console.print(f"imported {example.name}: {result.created['site']} new sites, {result.unchanged['site']} unchanged")
+    lab_configure(lab_dir=None)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("first discovery of the lab city", total=None)
+
+        def tick(address: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, description=f"discovering {address}")
+
+        report = asyncio.run(run_discovery(engine, settings.secret(), all_sites=True, progress=tick, actor="demo"))
+    data = report.to_json()
+    console.print(f"discovery: {data['found']} devices, {data['links']} links in {data['seconds']} s; "
+                  f"unreachable: {', '.join(u['name'] or u['address'] for u in data['unreachable']) or 'none'}; "
+                  f"no working credential: "
+                  f"{', '.join(u['name'] or u['address'] for u in data['wrong_credentials']) or 'none'}")
     password = pw_file.read_text().strip() if pw_file.exists() else "(set earlier; not stored)"
     url = f"http://{host or settings.host}:{port or settings.port}/"
     console.print(f"[bold]dashboard:[/bold] {url}   [bold]login:[/bold] admin / {password}", highlight=False)
-    serve(host=host, port=port)
+    console.print("try: infra-mgr lab outage start   (and watch the Power page)", highlight=False)
+    serve(host=host, port=port, access_log=False)
 
 
 @db_app.command("upgrade")

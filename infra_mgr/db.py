@@ -97,6 +97,18 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
                     conn.rollback()
 
 
+@contextmanager
+def write_connection(engine: Engine | None = None) -> Iterator[Any]:
+    """A Core connection in a transaction that holds the write lock from its first statement
+    (SQLite ``BEGIN IMMEDIATE``): read-then-write Core work never fails upgrading its lock."""
+    eng = engine or get_engine()
+    with eng.connect() as conn:
+        if is_sqlite(eng):
+            conn = conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            yield conn
+
+
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 

@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from infra_mgr.auth.permissions import Perm
 from infra_mgr.auth.service import Principal, principal_from_token, principal_from_user_id
+from infra_mgr.db import write_session
 from infra_mgr.errors import ServiceError
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -25,7 +27,14 @@ class Forbidden(ServiceError):
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    """Reads get an ordinary session; a write request's session takes the database write lock at its
+    first statement (SQLite), so its read-then-write never fails against the pollers' writes."""
+    engine = request.app.state.engine
+    if request.method in SAFE_METHODS:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+        return
+    with write_session(engine) as session:
         yield session
 
 
@@ -42,7 +51,10 @@ def get_principal(request: Request, session: DbSession) -> Principal:
         principal = principal_from_token(session, raw.strip())
         if principal is None:
             raise Unauthorized("invalid or expired API token")
-        session.commit()
+        try:
+            session.commit()  # last-used time: worth recording, not worth failing a request for
+        except OperationalError:
+            session.rollback()
     else:
         uid = request.session.get("uid") if "session" in request.scope else None
         principal = principal_from_user_id(session, int(uid)) if isinstance(uid, int) else None

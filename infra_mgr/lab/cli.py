@@ -118,6 +118,34 @@ def status(
         Console().print(table)
 
 
+@lab_app.command()
+def configure(lab_dir: LabDirOption = None) -> None:
+    """Point the database at the running lab: discovery credentials and seed, power devices and chain.
+    Import the example city first (``infra-mgr import examples/jeddah.yaml``): the lab's devices live
+    in its sites."""
+    from sqlmodel import Session
+
+    from infra_mgr.config import get_settings
+    from infra_mgr.db import get_engine, upgrade
+    from infra_mgr.inventory.history import acting_as
+    from infra_mgr.lab.city import RunningCity
+    from infra_mgr.lab.setup import configure_discovery, configure_power
+
+    with _one_line_errors():
+        settings = get_settings()
+        upgrade(settings.db_url)
+        lab = Lab(lab_dir or default_lab_dir())
+        city = lab.record("city")
+        if city is None:
+            raise LabError("the lab city is not running: infra-mgr lab up")
+        with acting_as("lab"), Session(get_engine()) as session:
+            disc = configure_discovery(session, settings.secret(), RunningCity.from_record(city))
+            power = configure_power(session, settings.secret(), lab)
+            session.commit()
+        typer.echo(f"discovery: seed {disc['seed']} (port {disc['port']}), allow {', '.join(disc['allow'])}")
+        typer.echo("power: " + ", ".join(f"{v} {k}" for k, v in power.items()))
+
+
 def _mount_outage() -> None:
     from infra_mgr.lab.power_cli import outage_app
 

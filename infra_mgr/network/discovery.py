@@ -28,6 +28,7 @@ from sqlalchemy import Engine, or_
 from sqlmodel import Session, select
 
 from infra_mgr.common import utcnow
+from infra_mgr.db import write_session
 from infra_mgr.events.service import record
 from infra_mgr.inventory.credentials import reveal
 from infra_mgr.inventory.models import Credential, Device, DeviceStatus, Interface, Link, Prefix, Site
@@ -510,7 +511,7 @@ def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None
     scope (one site, or every site when ``scope_site_ids`` is None) that were not found are missing;
     a run from ad-hoc seeds marks nothing missing."""
     report = DiscoveryReport()
-    with Session(engine, expire_on_commit=False) as session:
+    with write_session(engine) as session:
         session.info["actor"] = actor
         rec = Reconciler(session, report, default_site_id)
         found_ids: set[int] = set()

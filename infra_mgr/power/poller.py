@@ -102,33 +102,37 @@ class PowerPoller:
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             started = loop.time()
-            timeout = max(0.5, min(dev.interval_s * 0.9, 3.0))
             try:
-                reading = await asyncio.wait_for(self.reader(dev, timeout), timeout + 0.5)
-            except TimeoutError:
-                reading = PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "timeout",
-                                                                         f"no answer within {timeout:.1f} s")])
-            except Exception as exc:  # noqa: BLE001 - a broken device is reported, the poller goes on
-                reading = PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", str(exc))])
-            self.reads += 1
-            now = utcnow()
-            try:
-                applied = await asyncio.to_thread(self.service.apply, dev.id, reading, now, False)
-            except LookupError:
-                return  # deleted meanwhile
-            except Exception:  # noqa: BLE001
-                log.exception("power: applying a reading of %s failed", dev.name)
-                applied = None
-            if applied is not None:
-                self._pending.extend(await asyncio.to_thread(self.service.samples, dev.id, reading.readings, now))
-                self.hub.publish({"type": "device", "id": dev.id, "name": dev.name, "state": applied.state,
-                                  "flags": applied.flags, "readings": applied.readings,
-                                  "live": not reading.stale and bool(reading.readings), "time": now.isoformat()})
-                for ev in applied.events:
-                    self.hub.publish({"type": "event", **ev})
+                if not await self._read_and_apply(dev):
+                    return  # the device was deleted meanwhile
+            except Exception:  # noqa: BLE001 - one bad read or a busy database must not end the loop
+                log.exception("power: polling %s failed; trying again", dev.name)
             elapsed = loop.time() - started
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(0.0, dev.interval_s - elapsed))
+
+    async def _read_and_apply(self, dev: DeviceRef) -> bool:
+        timeout = max(0.5, min(dev.interval_s * 0.9, 3.0))
+        try:
+            reading = await asyncio.wait_for(self.reader(dev, timeout), timeout + 0.5)
+        except TimeoutError:
+            reading = PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "timeout",
+                                                                     f"no answer within {timeout:.1f} s")])
+        except Exception as exc:  # noqa: BLE001 - a broken device is reported, the poller goes on
+            reading = PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", str(exc))])
+        self.reads += 1
+        now = utcnow()
+        try:
+            applied = await asyncio.to_thread(self.service.apply, dev.id, reading, now, False)
+        except LookupError:
+            return False
+        self._pending.extend(await asyncio.to_thread(self.service.samples, dev.id, reading.readings, now))
+        self.hub.publish({"type": "device", "id": dev.id, "name": dev.name, "state": applied.state,
+                          "flags": applied.flags, "readings": applied.readings,
+                          "live": not reading.stale and bool(reading.readings), "time": now.isoformat()})
+        for ev in applied.events:
+            self.hub.publish({"type": "event", **ev})
+        return True
 
     async def _flush_loop(self) -> None:
         last_rollup = time.monotonic()
@@ -136,12 +140,15 @@ class PowerPoller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 1.0)
             batch, self._pending = self._pending, []
-            if batch:
-                await asyncio.to_thread(self.service.store.write, batch)
-            if time.monotonic() - last_rollup >= 60:
-                last_rollup = time.monotonic()
-                await asyncio.to_thread(self.service.store.rollup)
-                await asyncio.to_thread(self.service.store.prune)
+            try:
+                if batch:
+                    await asyncio.to_thread(self.service.store.write, batch)
+                if time.monotonic() - last_rollup >= 60:
+                    last_rollup = time.monotonic()
+                    await asyncio.to_thread(self.service.store.rollup)
+                    await asyncio.to_thread(self.service.store.prune)
+            except Exception:  # noqa: BLE001 - samples of this second are lost; the next batch is tried
+                log.exception("power: writing %d telemetry samples failed", len(batch))
 
     async def run(self, refresh_s: float = 10.0) -> None:
         """Poll until ``stop()``; picks up added, changed and removed devices every ``refresh_s``."""

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from infra_mgr.common import utcnow
+from infra_mgr.db import write_session
 from infra_mgr.events.service import record
 from infra_mgr.power import autonomy
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerNode
@@ -64,7 +65,9 @@ class PowerService:
               ) -> Applied:
         """Fold one reading in; ``store=False`` leaves the samples to the caller (the poller batches them)."""
         now = now or utcnow()
-        with Session(self.engine, expire_on_commit=False) as s:
+        # A reading always writes: take the write lock first (SQLite), so readers-turned-writers
+        # in concurrent pollers never hit "database is locked" upgrading their transaction.
+        with write_session(self.engine) as s:
             dev = s.get(PowerDevice, device_id)
             if dev is None:
                 raise LookupError(f"power device {device_id} not found")

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Integer, and_, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from infra_mgr.db import write_connection
 from infra_mgr.telemetry.models import MetricRollup, MetricSample, MetricSeries
 
 RAW = 0
@@ -66,7 +67,7 @@ class TelemetryStore:
                 return self._ids[key]
         cond = and_(MetricSeries.source_kind == source_kind, MetricSeries.source_id == source_id,
                     MetricSeries.name == name)
-        with self.engine.begin() as conn:
+        with write_connection(self.engine) as conn:
             found = conn.execute(select(MetricSeries.id).where(cond)).scalar()
             if found is None:
                 try:
@@ -95,7 +96,7 @@ class TelemetryStore:
         if not rows:
             return 0
         stmt = self._insert(MetricSample.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
-        with self.engine.begin() as conn:
+        with write_connection(self.engine) as conn:
             conn.execute(stmt, rows)
         return len(rows)
 
@@ -113,7 +114,7 @@ class TelemetryStore:
     def rollup(self, now: int | None = None) -> None:
         """Compute 5-minute buckets from raw samples and hourly buckets from 5-minute ones."""
         now = now if now is not None else now_ms()
-        with self.engine.begin() as conn:
+        with write_connection(self.engine) as conn:
             for res, source in ((FIVE_MIN, RAW), (HOUR, FIVE_MIN)):
                 width = res * 1000
                 done = conn.execute(select(func.max(MetricRollup.bucket_ms)).where(
@@ -145,7 +146,7 @@ class TelemetryStore:
     def prune(self, now: int | None = None) -> None:
         now = now if now is not None else now_ms()
         ret = self.retention
-        with self.engine.begin() as conn:
+        with write_connection(self.engine) as conn:
             conn.execute(delete(MetricSample).where(MetricSample.ts_ms < now - ret.raw_s * 1000))
             conn.execute(delete(MetricRollup).where(MetricRollup.resolution_s == FIVE_MIN,
                                                     MetricRollup.bucket_ms < now - ret.five_min_s * 1000))

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,7 @@ from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.api import start_session
 from infra_mgr.auth.models import User
 from infra_mgr.auth.service import Principal, authenticate, principal_from_user_id
+from infra_mgr.db import write_session
 from infra_mgr.inventory.models import SiteKind
 from infra_mgr.power.service import PowerService
 from infra_mgr.web import queries
@@ -275,9 +277,10 @@ def _authenticate(engine: Any, username: str, password: str) -> User | None:
     """Check the password (argon2: slow by design, so it runs in a worker thread) and stamp last_login."""
     with Session(engine, expire_on_commit=False) as session:
         user = authenticate(session, username, password)
-        if user is not None:
-            session.commit()
-        return user
+    if user is not None:  # the stamp in its own short write (the check above only read)
+        with write_session(engine) as session:
+            session.execute(update(User).where(User.id == user.id).values(last_login=user.last_login))
+    return user
 
 
 # --------------------------------------------------------------------------- login / logout / language

@@ -1,0 +1,462 @@
+"""Power page, its JSON and the rules behind its colours, without a browser.
+
+The seed is Jeddah's green data centre on a quiet day: everything on mains behind the Euro-Diesel
+DRUPS, one PDU that stopped answering twelve minutes ago (stale), one never polled, two outage
+records (a 23-minute one that went to diesel, an older blip the UPS batteries rode through), and
+fourteen days of meter readings for the daily PUE. The browser test proves the page stays live;
+here the server-side answer is pinned: what colour each element gets and why, the left-to-right
+layout of the chain (mirrored in Arabic), the gauges and the outage timeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from infra_mgr.api.app import create_app
+from infra_mgr.auth.models import UserCreate
+from infra_mgr.auth.service import create_user
+from infra_mgr.common import utcnow
+from infra_mgr.config import Settings
+from infra_mgr.db import make_engine, upgrade
+from infra_mgr.events.models import Event
+from infra_mgr.inventory.models import Site
+from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerEdge, PowerNode
+from infra_mgr.power.service import PowerService
+from infra_mgr.web import queries
+from infra_mgr.web.assets import web_dir
+
+PASSWORD = "unit-test-password-power"
+DC_AR = "مركز البيانات الأخضر"
+CURVE = {"25": 42.0, "50": 70.0, "75": 100.0, "100": 135.0}
+
+
+def seed_power(engine: Any, now: dt.datetime) -> dict[str, int]:
+    """The data centre described in the module docstring; returns ids by name."""
+    ids: dict[str, int] = {}
+    with Session(engine) as s:
+        site = Site(code="JED-DC", name_en="Green data centre", name_ar=DC_AR, kind="datacenter")
+        s.add(site)
+        s.flush()
+        ok = {"status": "ok", "last_ok": now, "poll_interval_s": 300.0, "site_id": site.id}
+        devices = [
+            PowerDevice(name="dc-intake", kind="meter", source="modbus://127.0.0.1:5021/1?map=meter", state="mains",
+                        readings={"meter.power": 210.0, "meter.voltage": 231.0, "meter.energy": 1834567.0}, **ok),
+            PowerDevice(name="dc-drups1", kind="drups", source="modbus://127.0.0.1:5020/1?map=drups-eurodiesel",
+                        capacity_kw=500, state="mains",
+                        readings={"drups.mode": "mains", "mains.status": "ok", "kinetic.level": 100.0,
+                                  "engine.state": "stopped", "output.power": 160.0, "fuel.day.level": 62.0,
+                                  "fuel.main.level": 88.0}, **ok),
+            PowerDevice(name="dc-ups1", kind="ups", source="nut://127.0.0.1:3493/dc-ups1", capacity_kw=200,
+                        state="mains", readings={"ups.status": "OL", "battery.charge": 100.0,
+                                                 "battery.runtime": 1500.0, "ups.load": 45.0}, **ok),
+            PowerDevice(name="dc-ups2", kind="ups", source="nut://127.0.0.1:3493/dc-ups2", capacity_kw=200,
+                        state="mains", readings={"ups.status": "OL", "battery.charge": 98.0,
+                                                 "battery.runtime": 2400.0, "ups.load": 30.0}, **ok),
+            PowerDevice(name="dc-pdu-a1", kind="pdu", source="snmp://public@127.0.0.1:1161", state="mains",
+                        status="comm_lost", last_ok=now - dt.timedelta(minutes=12), poll_interval_s=5.0,
+                        site_id=site.id, readings={"output.power": 18.0, "output.current": 26.0},
+                        message="no answer within 4.5 s"),
+            PowerDevice(name="dc-pdu-b1", kind="pdu", source="snmp://public@127.0.0.1:1162", site_id=site.id),
+        ]
+        s.add_all(devices)
+        s.flush()
+        ids.update({d.name: d.id or 0 for d in devices})
+        s.add(FuelTank(name="day-tank", power_device_id=ids["dc-drups1"], capacity_l=2000, rated_kw=500,
+                       level_reading="fuel.day.level", curve=CURVE))
+        nodes = {}
+        for name, kind, dev, extra in (
+            ("utility-a", "utility", None, {}),
+            ("intake-meter", "meter", "dc-intake", {"pue_role": "facility"}),
+            ("ats-1", "ats", None, {}),
+            ("drups-1", "drups", "dc-drups1", {"capacity_kw": 500}),
+            ("ups-1", "ups", "dc-ups1", {"pue_role": "it", "it_category": 1, "capacity_kw": 200}),
+            ("ups-2", "ups", "dc-ups2", {"pue_role": "it", "it_category": 1, "capacity_kw": 200}),
+            ("panel-a", "panel", None, {"capacity_kw": 250}),
+            ("panel-b", "panel", None, {"capacity_kw": 250}),
+            ("pdu-a1", "pdu", "dc-pdu-a1", {"capacity_kw": 22}),
+            ("pdu-b1", "pdu", "dc-pdu-b1", {"capacity_kw": 22}),
+            ("rack-r01", "rack", None, {}),
+            ("rack-r02", "rack", None, {}),
+        ):
+            node = PowerNode(name=name, kind=kind, site_id=site.id, power_device_id=ids[dev] if dev else None, **extra)
+            s.add(node)
+            s.flush()
+            nodes[name] = node.id or 0
+        ids.update({f"node:{k}": v for k, v in nodes.items()})
+        for a, b in (("utility-a", "intake-meter"), ("intake-meter", "ats-1"), ("ats-1", "drups-1"),
+                     ("drups-1", "ups-1"), ("drups-1", "ups-2"), ("ups-1", "panel-a"), ("ups-2", "panel-b"),
+                     ("panel-a", "pdu-a1"), ("panel-b", "pdu-b1"), ("pdu-a1", "rack-r01"), ("pdu-b1", "rack-r01"),
+                     ("pdu-b1", "rack-r02")):
+            s.add(PowerEdge(from_node_id=nodes[a], to_node_id=nodes[b]))
+
+        # Two days ago: mains failed, the DRUPS rode through on its flywheel and its diesel took the load.
+        t0 = (now - dt.timedelta(days=2)).replace(hour=9, minute=12, second=3, microsecond=0)
+
+        def at(seconds: float) -> str:
+            return (t0 + dt.timedelta(seconds=seconds)).isoformat()
+
+        big = Outage(site_id=site.id, status="closed", started_at=t0,
+                     diesel_cranking_at=t0 + dt.timedelta(seconds=1.5),
+                     diesel_on_load_at=t0 + dt.timedelta(seconds=7.8),
+                     mains_restored_at=t0 + dt.timedelta(seconds=1260), ended_at=t0 + dt.timedelta(seconds=1380),
+                     min_kinetic_level=71.5, fuel_start_pct=66.0, fuel_end_pct=63.6, fuel_used_l=48.0,
+                     diesel_run_s=1372.2, timeline=[
+                         {"time": at(0), "kind": "power.mains_failed", "device": "dc-intake",
+                          "message": "dc-intake: mains failed"},
+                         {"time": at(0.2), "kind": "power.on_kinetic", "device": "dc-drups1",
+                          "message": "dc-drups1: on the kinetic store"},
+                         {"time": at(1.5), "kind": "power.diesel_cranking", "device": "dc-drups1",
+                          "message": "dc-drups1: diesel cranking"},
+                         {"time": at(7.8), "kind": "power.diesel_on_load", "device": "dc-drups1",
+                          "message": "dc-drups1: diesel on load"},
+                         {"time": at(1260), "kind": "power.mains_restored", "device": "dc-intake",
+                          "message": "dc-intake: mains restored"},
+                         {"time": at(1380), "kind": "power.outage_ended", "device": "dc-drups1",
+                          "message": "all power devices back on mains"},
+                     ])
+        # A month ago: a 4-second dip the UPS batteries rode through; the diesel never started.
+        t1 = (now - dt.timedelta(days=30)).replace(hour=14, minute=0, second=0, microsecond=0)
+        blip = Outage(site_id=site.id, status="closed", started_at=t1, mains_restored_at=t1 + dt.timedelta(seconds=4),
+                      ended_at=t1 + dt.timedelta(seconds=4.1), min_battery_charge=97.0, timeline=[
+                          {"time": t1.isoformat(), "kind": "power.on_battery", "device": "dc-ups1",
+                           "message": "dc-ups1: on battery"},
+                          {"time": (t1 + dt.timedelta(seconds=4)).isoformat(), "kind": "power.mains_restored",
+                           "device": "dc-ups1", "message": "dc-ups1: mains restored"},
+                      ])
+        s.add_all([big, blip])
+        s.flush()
+        ids["outage:big"], ids["outage:blip"] = big.id or 0, blip.id or 0
+        for minutes, kind, sev, dev, msg in ((12, "power.comm_lost", "critical", "dc-pdu-a1",
+                                              "dc-pdu-a1: communication lost (timeout)"),
+                                             (2 * 1440, "power.diesel_on_load", "warning", "dc-drups1",
+                                              "dc-drups1: diesel on load")):
+            s.add(Event(kind=kind, severity=sev, message=msg, site_id=site.id, time=now - dt.timedelta(minutes=minutes),
+                        data={"power_device": dev, "power_device_id": ids[dev]}))
+        create_user(s, UserCreate(username="facilities", password=PASSWORD, role="viewer"))
+        s.commit()
+
+    # Fourteen days of readings every two hours: facility ≈ 210 kW, IT ≈ 150 kW (PUE ≈ 1.4).
+    svc = PowerService(engine)
+    samples = []
+    start = (now - dt.timedelta(days=13)).replace(hour=0, minute=0, second=0, microsecond=0)
+    step = 0
+    while (when := start + dt.timedelta(hours=2 * step)) < now - dt.timedelta(minutes=10):
+        wave = math.sin(step / 5)
+        samples += svc.samples(ids["dc-intake"], {"meter.power": 210 + 12 * wave}, when)
+        samples += svc.samples(ids["dc-ups1"], {"output.power": 90 + 3 * wave}, when)
+        samples += svc.samples(ids["dc-ups2"], {"output.power": 60.0}, when)
+        step += 1
+    svc.store.write(samples)
+    svc.store.rollup()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    tmp = tmp_path_factory.mktemp("webpower")
+    url = f"sqlite:///{tmp / 'power.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    ids = seed_power(engine, utcnow())
+    # No poller: the seeded sources are not real devices (it would mark them comm_lost).
+    application = create_app(Settings(data_dir=tmp, database_url=url, power_poller=False), engine=engine)
+    application.state.ids = ids
+    yield application
+    engine.dispose()
+
+
+def _login(client: TestClient) -> None:
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token
+    resp = client.post("/login", data={"username": "facilities", "password": PASSWORD, "csrf": token.group(1)},
+                       follow_redirects=False)
+    assert resp.status_code == 303
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        _login(c)
+        yield c
+
+
+def _chain(client: TestClient) -> dict[str, Any]:
+    resp = client.get("/power/chain.json")
+    assert resp.status_code == 200
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def _node_attrs(html: str) -> dict[str, dict[str, str]]:
+    """name → attributes of each chain node's <g> (its data-* and the translate() x)."""
+    out = {}
+    for m in re.finditer(r'<g class="pnode ([^"]*)"(.*?)transform="translate\(([\d.]+) ([\d.]+)\)"', html, re.S):
+        attrs = dict(re.findall(r'data-([a-z]+)="([^"]*)"', m.group(2)))
+        attrs["x"], attrs["y"] = m.group(3), m.group(4)
+        out[attrs["name"]] = attrs
+    return out
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@pytest.mark.parametrize(("state", "flags", "live", "status", "tone"), [
+    ("mains", [], True, "ok", "ok"),
+    ("standby", [], True, "ok", "ok"),
+    ("kinetic", ["mains_failed"], True, "ok", "warning"),
+    ("diesel", ["mains_failed", "on_load"], True, "ok", "warning"),
+    ("bypass", ["on_bypass"], True, "ok", "warning"),
+    ("battery", ["mains_failed"], True, "ok", "critical"),
+    ("diesel", ["low_fuel"], True, "ok", "critical"),
+    ("mains", ["overload"], True, "ok", "critical"),
+    ("off", ["mains_failed"], True, "ok", "critical"),
+    ("unknown", [], True, "ok", "unknown"),
+    ("diesel", [], False, "comm_lost", "stale"),
+    ("mains", [], False, "ok", "stale"),  # data older than its grace period
+    ("unknown", [], False, "never", "unknown"),
+])
+def test_power_tone(state: str, flags: list[str], live: bool, status: str, tone: str) -> None:
+    assert queries.power_tone(state, flags, live, status) == tone
+
+
+@pytest.mark.parametrize(("readings", "capacity", "expected"), [
+    ({"meter.power": 210.0}, None, (210.0, None)),
+    ({"output.power": 160.0}, 500, (160.0, 32.0)),
+    ({"ups.load": 45}, 200, (90.0, 45.0)),
+    ({"ups.realpower": 90000, "ups.load": 45}, 200, (90.0, 45.0)),
+    ({"engine.load": 60, "output.power": 300}, 500, (300.0, 60.0)),
+    ({"ups.load": 45}, None, (None, 45.0)),
+    ({"ups.status": "OL"}, 200, (None, None)),
+    ({"output.power": True}, 500, (None, None)),
+])
+def test_power_load(readings: dict[str, Any], capacity: float | None, expected: tuple[Any, Any]) -> None:
+    assert queries.power_load(readings, capacity) == expected
+
+
+def test_site_state_is_the_most_serious_live_state() -> None:
+    def dev(state: str, live: bool = True) -> dict[str, Any]:
+        return {"state": state, "live": live}
+
+    assert queries.power_site_state([dev("mains"), dev("diesel"), dev("kinetic")]) == "kinetic"
+    assert queries.power_site_state([dev("mains"), dev("battery"), dev("kinetic")]) == "battery"
+    assert queries.power_site_state([dev("mains"), dev("battery", live=False)]) == "mains"
+    assert queries.power_site_state([dev("diesel", live=False)]) == "unknown"
+    assert queries.power_site_state([]) == "unknown"
+
+
+def test_utility_state_from_the_devices_it_feeds() -> None:
+    fine = {"live": True, "flags": []}
+    failed = {"live": True, "flags": ["mains_failed"]}
+    stale = {"live": False, "flags": ["mains_failed"]}
+    assert queries.utility_state([fine])["state"] == "mains"
+    assert queries.utility_state([fine, failed]) == {"state": "failed", "tone": "critical", "live": True}
+    assert queries.utility_state([stale])["state"] == "unknown"
+    assert queries.utility_state([])["tone"] == "none"
+
+
+def test_chain_layout_left_to_right() -> None:
+    # utility → meter → ATS → DRUPS → two UPS → their panels; one rack fed by both (A/B).
+    grid = queries.chain_layout([1, 2, 3, 4, 5, 6, 7, 8, 9],
+                                [(1, 2), (2, 3), (3, 4), (4, 5), (4, 6), (5, 7), (6, 8), (7, 9), (8, 9)])
+    assert [grid[n][0] for n in (1, 2, 3, 4, 5, 7, 9)] == [0, 1, 2, 3, 4, 5, 6]
+    assert {grid[n][1] for n in (1, 2, 3, 4, 5, 7)} == {0}  # the main line is straight
+    assert grid[6] == (4, 1) and grid[8] == (5, 1)  # the branch fans out below
+    assert grid[9][0] == 6  # a join sits right of both feeders
+
+
+def test_chain_layout_stacks_separate_chains_and_survives_cycles() -> None:
+    grid = queries.chain_layout([1, 2, 3, 4, 5], [(1, 2), (3, 4), (4, 3), (2, 99), (5, 5)])
+    assert grid[1] == (0, 0) and grid[2] == (1, 0)
+    rows = {grid[3][1], grid[4][1]}
+    assert min(rows) >= 1 and grid[5][1] > max(rows)  # each separate chain on its own rows
+    assert len(set(grid.values())) == 5
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def test_chain_json_needs_a_session(app: FastAPI) -> None:
+    with TestClient(app) as anonymous:
+        resp = anonymous.get("/power/chain.json")
+    assert resp.status_code == 401 and resp.json() == {"detail": "login required"}
+
+
+def test_chain_json(client: TestClient) -> None:
+    data = _chain(client)
+    assert data["live_updates"] is False  # no hub without a poller
+    assert data["rules"]["tones"]["kinetic"] == "warning" and "low_fuel" in data["rules"]["critical_flags"]
+    devices = {d["name"]: d for d in data["devices"]}
+    assert {n: (d["state"], d["tone"], d["live"]) for n, d in devices.items()} == {
+        "dc-intake": ("mains", "ok", True), "dc-drups1": ("mains", "ok", True), "dc-ups1": ("mains", "ok", True),
+        "dc-ups2": ("mains", "ok", True), "dc-pdu-a1": ("unknown", "stale", False),
+        "dc-pdu-b1": ("unknown", "unknown", False),
+    }
+    stale = devices["dc-pdu-a1"]
+    assert stale["last_state"] == "mains" and 700 < stale["data_age_s"] < 800 and stale["grace_s"] == 15.0
+    drups = devices["dc-drups1"]
+    assert drups["gauges"]["shown"] == ["kinetic", "fuel", "load"]
+    assert drups["gauges"]["fuel"] == 62.0 and drups["gauges"]["load"] == 32.0
+    # 2000 L × 62 % − 15 % unusable = 940 L at 49.8 L/h (32 % load on the curve) = 18.9 h.
+    assert drups["gauges"]["fuel_h"] == pytest.approx(18.86, abs=0.01)
+    ups1 = devices["dc-ups1"]
+    assert ups1["gauges"]["battery"] == 100.0 and ups1["gauges"]["battery_h"] == pytest.approx(0.42, abs=0.01)
+    assert ups1["kw"] == 90.0
+
+    nodes = {n["name"]: n for n in data["nodes"]}
+    assert nodes["utility-a"]["state"] == "mains" and nodes["utility-a"]["derived_from"] == [devices["dc-intake"]["id"]]
+    assert (nodes["ats-1"]["state"], nodes["ats-1"]["tone"]) == ("none", "none")
+    assert (nodes["pdu-a1"]["tone"], nodes["ups-1"]["kw"], nodes["ups-1"]["pct"]) == ("stale", 90.0, 45.0)
+    assert [nodes[n]["col"] for n in ("utility-a", "intake-meter", "ats-1", "drups-1", "ups-1", "panel-a",
+                                      "pdu-a1", "rack-r01")] == list(range(8))
+    assert nodes["ups-2"]["row"] == 1 and nodes["rack-r02"]["row"] > nodes["rack-r01"]["row"]
+    assert len(data["edges"]) == 12 and all(e["path"].startswith("M") for e in data["edges"])
+    assert data["sites"] == [{"id": devices["dc-ups1"]["site_id"], "code": "JED-DC", "name_en": "Green data centre",
+                              "name_ar": DC_AR, "state": "mains", "not_live": 2, "devices": 6}]
+    # PUE from the same service as /api/v1/power/status: intake 210 kW ÷ UPS outputs 90 + 60 kW.
+    assert data["pue"] == {"pue": 1.4, "facility_kw": 210.0, "it_kw": 150.0, "category": 1}
+    assert "outages" not in data  # the history is on the page; the JSON is what changes live
+
+
+def test_page_agrees_with_the_status_api(client: TestClient) -> None:
+    api = client.get("/api/v1/power/status").json()
+    page = {d["name"]: d for d in _chain(client)["devices"]}
+    assert {d["name"]: (d["state"], d["live"]) for d in api["devices"]} == {
+        n: (d["state"], d["live"]) for n, d in page.items()}
+    assert api["pue"] == _chain(client)["pue"]
+
+
+# --------------------------------------------------------------------------- page
+
+
+def test_power_page_renders_everything_server_side(client: TestClient, app: FastAPI) -> None:
+    resp = client.get("/power?lang=en")
+    assert resp.status_code == 200
+    html = resp.text
+    assert "<script>" not in html and "style=" not in html  # CSP: no inline script or style
+    assert resp.headers["content-security-policy"].count("script-src 'self'") == 1
+    assert 'id="power-data"' in html and 'type="application/json" id="power-strings"' in html
+    assert '<script src="/static/power.js" defer></script>' in html
+    assert 'data-live="off" hidden>Live updates are not enabled' in html and "Values as of " in html
+
+    # The chain, left to right, each node coloured by its source.
+    nodes = _node_attrs(html)
+    assert len(nodes) == 12
+    xs = [float(nodes[n]["x"]) for n in ("utility-a", "intake-meter", "ats-1", "drups-1", "ups-1", "panel-a")]
+    assert xs == sorted(xs) and len(set(xs)) == 6
+    assert {n: (a["state"], a["tone"]) for n, a in nodes.items() if n in ("utility-a", "drups-1", "pdu-a1",
+                                                                             "pdu-b1", "ats-1")} == {
+        "utility-a": ("mains", "ok"), "drups-1": ("mains", "ok"), "pdu-a1": ("unknown", "stale"),
+        "pdu-b1": ("unknown", "unknown"), "ats-1": ("none", "none")}
+    assert html.count('class="pedge') == 12
+    ups1 = app.state.ids["node:ups-1"]
+    assert re.search(rf'data-node="{ups1}".*?data-role="reading">90 kW · 45 %</text>', html, re.S)
+    assert re.search(r'data-name="pdu-a1".*?data-role="state">Stale</text>', html, re.S)
+
+    # What the site runs on, at a glance.
+    assert re.search(r'class="card shadow-sm power-site tone-ok"[^>]*data-state="mains"', html)
+    assert "On mains" in html and "2 of 6 devices not live" in html
+
+    # Gauges: battery, kinetic, fuel (with autonomy), load; stale data marked not live.
+    ids = app.state.ids
+    assert f'id="pg-{ids["dc-ups1"]}-battery" min="0" max="100" low="30" high="70" optimum="100" value="100.0"' in html
+    assert f'id="pg-{ids["dc-drups1"]}-fuel" min="0" max="100" low="20" high="50" optimum="100" value="62.0"' in html
+    assert f'id="pg-{ids["dc-drups1"]}-kinetic"' in html and "Fuel autonomy at present load: 18.9 h" in html
+    assert "Battery autonomy: 0.4 h" in html
+    card = re.search(rf'<article class="card shadow-sm h-100 pdev tone-stale not-live" '
+                     rf'data-device="{ids["dc-pdu-a1"]}".*?</article>', html, re.S)
+    assert card and "Not live" in card.group(0) and "no data for 12 min" in card.group(0)
+    assert 'data-role="message"><bdi>no answer within 4.5 s</bdi>' in card.group(0)  # why it is silent
+    never = re.search(rf'<article [^>]*data-device="{ids["dc-pdu-b1"]}".*?</article>', html, re.S)
+    assert never and "never read" in never.group(0) and 'data-tone="unknown"' in never.group(0)
+
+    # PUE with its category, and the daily values (the table behind the chart).
+    assert 'id="pue-value" data-pue="1.4">1.40</span>' in html
+    assert "Category 1: IT power measured at the UPS output" in html
+    assert "Facility 210 kW · IT 150 kW · DCiE 71 %" in html
+    days = re.findall(r'<tr data-day="(\d{4}-\d\d-\d\d)"><td><bdi dir="ltr">[^<]+</bdi></td><td>([\d.]+)</td>', html)
+    assert len(days) == 14 and all(1.3 < float(v) < 1.5 for _d, v in days)
+
+    # Outages newest first; the newest is shown with its phases and figures.
+    listed = re.findall(r'<tr data-outage="(\d+)"', html)
+    assert listed == [str(ids["outage:big"]), str(ids["outage:blip"])]
+    detail = re.search(r'<article id="outage-detail".*?</article>', html, re.S)
+    assert detail
+    text = detail.group(0)
+    assert f'data-outage="{ids["outage:big"]}"' in text
+    phases = re.findall(r'class="power-phase (done|skipped)" data-phase="([a-z_]+)"', text)
+    assert phases == [("done", "mains_failed"), ("done", "ride_through"), ("done", "diesel_cranking"),
+                      ("done", "diesel_on_load"), ("done", "mains_restored"), ("done", "retransfer")]
+    assert "On the kinetic store" in text and "+7.8 s" in text and "+23 min 00 s" in text
+    for fig, value in (("to_diesel", "7.8 s"), ("min_kinetic", "72 %"), ("diesel_run", "22 min 52 s"),
+                       ("fuel_used", "48 L"), ("duration", "23 min 00 s"), ("min_battery", "—")):
+        assert f'data-fig="{fig}">{value}</dd>' in text, fig
+    assert text.count("<tr data-kind=") == 6 and "Retransfer: every device back on mains" in text
+
+    # Recent power events.
+    assert "dc-pdu-a1: communication lost (timeout)" in html and "Communication lost" in html
+
+
+def test_power_page_in_arabic_is_mirrored(client: TestClient) -> None:
+    html = client.get("/power?lang=ar").text
+    assert 'dir="rtl"' in html and "على الشبكة العامة" in html and DC_AR in html
+    nodes = _node_attrs(html)
+    xs = [float(nodes[n]["x"]) for n in ("utility-a", "intake-meter", "ats-1", "drups-1", "ups-1")]
+    assert xs == sorted(xs, reverse=True)  # power flows right to left
+    assert 'transform="matrix(-1 0 0 1 ' in html and 'data-mirror="true"' in html
+    assert "بيانات قديمة" in html and "فئة القياس" not in html and "الفئة 1" in html
+    client.get("/power?lang=en")
+
+
+def test_outage_selection(client: TestClient, app: FastAPI) -> None:
+    ids = app.state.ids
+    html = client.get(f"/power?outage={ids['outage:blip']}").text
+    detail = re.search(r'<article id="outage-detail".*?</article>', html, re.S)
+    assert detail and f'data-outage="{ids["outage:blip"]}"' in detail.group(0)
+    phases = dict((p, s) for s, p in re.findall(r'class="power-phase (done|skipped)" data-phase="([a-z_]+)"',
+                                                detail.group(0)))
+    assert phases["diesel_cranking"] == phases["diesel_on_load"] == "skipped" and phases["ride_through"] == "done"
+    assert "On battery" in detail.group(0) and 'data-fig="min_battery">97 %</dd>' in detail.group(0)
+    assert re.search(rf'<tr data-outage="{ids["outage:blip"]}" data-status="closed" class="table-active" '
+                     r'aria-current="true">', html)
+    for bad in ("abc", "-1", "0", "99999999999999999999", "123456"):
+        resp = client.get(f"/power?outage={bad}")
+        assert resp.status_code == 200, bad
+        assert f'<article id="outage-detail" data-outage="{ids["outage:big"]}"' in resp.text, bad
+
+
+def test_nothing_configured_keeps_the_empty_state(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        assert queries.power_view(s, [], {"pue": None}) is None
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- strings
+
+
+def test_power_js_strings_exist() -> None:
+    """Every literal key power.js asks for is in the catalogue (the page hands the script a subset)."""
+    catalog = json.loads((web_dir("i18n") / "en.json").read_text(encoding="utf-8"))
+    script = (web_dir("static") / "power.js").read_text(encoding="utf-8")
+    used = set(re.findall(r"\bt\('([a-z_]+\.[a-z_]+)'(?!\s*\+)", script))
+    used |= set(re.findall(r"'(power\.live_[a-z]+)'", script))  # the live status texts
+    used |= {f"pue.cat{n}" for n in (1, 2, 3)}  # t('pue.cat' + category)
+    assert len(used) > 15
+    assert sorted(used - set(catalog)) == []
+    from infra_mgr.web.routes import _POWER_JS_PREFIXES
+
+    assert all(key.startswith(_POWER_JS_PREFIXES) for key in used)

@@ -1,0 +1,685 @@
+/* infra-mgr: the Power page, kept live.
+ *
+ * The server renders the whole page from the database (it reads fine without this file). This
+ * script then subscribes to /api/v1/power/stream (server-sent events from the power poller's
+ * LiveHub) and, within a second of a reading, changes the colours, states, gauges and readings
+ * already on the page; `event` items go to the events list (and to the timeline of an outage in
+ * progress). The data it starts from is the page's own JSON block, and the colour rules come with
+ * it, so a live update is judged exactly as the server judged the page.
+ *
+ * Values the browser cannot compute (fuel autonomy from the engine's consumption curve, PUE, the
+ * state of an outage) are refreshed from /power/chain.json a few seconds after readings change.
+ * When the stream drops the page says "live updates paused", polls that JSON meanwhile and
+ * reconnects; a device whose data grows older than its grace period turns grey ("stale") even
+ * while the stream is down, so old data is never shown as live.
+ *
+ * CSP: our own file only, no inline script or style; every text goes in with textContent.
+ * `window.infraPower` exposes the state for the browser tests and for debugging from the console.
+ */
+(function () {
+  'use strict';
+
+  var dataEl = document.getElementById('power-data');
+  if (!dataEl) { return; }
+
+  function parse(id) {
+    var el = document.getElementById(id);
+    try { return JSON.parse(el ? el.textContent : '{}'); } catch (e) { return {}; }
+  }
+
+  var view = parse('power-data');
+  var strings = parse('power-strings');
+  var rules = view.rules || { tones: {}, critical_flags: [], site_order: [], badges: {} };
+  var TONE_NAMES = ['ok', 'warning', 'critical', 'stale', 'unknown', 'none'];
+  var BADGE_CLASSES = ['text-bg-success', 'text-bg-warning', 'text-bg-danger', 'text-bg-secondary', 'text-bg-light'];
+  var DANGER_FLAGS = ['low_battery', 'low_fuel', 'overload', 'engine_fault', 'mains_failed'];
+  var EVENTS_SHOWN = 15;
+  var REFRESH_AFTER_MS = 3000;   // after readings changed: fetch what only the server computes
+  var POLL_PAUSED_MS = 2000;     // while the stream is down (critical devices' data is stale after 3 s)
+  var POLL_OFF_MS = 30000;       // when the server has no live hub at all
+  var CHART_EVERY_MS = 600000;
+  var RETRY_MAX_MS = 30000;
+
+  var devices = {};
+  var nodes = {};
+  var offsetMs = 0;   // server clock − browser clock, so data ages do not depend on this PC's clock
+
+  var api = window.infraPower = {
+    ready: false, live: 'connecting', updates: 0, events: 0, refreshes: 0, reconnects: 0,
+    devices: devices, nodes: nodes, source: null
+  };
+
+  /* ------------------------------------------------------------------ helpers */
+
+  function t(key, params) {
+    var text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+    if (params) {
+      Object.keys(params).forEach(function (name) { text = text.split('{' + name + '}').join(String(params[name])); });
+    }
+    return text;
+  }
+
+  function label(group, value) {
+    var key = group + '.' + value;
+    return Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : String(value);
+  }
+
+  function isNum(v) { return typeof v === 'number' && isFinite(v); }
+
+  function fmtNum(v, digits) {
+    if (!isNum(v)) { return ''; }
+    if (digits === 0) { return String(Math.round(v)); }
+    var s = v.toFixed(digits === undefined ? 1 : digits);
+    return s.indexOf('.') >= 0 ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+  }
+
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+
+  // Same shapes as routes._fmt_duration: 8.4 s, 2 min 05 s, 1 h 12 min, 3 d 4 h.
+  function fmtDuration(seconds) {
+    if (!isNum(seconds)) { return ''; }
+    if (seconds < 60) { return t('dur.s', { n: fmtNum(Math.max(0, seconds), 1) }); }
+    var total = Math.round(seconds);
+    if (total < 3600) { return t('dur.min', { m: Math.floor(total / 60), s: pad2(total % 60) }); }
+    if (total < 86400) { return t('dur.h', { h: Math.floor(total / 3600), m: pad2(Math.floor(total % 3600 / 60)) }); }
+    return t('dur.d', { d: Math.floor(total / 86400), h: Math.floor(total % 86400 / 3600) });
+  }
+
+  function fmtIso(iso) {
+    var d = new Date(iso);
+    return isNaN(d.getTime()) ? '' : d.toISOString().slice(0, 19).replace('T', ' ');
+  }
+
+  function kw(v) { return isNum(v) ? t('unit.kw', { n: fmtNum(v, 1) }) : ''; }
+  function pct(v) { return isNum(v) ? t('unit.pct', { n: fmtNum(v, 0) }) : ''; }
+  function hours(v) { return isNum(v) ? t('unit.h', { n: fmtNum(v, 1) }) : ''; }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    return node;
+  }
+
+  function setText(root, selector, text) {
+    var target = root ? root.querySelector(selector) : null;
+    if (target && target.textContent !== text) { target.textContent = text; }
+  }
+
+  function setTone(node, tone) {
+    if (!node) { return; }
+    TONE_NAMES.forEach(function (name) { node.classList.remove('tone-' + name); });
+    node.classList.add('tone-' + tone);
+    node.setAttribute('data-tone', tone);
+  }
+
+  function setBadge(node, tone, text) {
+    if (!node) { return; }
+    BADGE_CLASSES.forEach(function (c) { node.classList.remove(c); });
+    node.classList.add('text-bg-' + (rules.badges[tone] || 'secondary'));
+    node.textContent = text;
+  }
+
+  function serverNow() { return Date.now() + offsetMs; }
+
+  function syncClock(iso) {
+    var ms = Date.parse(iso);
+    if (!isNaN(ms)) { offsetMs = ms - Date.now(); }
+  }
+
+  /* ------------------------------------------------------------------ the rules (as in queries.py) */
+
+  function toneOf(state, flags, live, status) {
+    if (!live) { return status === 'never' ? 'unknown' : 'stale'; }
+    if ((flags || []).some(function (f) { return rules.critical_flags.indexOf(f) >= 0; })) { return 'critical'; }
+    return rules.tones[state] || 'unknown';
+  }
+
+  function loadOf(r, capacity) {
+    r = r || {};
+    var power = isNum(r['meter.power']) ? r['meter.power'] : (isNum(r['output.power']) ? r['output.power'] : null);
+    if (power === null && isNum(r['ups.realpower'])) { power = r['ups.realpower'] / 1000; }
+    var load = isNum(r['ups.load']) ? r['ups.load'] : (isNum(r['engine.load']) ? r['engine.load'] : null);
+    if (power === null && load !== null && capacity) { power = load / 100 * capacity; }
+    if (load === null && power !== null && capacity) { load = power / capacity * 100; }
+    return { kw: power, pct: load };
+  }
+
+  function stateText(state, tone) { return tone === 'stale' ? t('pstate.stale') : label('pstate', state); }
+
+  function batteryHours(r) {
+    var runtime = r['battery.runtime'];
+    return isNum(runtime) && runtime >= 0 && runtime < 65535 ? runtime / 3600 : null;
+  }
+
+  /* ------------------------------------------------------------------ devices */
+
+  function gaugeValues(dev) {
+    var r = dev.readings || {};
+    return {
+      battery: isNum(r['battery.charge']) ? r['battery.charge'] : null,
+      kinetic: isNum(r['kinetic.level']) ? r['kinetic.level'] : null,
+      fuel: dev.fuel_reading && isNum(r[dev.fuel_reading]) ? r[dev.fuel_reading] : null,
+      load: loadOf(r, dev.capacity_kw).pct
+    };
+  }
+
+  function ageText(dev) {
+    if (!dev.last_ok) { return t('power.data_never'); }
+    return t(dev.live ? 'power.data_age' : 'power.data_stale', { age: fmtDuration(dev.data_age_s) });
+  }
+
+  function renderAge(dev, card) {
+    card = card || document.querySelector('.pdev[data-device="' + dev.id + '"]');
+    if (!card) { return; }
+    setText(card, '[data-role="age-text"]', ageText(dev));
+    var badge = card.querySelector('[data-role="not-live"]');
+    if (!dev.live && !badge) {
+      badge = el('span', 'badge text-bg-light border', t('power.not_live'));
+      badge.setAttribute('data-role', 'not-live');
+      var age = card.querySelector('[data-role="age"]');
+      age.insertBefore(document.createTextNode(' '), age.firstChild);
+      age.insertBefore(badge, age.firstChild);
+    } else if (dev.live && badge) {
+      badge.parentNode.removeChild(badge);
+    }
+  }
+
+  function renderDevice(dev) {
+    var card = document.querySelector('.pdev[data-device="' + dev.id + '"]');
+    if (card) {
+      setTone(card, dev.tone);
+      card.classList.toggle('not-live', !dev.live);
+      card.setAttribute('data-state', dev.state);
+      card.setAttribute('data-live', dev.live ? 'true' : 'false');
+      setBadge(card.querySelector('[data-role="state"]'), dev.tone, stateText(dev.state, dev.tone));
+      renderAge(dev, card);
+      var message = card.querySelector('[data-role="message"]');
+      if (message) { message.hidden = dev.live; }  // why it stopped answering, while it does not
+      var values = gaugeValues(dev);
+      Array.prototype.forEach.call(card.querySelectorAll('[data-gauge]'), function (box) {
+        var name = box.getAttribute('data-gauge');
+        var v = values[name];
+        setText(box, '[data-role="value"]', isNum(v) ? pct(v) : '—');
+        var meter = box.querySelector('meter');
+        if (meter) {
+          if (isNum(v)) { meter.value = name === 'load' ? Math.min(v, 100) : v; } else { meter.removeAttribute('value'); }
+          meter.textContent = isNum(v) ? pct(v) : '';
+        }
+        if (name === 'battery') {
+          var h = batteryHours(dev.readings || {});
+          setText(box, '[data-role="extra"]', h !== null ? t('power.battery_autonomy', { h: hours(h) }) : t('power.autonomy_unknown'));
+        } else if (name === 'fuel') {
+          var fh = dev.gauges ? dev.gauges.fuel_h : null;
+          setText(box, '[data-role="extra"]', isNum(fh) ? t('power.fuel_autonomy', { h: hours(fh) }) : t('power.autonomy_unknown'));
+        }
+      });
+      var power = loadOf(dev.readings, dev.capacity_kw).kw;
+      setText(card, '[data-fact="power"]', isNum(power) ? kw(power) : '—');
+      var engine = (dev.readings || {})['engine.state'];
+      setText(card, '[data-fact="engine"]', engine ? label('engine', engine) : '—');
+      var flagsBox = card.querySelector('[data-role="flags"]');
+      if (flagsBox) {
+        var shown = Array.prototype.map.call(flagsBox.querySelectorAll('[data-flag]'), function (f) {
+          return f.getAttribute('data-flag');
+        }).join(' ');
+        if (shown !== (dev.flags || []).join(' ')) {
+          flagsBox.textContent = '';
+          (dev.flags || []).forEach(function (f) {
+            var li = el('li');
+            var b = el('span', 'badge text-bg-' + (DANGER_FLAGS.indexOf(f) >= 0 ? 'danger' : 'warning'), label('pflag', f));
+            b.setAttribute('data-flag', f);
+            li.appendChild(b);
+            flagsBox.appendChild(li);
+          });
+        }
+      }
+    }
+    Object.keys(nodes).forEach(function (id) {
+      var n = nodes[id];
+      if (n.device_id === dev.id || (n.derived_from || []).indexOf(dev.id) >= 0) { updateNode(n); }
+    });
+  }
+
+  /* ------------------------------------------------------------------ chain */
+
+  function nodeReading(n) {
+    if (isNum(n.kw) && isNum(n.pct)) { return kw(n.kw) + ' · ' + pct(n.pct); }
+    if (isNum(n.kw)) { return kw(n.kw); }
+    if (isNum(n.pct)) { return pct(n.pct); }
+    if (n.derived_from && n.derived_from.length) { return t('power.from_feeds'); }
+    if (n.device_id === null && n.kind !== 'utility') { return n.capacity_kw ? kw(n.capacity_kw) : t('power.no_telemetry'); }
+    return '';
+  }
+
+  function updateNode(n) {
+    if (n.device_id !== null && devices[n.device_id]) {
+      var d = devices[n.device_id];
+      var load = loadOf(d.readings, n.capacity_kw);
+      n.state = d.state; n.tone = d.tone; n.live = d.live;
+      n.kw = isNum(load.kw) ? Math.round(load.kw * 10) / 10 : null;
+      n.pct = isNum(load.pct) ? Math.round(load.pct * 10) / 10 : null;
+    } else if (n.kind === 'utility' && n.derived_from && n.derived_from.length) {
+      var fed = n.derived_from.map(function (id) { return devices[id]; }).filter(Boolean);
+      var live = fed.filter(function (x) { return x.live; });
+      if (!live.length) { n.state = 'unknown'; n.tone = 'unknown'; n.live = false; }
+      else if (live.some(function (x) { return (x.flags || []).indexOf('mains_failed') >= 0; })) {
+        n.state = 'failed'; n.tone = 'critical'; n.live = true;
+      } else { n.state = 'mains'; n.tone = 'ok'; n.live = true; }
+    }
+    renderNode(n);
+  }
+
+  // A long name or reading is squeezed into its box rather than running over the next one.
+  function fitTexts(g) {
+    var width = (view.chain && view.chain.node_w ? view.chain.node_w : 140) - 8;
+    Array.prototype.forEach.call(g.querySelectorAll('text'), function (txt) {
+      txt.removeAttribute('textLength');
+      txt.removeAttribute('lengthAdjust');
+      if (typeof txt.getComputedTextLength === 'function' && txt.getComputedTextLength() > width) {
+        txt.setAttribute('textLength', String(width));
+        txt.setAttribute('lengthAdjust', 'spacingAndGlyphs');
+      }
+    });
+  }
+
+  function renderNode(n) {
+    var g = document.querySelector('.pnode[data-node="' + n.id + '"]');
+    var text = stateText(n.state, n.tone);
+    if (g) {
+      setTone(g, n.tone);
+      g.setAttribute('data-state', n.state);
+      setText(g, '[data-role="state"]', n.tone === 'none' ? label('pkind', n.kind) : text);
+      setText(g, '[data-role="reading"]', nodeReading(n));
+      setText(g, '[data-role="title"]', n.name + ' — ' + label('pkind', n.kind) + ' — ' + text +
+              (n.derived_from && n.derived_from.length ? ' (' + t('power.from_feeds_help') + ')' : ''));
+      fitTexts(g);
+    }
+    var li = document.querySelector('#power-chain-list li[data-node="' + n.id + '"]');
+    if (li) {
+      li.setAttribute('data-state', n.state);
+      li.setAttribute('data-tone', n.tone);
+      setBadge(li.querySelector('[data-role="state"]'), n.tone, text);
+      setText(li, '[data-role="reading"]', nodeReading(n));
+    }
+    Array.prototype.forEach.call(document.querySelectorAll('.pedge[data-from="' + n.id + '"]'), function (p) {
+      setTone(p, n.tone);
+      p.classList.toggle('dead', n.state === 'failed' || n.state === 'off');
+    });
+  }
+
+  /* ------------------------------------------------------------------ sites */
+
+  function renderSites() {
+    var bySite = {};
+    Object.keys(devices).forEach(function (id) {
+      var d = devices[id];
+      var key = d.site_id === null || d.site_id === undefined ? '' : String(d.site_id);
+      (bySite[key] = bySite[key] || []).push(d);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll('.power-site[data-site]'), function (box) {
+      var members = bySite[box.getAttribute('data-site')] || [];
+      var live = members.filter(function (d) { return d.live; }).map(function (d) { return d.state; });
+      var state = rules.site_order.filter(function (s) { return live.indexOf(s) >= 0; })[0] || 'unknown';
+      var notLive = members.length - live.length;
+      box.setAttribute('data-state', state);
+      setTone(box, rules.tones[state] || 'unknown');
+      setText(box, '[data-role="site-state"]', label('psite', state));
+      var nl = box.querySelector('[data-role="site-not-live"]');
+      if (nl) {
+        nl.hidden = notLive === 0;
+        nl.textContent = t('power.not_live_count', { n: notLive, total: members.length });
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------------ PUE */
+
+  function renderPue(p) {
+    if (!p) { return; }
+    var value = document.getElementById('pue-value');
+    if (value) {
+      value.textContent = isNum(p.pue) ? p.pue.toFixed(2) : '—';
+      value.setAttribute('data-pue', isNum(p.pue) ? String(p.pue) : '');
+    }
+    var cat = document.getElementById('pue-category');
+    if (cat) {
+      cat.setAttribute('data-category', p.category ? String(p.category) : '');
+      cat.textContent = p.category ? t('power.pue_category', { n: p.category, point: t('pue.cat' + p.category) })
+        : t('power.pue_category_unknown');
+    }
+    var detail = document.getElementById('pue-detail');
+    if (detail) {
+      detail.textContent = isNum(p.pue) ? t('power.pue_detail', {
+        facility: kw(p.facility_kw), it: kw(p.it_kw), dcie: t('unit.pct', { n: fmtNum(100 / p.pue, 0) })
+      }) : t('power.pue_none');
+    }
+  }
+
+  var SVG = 'http://www.w3.org/2000/svg';
+
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  // Daily PUE as bars rising from 1.0 (the ideal), gridlines every 0.25; newest at the end of the
+  // reading direction (right in English, left in Arabic).
+  function drawPueChart(data) {
+    var box = document.getElementById('pue-chart');
+    if (!box) { return; }
+    var days = (data && data.days) || [];
+    var values = days.map(function (d) { return d.pue; }).filter(isNum);
+    box.textContent = '';
+    box.setAttribute('data-ready', 'true');
+    box.setAttribute('data-days', String(days.length));
+    if (!values.length) {
+      box.appendChild(el('p', 'small text-body-secondary mb-0', t('power.pue_chart_empty')));
+      return;
+    }
+    var W = 360, H = 170, left = 34, right = 8, top = 16, bottom = 24;
+    var rtl = document.documentElement.dir === 'rtl';
+    var maxV = Math.max(1.5, Math.ceil(Math.max.apply(null, values) * 4 + 0.5) / 4);
+    var y = function (v) { return top + (H - top - bottom) * (1 - (v - 1) / (maxV - 1)); };
+    // The plot area; in Arabic the value labels sit on the right and the days run right to left.
+    var px0 = rtl ? right : left;
+    var px1 = rtl ? W - left : W - right;
+    var slot = (px1 - px0) / days.length;
+    var slotStart = function (i) { return rtl ? px1 - (i + 1) * slot : px0 + i * slot; };
+    var chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', class: 'pue-svg', 'aria-hidden': 'true' });
+    for (var g = 1; g <= maxV + 1e-9; g += 0.25) {
+      var gy = y(g);
+      chart.appendChild(svg('line', { x1: px0, x2: px1, y1: gy, y2: gy, class: g === 1 ? 'pue-axis' : 'pue-grid' }));
+      chart.appendChild(svg('text', { x: rtl ? px1 + 4 : px0 - 4, y: gy + 4, 'text-anchor': rtl ? 'start' : 'end',
+                                       class: 'pue-tick', direction: 'ltr' }, g.toFixed(2)));
+    }
+    days.forEach(function (d, i) {
+      var x0 = slotStart(i);
+      var cx = x0 + slot / 2;
+      if (isNum(d.pue)) {
+        var barTop = y(Math.min(d.pue, maxV));
+        var bar = svg('rect', { x: x0 + slot * 0.18, y: barTop, width: slot * 0.64, height: Math.max(1, y(1) - barTop),
+                                class: 'pue-bar', 'data-day': d.day, 'data-pue': d.pue });
+        bar.appendChild(svg('title', {}, t('power.pue_day', { day: d.day, pue: d.pue.toFixed(2) })));
+        chart.appendChild(bar);
+        if (days.length <= 16) {
+          chart.appendChild(svg('text', { x: cx, y: barTop - 3, 'text-anchor': 'middle', class: 'pue-value' }, d.pue.toFixed(2)));
+        }
+      }
+      if ((days.length - 1 - i) % Math.ceil(days.length / 7) === 0) {  // evenly spaced, the newest always
+        chart.appendChild(svg('text', { x: cx, y: H - 8, 'text-anchor': 'middle', class: 'pue-tick', direction: 'ltr' },
+                              d.day.slice(5)));
+      }
+    });
+    box.appendChild(chart);
+    var table = document.getElementById('pue-table-details');
+    if (table) { table.open = false; }
+  }
+
+  function loadChart() {
+    var box = document.getElementById('pue-chart');
+    if (!box) { return; }
+    fetch(box.getAttribute('data-src'), { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (resp) { if (!resp.ok) { throw new Error('HTTP ' + resp.status); } return resp.json(); })
+      .then(drawPueChart)
+      .catch(function (err) { if (window.console) { window.console.warn('power: PUE chart', err); } });
+  }
+
+  /* ------------------------------------------------------------------ events */
+
+  function addEvent(item) {
+    var list = document.getElementById('power-events');
+    if (!list) { return; }
+    var li = el('li', 'mb-2 power-event-new');
+    li.setAttribute('data-kind', item.kind || '');
+    var time = el('bdi', 'text-body-secondary', fmtIso(item.time));
+    time.dir = 'ltr';
+    li.appendChild(time);
+    li.appendChild(document.createTextNode(' '));
+    var sev = el('span', 'badge text-bg-' + ({ warning: 'warning', critical: 'danger' }[item.severity] || 'secondary'),
+                 label('severity', item.severity));
+    li.appendChild(sev);
+    li.appendChild(document.createTextNode(' '));
+    li.appendChild(el('strong', null, label('pev', String(item.kind || '').replace(/^power\./, ''))));
+    if (item.device) {
+      li.appendChild(document.createTextNode(' · '));
+      var dev = el('bdi', null, item.device);
+      dev.dir = 'ltr';
+      li.appendChild(dev);
+    }
+    var msg = el('div');
+    msg.appendChild(el('bdi', null, item.message || ''));
+    li.appendChild(msg);
+    list.insertBefore(li, list.firstChild);
+    while (list.children.length > EVENTS_SHOWN) { list.removeChild(list.lastChild); }
+    var empty = document.getElementById('power-events-empty');
+    if (empty) { empty.hidden = true; }
+  }
+
+  // An outage in progress shown below: its timeline grows as the site's events arrive.
+  function addToOpenOutage(item) {
+    var detail = document.getElementById('outage-detail');
+    if (!detail || detail.getAttribute('data-status') !== 'open') { return; }
+    var dev = Object.keys(devices).map(function (k) { return devices[k]; })
+      .filter(function (d) { return d.name === item.device; })[0];
+    if (!dev || String(dev.site_id || '') !== detail.getAttribute('data-site')) { return; }
+    var body = detail.querySelector('#outage-timeline tbody');
+    if (!body) { return; }
+    var tr = el('tr');
+    tr.setAttribute('data-kind', item.kind || '');
+    var cells = [fmtIso(item.time), '', label('pev', String(item.kind || '').replace(/^power\./, '')), item.device || '',
+                 item.message || ''];
+    cells.forEach(function (text, i) {
+      var td = el('td');
+      var b = el('bdi', null, text);
+      if (i === 0 || i === 3) { b.dir = 'ltr'; }
+      td.appendChild(b);
+      tr.appendChild(td);
+    });
+    body.appendChild(tr);
+  }
+
+  function onEvent(item) {
+    api.events += 1;
+    addEvent(item);
+    addToOpenOutage(item);
+    var dev = Object.keys(devices).map(function (k) { return devices[k]; })
+      .filter(function (d) { return d.name === item.device; })[0];
+    if (dev && item.kind === 'power.comm_lost') {
+      dev.status = 'comm_lost';
+      dev.live = false;
+      dev.state = 'unknown';
+      dev.tone = toneOf(dev.state, dev.flags, false, dev.status);
+      renderDevice(dev);
+      renderSites();
+    }
+    scheduleRefresh();
+  }
+
+  /* ------------------------------------------------------------------ device readings */
+
+  function onDevice(item) {
+    var dev = devices[item.id];
+    if (!dev) { return; }
+    api.updates += 1;
+    api.lastItem = item;
+    if (item.time) { syncClock(item.time); }
+    if (!item.live) { return; }  // a failed read: the data ages until its grace period says stale
+    dev.status = 'ok';
+    dev.live = true;
+    dev.last_ok = item.time;
+    dev.data_age_s = 0;
+    dev.state = item.state;
+    dev.last_state = item.state;
+    dev.flags = item.flags || [];
+    dev.readings = item.readings || {};
+    dev.tone = toneOf(dev.state, dev.flags, true, dev.status);
+    renderDevice(dev);
+    renderSites();
+    scheduleRefresh();
+  }
+
+  // Every second: data ages, and a device silent for longer than its grace period turns stale.
+  function tick() {
+    var now = serverNow();
+    var changed = false;
+    Object.keys(devices).forEach(function (id) {
+      var d = devices[id];
+      if (!d.last_ok) { return; }
+      d.data_age_s = Math.max(0, (now - Date.parse(d.last_ok)) / 1000);
+      if (d.live && d.data_age_s > d.grace_s) {
+        d.live = false;
+        d.state = 'unknown';
+        d.tone = toneOf(d.state, d.flags, false, d.status);
+        renderDevice(d);
+        changed = true;
+      } else {
+        renderAge(d);
+      }
+    });
+    if (changed) { renderSites(); }
+  }
+
+  /* ------------------------------------------------------------------ refresh from the server */
+
+  function applyView(data) {
+    if (data.time) { syncClock(data.time); }
+    (data.devices || []).forEach(function (fresh) {
+      var dev = devices[fresh.id];
+      if (!dev) { return; }  // added since the page loaded: a reload shows it
+      if (dev.last_ok && fresh.last_ok && Date.parse(fresh.last_ok) < Date.parse(dev.last_ok)) {
+        dev.gauges = fresh.gauges;  // the stream is ahead of this answer: keep its readings
+      } else {
+        Object.assign(dev, fresh);
+      }
+      renderDevice(dev);
+    });
+    (data.nodes || []).forEach(function (fresh) {
+      var n = nodes[fresh.id];
+      if (n && n.device_id === null && n.kind === 'utility') { updateNode(n); }
+    });
+    renderSites();
+    renderPue(data.pue);
+    var banner = document.getElementById('power-outage-open');
+    if (banner) {
+      var open = data.open_outage;
+      banner.hidden = !open;
+      if (open) {
+        var a = banner.querySelector('a');
+        a.href = '/power?outage=' + open.id + '#outage-detail';
+        a.textContent = t('power.outage_open', { time: fmtIso(open.started_at).slice(0, 16) });
+      }
+    }
+  }
+
+  var refreshTimer = null;
+  var refreshing = false;
+
+  function refresh() {
+    refreshTimer = null;
+    if (refreshing) { return; }
+    refreshing = true;
+    fetch('/power/chain.json', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (resp) {
+        if (resp.status === 401) { signedOut(); }
+        if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
+        return resp.json();
+      })
+      .then(function (data) { api.refreshes += 1; applyView(data); })
+      .catch(function (err) { if (window.console) { window.console.warn('power: refresh', err); } })
+      .then(function () { refreshing = false; });
+  }
+
+  function scheduleRefresh() {
+    if (!refreshTimer) { refreshTimer = window.setTimeout(refresh, REFRESH_AFTER_MS); }
+  }
+
+  /* ------------------------------------------------------------------ the stream */
+
+  var liveEl = document.getElementById('power-live');
+  var LIVE_BADGE = { on: 'text-bg-success', paused: 'text-bg-warning', off: 'text-bg-secondary',
+                     connecting: 'text-bg-secondary', signed_out: 'text-bg-danger' };
+  var LIVE_TEXT = { on: 'power.live_on', paused: 'power.live_paused', off: 'power.live_off',
+                    connecting: 'power.live_connecting', signed_out: 'power.signed_out' };
+
+  function setLive(mode) {
+    api.live = mode;
+    document.body.classList.toggle('power-paused', mode === 'paused');
+    var asOf = document.getElementById('power-asof');
+    if (asOf) { asOf.hidden = true; }
+    if (!liveEl) { return; }
+    liveEl.hidden = false;
+    Object.keys(LIVE_BADGE).forEach(function (k) { liveEl.classList.remove(LIVE_BADGE[k]); });
+    liveEl.classList.add(LIVE_BADGE[mode]);
+    liveEl.setAttribute('data-live', mode);
+    liveEl.textContent = t(LIVE_TEXT[mode]);
+  }
+
+  var pollTimer = null;
+  var retryMs = 2000;
+
+  function startPolling(every) {
+    if (!pollTimer) { pollTimer = window.setInterval(refresh, every); }
+  }
+
+  function stopPolling() {
+    if (pollTimer) { window.clearInterval(pollTimer); pollTimer = null; }
+  }
+
+  // The session ended (sign-out elsewhere, expiry): stop asking, and say what to do.
+  function signedOut() {
+    stopPolling();
+    if (api.source) { api.source.close(); api.source = null; }
+    setLive('signed_out');
+  }
+
+  function connect() {
+    if (api.live === 'signed_out') { return; }
+    var es = new window.EventSource('/api/v1/power/stream');
+    api.source = es;
+    es.addEventListener('open', function () {
+      var wasPaused = api.live === 'paused';
+      setLive('on');
+      retryMs = 2000;
+      stopPolling();
+      if (wasPaused) { refresh(); }  // catch up on what happened while the stream was down
+    });
+    es.addEventListener('device', function (ev) {
+      try { onDevice(JSON.parse(ev.data)); } catch (e) { if (window.console) { window.console.warn('power:', e); } }
+    });
+    es.addEventListener('event', function (ev) {
+      try { onEvent(JSON.parse(ev.data)); } catch (e) { if (window.console) { window.console.warn('power:', e); } }
+    });
+    es.addEventListener('error', function () {
+      setLive('paused');
+      startPolling(POLL_PAUSED_MS);
+      if (es.readyState === window.EventSource.CLOSED) {
+        // The browser gave up (the server answered an error): try again ourselves, backing off.
+        api.source = null;
+        api.reconnects += 1;
+        window.setTimeout(connect, retryMs);
+        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------------ start */
+
+  syncClock(view.time);
+  (view.devices || []).forEach(function (d) { devices[d.id] = d; });
+  (view.nodes || []).forEach(function (n) { nodes[n.id] = n; });
+  Array.prototype.forEach.call(document.querySelectorAll('.pnode'), fitTexts);
+  loadChart();
+  window.setInterval(loadChart, CHART_EVERY_MS);
+  window.setInterval(tick, 1000);
+  if (view.live_updates && typeof window.EventSource === 'function') {
+    setLive('connecting');
+    connect();
+  } else {
+    setLive('off');
+    startPolling(POLL_OFF_MS);
+  }
+  api.ready = true;
+}());
