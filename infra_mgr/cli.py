@@ -97,6 +97,7 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
     database at the lab, make sure a demo admin exists, run a first discovery, and serve."""
     import asyncio
     import secrets as pysecrets
+    import threading
 
     from infra_mgr.auth.models import User, UserCreate
     from infra_mgr.auth.permissions import Role
@@ -122,18 +123,19 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
         session.commit()
     console.print(f"imported {example.name}: {result.created['site']} new sites, {result.unchanged['site']} unchanged")
     lab_configure(lab_dir=None)
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("first discovery of the lab city", total=None)
 
-        def tick(address: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, description=f"discovering {address}")
+    def first_discovery() -> None:
+        """Runs beside the server, so the dashboard is up at once and fills in as devices are found."""
+        report = asyncio.run(run_discovery(engine, settings.secret(), all_sites=True, actor="demo"))
+        data = report.to_json()
+        console.print(f"first discovery: {data['found']} devices, {data['links']} links in {data['seconds']} s; "
+                      f"unreachable: {', '.join(u['name'] or u['address'] for u in data['unreachable']) or 'none'}; "
+                      f"no working credential: "
+                      f"{', '.join(u['name'] or u['address'] for u in data['wrong_credentials']) or 'none'}",
+                      highlight=False)
 
-        report = asyncio.run(run_discovery(engine, settings.secret(), all_sites=True, progress=tick, actor="demo"))
-    data = report.to_json()
-    console.print(f"discovery: {data['found']} devices, {data['links']} links in {data['seconds']} s; "
-                  f"unreachable: {', '.join(u['name'] or u['address'] for u in data['unreachable']) or 'none'}; "
-                  f"no working credential: "
-                  f"{', '.join(u['name'] or u['address'] for u in data['wrong_credentials']) or 'none'}")
+    threading.Thread(target=first_discovery, name="first-discovery", daemon=True).start()
+    console.print("first discovery of the lab city running (results below when done)")
     password = pw_file.read_text().strip() if pw_file.exists() else "(set earlier; not stored)"
     url = f"http://{host or settings.host}:{port or settings.port}/"
     console.print(f"[bold]dashboard:[/bold] {url}   [bold]login:[/bold] admin / {password}", highlight=False)

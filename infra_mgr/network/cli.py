@@ -15,7 +15,7 @@ import ipaddress
 import json
 import socket
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -93,8 +93,7 @@ def probe(
     as_json: Annotated[bool, typer.Option("--json", help="Print the probe result as JSON")] = False,
 ) -> None:
     """Read one agent's facts, interfaces, LLDP/CDP neighbours and addresses."""
-    from infra_mgr.network.snmp.engine import SnmpEngine, validate_target
-    from infra_mgr.network.snmp.getters import probe as run_probe
+    from infra_mgr.network.snmp.engine import validate_target
 
     if community is not None and v3_user is not None:
         raise _fail("give either --community (v1/v2c) or --v3-user (v3), not both")
@@ -116,13 +115,31 @@ def probe(
         validate_target(snmp_target)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    result = asyncio.run(run_probe(snmp_target, SnmpEngine(max_concurrency=1)))
+    result, power = asyncio.run(_probe_with_power(snmp_target))
     if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n")
+        out = {**result.to_json(), "power": power.to_json() if power else None}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
     else:
         _summary(result)
+        if power:
+            console.print("power: " + ", ".join(f"{k}={v}" for k, v in power.readings.items()))
     if not result.reachable:
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+async def _probe_with_power(target: SnmpTarget) -> tuple[ProbeResult, Any]:
+    """The probe, plus UPS/PDU/ATS/genset readings when the device is a power device (else None)."""
+    from infra_mgr.network.snmp.engine import SnmpEngine
+    from infra_mgr.network.snmp.getters import probe as run_probe
+    from infra_mgr.power.collectors.snmp_ups import power_facts_for_snmp
+
+    engine = SnmpEngine(max_concurrency=1)
+    result = await run_probe(target, engine)
+    power = None
+    if result.reachable:
+        async with engine.session(target) as walker:
+            power = await power_facts_for_snmp(walker, result.facts.sys_object_id)
+    return result, power
 
 
 def _summary(result: ProbeResult) -> None:

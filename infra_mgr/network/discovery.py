@@ -133,9 +133,10 @@ class Crawler:
             alive = await self.alive(address, port, timeout) if self.alive else False
         return NoAnswer(address, "wrong_credentials" if alive else "unreachable", self.names.get(address), problems)
 
-    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None) -> CrawlResult:
-        """Probe seeds, then every neighbour address as soon as it is learnt (no waiting for a
-        whole wave: one slow or silent device never holds the others back)."""
+    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None, follow: bool = True
+                  ) -> CrawlResult:
+        """Probe seeds, then (``follow``) every neighbour address as soon as it is learnt (no waiting
+        for a whole wave: one slow or silent device never holds the others back)."""
         preferred = preferred or {}
         out = CrawlResult()
         seen: set[str] = set()
@@ -166,7 +167,7 @@ class Crawler:
                         continue
                     if n.remote_system_name:
                         self.names.setdefault(addr, n.remote_system_name)
-                    if addr in seen:
+                    if addr in seen or not follow:
                         continue
                     if not self.allowed(addr):
                         out.outside_allow.setdefault(addr, n.remote_system_name or "")
@@ -601,7 +602,7 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
 
 
 async def discover(engine: Engine, master: bytes, *, site_code: str | None = None, all_sites: bool = False,
-                   seeds: Sequence[str] = (),
+                   seeds: Sequence[str] = (), follow: bool = True,
                    probe: ProbeFn | None = None, alive: AliveFn | None = None, concurrency: int = 64,
                    timeout_s: float = 1.0, retries: int = 1, progress: Progress | None = None,
                    actor: str = "discovery") -> DiscoveryReport:
@@ -631,7 +632,7 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     if not options:
         raise Invalid("no SNMP credential stored: add one (kind snmp_v2c or snmp_v3)", field="credentials")
     crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress)
-    crawl = await crawler.run(scope.seeds, preferred)  # type: ignore[arg-type]
+    crawl = await crawler.run(scope.seeds, preferred, follow)  # type: ignore[arg-type]
     crawled = time.perf_counter()
     report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
                                      scope_site_ids=scope.site_ids, actor=actor,
@@ -639,3 +640,16 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     report.seconds = time.perf_counter() - started
     report.crawl_seconds = crawled - started
     return report
+
+
+async def repoll_device(engine: Engine, master: bytes, device_id: int, timeout_s: float = 1.0
+                        ) -> DiscoveryReport | None:
+    """Read one known device again now (after a trap) and fold it in; its neighbours are not crawled
+    and nothing else is marked missing. None when the device has no address to poll."""
+    with Session(engine) as session:
+        dev = session.get(Device, device_id)
+        poll = session.get(DevicePoll, device_id)
+        address = (poll.address if poll and poll.address else None) or (dev.management_address if dev else None)
+    if not address:
+        return None
+    return await discover(engine, master, seeds=[address], follow=False, timeout_s=timeout_s, actor="trap")

@@ -131,5 +131,16 @@ async def _listen(engine: Any, config: Any, show: Any) -> dict[str, Any]:
         host, port = pipeline.address
         typer.echo(f"listening on {host}:{port}", err=True)
 
-    stats = await run_trap_receiver(engine, config, on_event=show, stop=stop, on_ready=ready)
+    from infra_mgr.config import get_settings
+    from infra_mgr.network.discovery import repoll_device
+
+    master = get_settings().secret()
+
+    async def repoll(device_id: int) -> None:
+        """A link or restart trap: read that device again now, without waiting for a schedule."""
+        report = await repoll_device(engine, master, device_id)
+        if report is not None:
+            typer.echo(f"re-polled device {device_id}: {report.events} change events", err=True)
+
+    stats = await run_trap_receiver(engine, config, on_event=show, stop=stop, on_ready=ready, repoll=repoll)
     return stats.to_json()

@@ -170,3 +170,17 @@ def test_site_scope_and_allow_list(city_db: Engine, city: RunningCity, first_run
     narrow = _run(city_db, seeds=[f"{core['address']}/32"])
     assert narrow["found"] == 1
     assert set(narrow["outside_allow_list"]) >= {city.device("jed-hq-core2")["address"]}
+
+
+def test_repoll_of_one_device_after_a_trap(city_db: Engine, city: RunningCity, first_run: dict) -> None:  # type: ignore[type-arg]
+    """What a linkDown trap triggers: that one device is read again, nothing else is touched."""
+    from infra_mgr.network.discovery import repoll_device
+
+    with Session(city_db) as s:
+        dev = s.exec(select(Device).where(Device.hostname == "jed-b19-rtr")).one()
+        before = s.exec(select(DevicePoll).where(DevicePoll.device_id == dev.id)).one().last_polled
+    report = asyncio.run(repoll_device(city_db, MASTER, dev.id or 0))
+    assert report is not None and report.found == ["jed-b19-rtr"] and report.missing == []
+    with Session(city_db) as s:
+        after = s.exec(select(DevicePoll).where(DevicePoll.device_id == dev.id)).one().last_polled
+    assert after is not None and before is not None and after > before

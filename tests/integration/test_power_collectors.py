@@ -373,3 +373,22 @@ def test_nut_stale_data(frozen_nut: FrozenNut) -> None:
     assert problem.kind == "stale" and "DATA-STALE" in problem.message
     done = cli("probe", nut_url(ep), "--json")
     assert done.returncode == 2 and json.loads(done.stdout)["errors"][0]["kind"] == "stale"
+
+
+def test_snmp_probe_cli_adds_power_for_a_ups_only(snmp_ups: SnmpUpsAgents, snmpsim_agent) -> None:  # type: ignore[no-untyped-def]
+    """`infra-mgr snmp probe` carries a "power" object for a UPS and null for a switch."""
+    import json
+    import subprocess
+    import sys
+
+    def probe_json(host: str, port: int, community: str) -> dict:  # type: ignore[type-arg]
+        out = subprocess.run([sys.executable, "-m", "infra_mgr", "snmp", "probe", f"{host}:{port}", "--community",
+                              community, "--json"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    ups = probe_json(snmp_ups.apc.host, snmp_ups.apc.port, snmp_ups.apc.community)
+    assert ups["power"]["vendor"] and "battery.charge" in ups["power"]["readings"]
+    assert ups["power"]["readings"]["ups.status"].split()[0] in ("OL", "OB")
+    switch = probe_json(snmpsim_agent.host, snmpsim_agent.port, snmpsim_agent.community)
+    assert switch["power"] is None and switch["facts"]["sys_name"]

@@ -430,7 +430,8 @@ def test_probe_command_json_has_exactly_the_contract(agents: dict[str, SnmpAgent
     done = probe_cli(f"{core.host}:{core.port}", "--community", core.community, "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert set(out) == {"address", "port", "facts", "interfaces", "neighbors", "errors"}
+    assert set(out) == {"address", "port", "facts", "interfaces", "neighbors", "errors", "power"}
+    assert out["power"] is None  # a switch: the UPS case is in test_power_collectors.py
     assert set(out["facts"]) == FACT_KEYS and out["facts"]["location"] == CORE.location
     assert all(set(i) == INTERFACE_KEYS for i in out["interfaces"]) and len(out["interfaces"]) == 26
     assert all(set(n) == NEIGHBOR_KEYS for n in out["neighbors"]) and len(out["neighbors"]) == 3
