@@ -154,17 +154,14 @@ async def stream(request: Request) -> StreamingResponse:
 
     async def events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        sub = hub.subscribe()
-        while True:
-            if await request.is_disconnected():
-                break
-            try:
-                item = await asyncio.wait_for(anext(sub), 15)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            yield f"event: {item['type']}\ndata: {json.dumps(item, ensure_ascii=False, default=str)}\n\n"
-        await sub.aclose()
+        async with hub.subscribe() as queue:
+            while not await request.is_disconnected():
+                try:
+                    item = await asyncio.wait_for(queue.get(), 15)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: {item['type']}\ndata: {json.dumps(item, ensure_ascii=False, default=str)}\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -64,12 +64,14 @@ class LiveHub:
                     q.get_nowait()
             q.put_nowait(item)
 
-    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """A queue that receives every item published while the context is open. Waiting on
+        ``queue.get()`` may be cancelled (keep-alive timeouts) without losing the subscription."""
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.maxsize)
         self._subs.add(q)
         try:
-            while True:
-                yield await q.get()
+            yield q
         finally:
             self._subs.discard(q)
 
@@ -158,7 +160,8 @@ class PowerPoller:
             while not self._stop.is_set():
                 current = {d.id: d for d in await asyncio.to_thread(self._devices)}
                 for dev_id, dev in current.items():
-                    if known.get(dev_id) != dev:
+                    ended = dev_id in self._tasks and self._tasks[dev_id].done()
+                    if known.get(dev_id) != dev or ended:
                         if dev_id in self._tasks:
                             self._tasks.pop(dev_id).cancel()
                         self._tasks[dev_id] = asyncio.create_task(self._poll_one(dev))

@@ -15,6 +15,7 @@ service's events as ``{"type": "event", ...}``, on a LiveHub attached to ``app.s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import os
@@ -68,10 +69,11 @@ class TestHub(LiveHub):
         super().__init__()
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         self.loop = asyncio.get_running_loop()
-        async for item in super().subscribe():
-            yield item
+        async with super().subscribe() as queue:
+            yield queue
 
     def send(self, item: dict[str, Any]) -> None:
         assert self.loop is not None, "nobody subscribed yet"

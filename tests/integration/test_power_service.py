@@ -111,3 +111,26 @@ def test_communication_loss_is_never_shown_live(engine: Engine) -> None:
     svc.apply(ups, _r(ups_status="OL", battery_charge=100), T0 + dt.timedelta(seconds=7))
     with Session(engine) as s:
         assert s.exec(select(Event).where(Event.kind == "power.comm_restored")).first() is not None
+
+
+def test_live_stream_survives_quiet_periods(engine: Engine) -> None:
+    """The SSE stream's keep-alive timeout must not end the subscription (items after it still arrive)."""
+    import asyncio
+
+    from infra_mgr.power.poller import LiveHub
+
+    async def scenario() -> list[dict[str, object]]:
+        hub = LiveHub()
+        got = []
+        async with hub.subscribe() as queue:
+            for _ in range(2):
+                try:
+                    await asyncio.wait_for(queue.get(), 0.05)  # a quiet period: the wait times out
+                except TimeoutError:
+                    pass
+            hub.publish({"type": "event", "kind": "power.on_battery"})
+            got.append(await asyncio.wait_for(queue.get(), 1))
+        assert hub.subscribers == 0
+        return got
+
+    assert asyncio.run(scenario()) == [{"type": "event", "kind": "power.on_battery"}]
