@@ -116,6 +116,7 @@ def test_communication_loss_is_never_shown_live(engine: Engine) -> None:
 def test_live_stream_survives_quiet_periods(engine: Engine) -> None:
     """The SSE stream's keep-alive timeout must not end the subscription (items after it still arrive)."""
     import asyncio
+    import contextlib
 
     from infra_mgr.power.poller import LiveHub
 
@@ -124,10 +125,8 @@ def test_live_stream_survives_quiet_periods(engine: Engine) -> None:
         got = []
         async with hub.subscribe() as queue:
             for _ in range(2):
-                try:
-                    await asyncio.wait_for(queue.get(), 0.05)  # a quiet period: the wait times out
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):  # a quiet period: the wait times out
+                    await asyncio.wait_for(queue.get(), 0.05)
             hub.publish({"type": "event", "kind": "power.on_battery"})
             got.append(await asyncio.wait_for(queue.get(), 1))
         assert hub.subscribers == 0
