@@ -8,15 +8,11 @@ sysLocation) reads correctly in a right-to-left page. Screenshots go to ``test-a
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import ARTIFACTS, require_assets, serve
 from sqlmodel import Session
 
 from infra_mgr.auth.models import UserCreate
@@ -26,15 +22,9 @@ from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Device, Interface, Link, Site
 from infra_mgr.network.models import DevicePoll, Neighbor
-from infra_mgr.web.assets import vendor_dir
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "e2e-network-password-1"
 ALIAS_AR = "وصلة إلى المقر الرئيسي"
 LOCATION_AR = "جدة، حي البلد، المبنى التاريخي"
@@ -45,11 +35,7 @@ DEVICE_STATES = {"jed-hq-core01": "ok", "jed-hq-dist01": "ok", "jed-b07-sw01": "
                  "jed-b12-sw01": "down", "jed-b12-rtr01": "down"}
 
 
-def _missing(reason: str) -> None:
-    """Skip on a developer machine without the browser or assets; in CI that is a broken set-up."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"e2e prerequisite missing in CI: {reason}")
-    pytest.skip(reason)
+
 
 
 def _seed(url: str) -> None:
@@ -112,11 +98,7 @@ def _seed(url: str) -> None:
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port, in a thread, with a fresh SQLite database."""
-    for package in ("bootstrap", "cytoscape"):
-        if vendor_dir(package) is None:
-            _missing(f"npm package {package} missing: run `npm ci --prefix web --no-audit --no-fund`")
-    import uvicorn
-
+    require_assets("bootstrap", "cytoscape")
     from infra_mgr.api.app import create_app
 
     tmp = tmp_path_factory.mktemp("e2e-network")
@@ -124,39 +106,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     upgrade(url)
     _seed(url)
     app = create_app(Settings(data_dir=tmp, database_url=url), engine=make_engine(url))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - dev extras not installed
-        _missing("the playwright Python package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with serve(app) as (base, _server):
+        yield base
 
 
 @pytest.fixture()

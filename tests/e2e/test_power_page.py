@@ -18,15 +18,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
-import os
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import ARTIFACTS, require_assets, serve
 from sqlmodel import Session
 
 from infra_mgr.auth.models import UserCreate
@@ -39,25 +36,15 @@ from infra_mgr.inventory.models import Site
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerEdge, PowerNode
 from infra_mgr.power.poller import LiveHub
 from infra_mgr.power.service import PowerService
-from infra_mgr.web.assets import vendor_dir
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "e2e-power-password-1"
 LIVE_WITHIN_MS = 2000
 STREAM = "/api/v1/power/stream"
 
 
-def _missing(reason: str) -> None:
-    """Skip on a developer machine without the browser or assets; in CI that is a broken set-up."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"e2e prerequisite missing in CI: {reason}")
-    pytest.skip(reason)
+
 
 
 class TestHub(LiveHub):
@@ -214,11 +201,7 @@ class Plant:
 
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
-    for package in ("bootstrap",):
-        if vendor_dir(package) is None:
-            _missing(f"npm package {package} missing: run `npm ci --prefix web --no-audit --no-fund`")
-    import uvicorn
-
+    require_assets("bootstrap")
     from infra_mgr.api.app import create_app
 
     tmp = tmp_path_factory.mktemp("e2e-power")
@@ -228,41 +211,12 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
     app = create_app(Settings(data_dir=tmp, database_url=url, power_poller=False), engine=make_engine(url))
     hub = TestHub()
     app.state.power_hub = hub
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    p = Plant(url, f"http://127.0.0.1:{sock.getsockname()[1]}", app, server, hub, ids)
-    try:
-        yield p
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        p.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - dev extras not installed
-        _missing("the playwright Python package is not installed")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with serve(app, timeout_graceful_shutdown=2) as (base, server):
+        p = Plant(url, base, app, server, hub, ids)
         try:
-            yield b
+            yield p
         finally:
-            b.close()
+            p.engine.dispose()
 
 
 class Problems:
