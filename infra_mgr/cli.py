@@ -43,18 +43,10 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
-def _engine() -> Any:
-    from infra_mgr.db import get_engine
-
-    return get_engine()
-
-
 def _ready_engine() -> Any:
-    """The engine after migrations: every command works on a fresh data directory."""
-    from infra_mgr.db import upgrade
+    from infra_mgr.db import ready_engine
 
-    upgrade(get_settings().db_url)
-    return _engine()
+    return ready_engine()
 
 
 def _cli_actor() -> str:

@@ -109,6 +109,13 @@ def write_connection(engine: Engine | None = None) -> Iterator[Any]:
             yield conn
 
 
+def ready_engine(settings: Settings | None = None) -> Engine:
+    """The engine after migrations: every command works on a fresh data directory."""
+    settings = settings or get_settings()
+    upgrade(settings.db_url)
+    return get_engine(settings)
+
+
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 

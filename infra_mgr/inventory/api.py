@@ -10,6 +10,7 @@ from infra_mgr.api.crud import (
     CrudSpec,
     Filter,
     check_references,
+    check_unique,
     commit_or_conflict,
     crud_router,
     get_or_404,
@@ -18,7 +19,7 @@ from infra_mgr.api.crud import (
 from infra_mgr.api.deps import DbSession, perm_extra, require
 from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
 from infra_mgr.auth.permissions import Perm
-from infra_mgr.errors import Conflict, Invalid
+from infra_mgr.errors import Invalid
 from infra_mgr.inventory import credentials as creds
 from infra_mgr.inventory.ipam import allocate_next, prefix_for_address
 from infra_mgr.inventory.models import (
@@ -142,18 +143,10 @@ def get_credential(obj_id: ObjId, request: Request, session: DbSession) -> Any:
     return creds.to_read(_master(request), get_or_404(session, Credential, obj_id, "credential"))
 
 
-def _unique_name(session: Any, name: str, own_id: int | None) -> None:
-    from sqlmodel import select
-
-    row = session.exec(select(Credential.id).where(Credential.name == name)).first()
-    if row is not None and row != own_id:
-        raise Conflict(f"credential {name!r} already exists", field="name")
-
-
 @router.post("/credentials", response_model=creds.CredentialRead, status_code=201, dependencies=[_cred_write],
              openapi_extra=perm_extra(Perm.credentials_write), summary="Create a credential (secrets write-only)")
 def create_credential(data: creds.CredentialCreate, request: Request, session: DbSession) -> Any:
-    _unique_name(session, data.name, None)
+    check_unique(session, Credential, {"name": data.name}, None)
     cred = creds.build(_master(request), data)
     session.add(cred)
     commit_or_conflict(session, "credential")
@@ -165,7 +158,7 @@ def create_credential(data: creds.CredentialCreate, request: Request, session: D
 def update_credential(obj_id: ObjId, data: creds.CredentialUpdate, request: Request, session: DbSession) -> Any:
     cred = get_or_404(session, Credential, obj_id, "credential")
     if data.name:
-        _unique_name(session, data.name, cred.id)
+        check_unique(session, Credential, {"name": data.name}, cred.id)
     try:
         creds.apply_update(_master(request), cred, data)
     except ValueError as exc:

@@ -126,19 +126,19 @@ def configure(lab_dir: LabDirOption = None) -> None:
     from sqlmodel import Session
 
     from infra_mgr.config import get_settings
-    from infra_mgr.db import get_engine, upgrade
+    from infra_mgr.db import ready_engine
     from infra_mgr.inventory.history import acting_as
     from infra_mgr.lab.city import RunningCity
     from infra_mgr.lab.setup import configure_discovery, configure_power
 
     with _one_line_errors():
         settings = get_settings()
-        upgrade(settings.db_url)
+        engine = ready_engine(settings)
         lab = Lab(lab_dir or default_lab_dir())
         city = lab.record("city")
         if city is None:
             raise LabError("the lab city is not running: infra-mgr lab up")
-        with acting_as("lab"), Session(get_engine()) as session:
+        with acting_as("lab"), Session(engine) as session:
             disc = configure_discovery(session, settings.secret(), RunningCity.from_record(city))
             power = configure_power(session, settings.secret(), lab)
             session.commit()

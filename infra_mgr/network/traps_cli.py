@@ -88,8 +88,7 @@ def listen(
     json_out: Annotated[bool, typer.Option("--json", help="Print each event as a JSON line")] = False,
 ) -> None:
     """Receive traps and informs, write them to the event log, print each event."""
-    from infra_mgr.config import get_settings
-    from infra_mgr.db import get_engine, upgrade
+    from infra_mgr.db import ready_engine
     from infra_mgr.network.traps import ReceiverConfig
 
     try:
@@ -104,8 +103,7 @@ def listen(
     if not communities and not users:
         raise _fail("nothing would be accepted: give --community, --community-file or --users-file")
 
-    upgrade(get_settings().db_url)
-    engine = get_engine()
+    engine = ready_engine()
 
     def show(event: EventRead) -> None:
         line = event.model_dump_json() if json_out else format_event(event)

@@ -16,11 +16,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _engine():  # type: ignore[no-untyped-def]
-    from infra_mgr.config import get_settings
-    from infra_mgr.db import get_engine, upgrade
+    from infra_mgr.db import ready_engine
 
-    upgrade(get_settings().db_url)
-    return get_engine()
+    return ready_engine()
 
 
 def status(as_json: JsonOpt = False) -> None:
