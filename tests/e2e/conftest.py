@@ -9,9 +9,11 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, missing
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (the test tool's own browser download is not used)."""
+    """Debian's Chromium driven by Playwright (the test tool's own browser download is not used).
+    Per module, not per session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, which would break later tests that call ``asyncio.run``."""
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} not installed (apt-get install chromium)")
     try:
