@@ -8,7 +8,7 @@ for a few ms of CPU, so the client is what is measured.
 Every method walks the same subtrees of every agent — system group ``1.3.6.1.2.1.1``, ifTable
 ``1.3.6.1.2.1.2.2``, ifXTable ``1.3.6.1.2.1.31.1.1`` (LLDP's remote table too with ``--lldp``;
 net-snmp has none, so it adds one empty walk) — with SNMPv2c GETBULK and the same
-max-repetitions, timeout and retries. Each sweep runs in a fresh Python process, the methods taking
+max-repetitions (the engine's is an upper bound: it sizes answers to fit), timeout and retries. Each sweep runs in a fresh Python process, the methods taking
 turns round by round (the machine may be shared: a busy minute then falls on all of them), and
 its CPU (``getrusage`` of that process, plus its children for snmpbulkwalk) is taken around the
 timed sweep only, after imports and a one-device warm-up:
@@ -409,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pysnmp", action="store_true", help="skip pysnmp hlapi")
     ap.add_argument("--concurrency", type=int, default=64, help="devices in flight, engine/gufo/pysnmp (default 64)")
     ap.add_argument("--pool", type=int, default=4, help="LibreNMS method: snmpbulkwalk worker pool (default 4)")
-    ap.add_argument("--max-repetitions", type=int, default=25,
-                    help="GETBULK max-repetitions, all methods (default 25, SnmpTarget's default)")
+    ap.add_argument("--max-repetitions", type=int, default=100,
+                    help="GETBULK max-repetitions, all methods (default 100, SnmpTarget's default; the engine "
+                         "takes it as an upper bound and sizes each answer to fit gufo's buffer)")
     ap.add_argument("--timeout", type=float, default=2.0, help="per-request timeout, s (live sweeps; default 2)")
     ap.add_argument("--retries", type=int, default=1, help="retries (live sweeps; default 1)")
     ap.add_argument("--dead-timeout", type=float, default=1.0, help="per-request timeout, s (dead-agent sweep)")

@@ -88,7 +88,8 @@ def probe(
     priv_key: Annotated[str, typer.Option("--priv-key", help="SNMPv3 privacy passphrase")] = "",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = 2.0,
     retries: Annotated[int, typer.Option("--retries", help="Retries per request")] = 1,
-    max_repetitions: Annotated[int, typer.Option("--max-repetitions", help="GETBULK max-repetitions")] = 25,
+    max_repetitions: Annotated[int, typer.Option(
+        "--max-repetitions", help="GETBULK max-repetitions, upper bound (answers are sized to fit)")] = 100,
     no_bulk: Annotated[bool, typer.Option("--no-bulk", help="Walk with GETNEXT only")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the probe result as JSON")] = False,
 ) -> None:

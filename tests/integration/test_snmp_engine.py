@@ -275,7 +275,8 @@ def test_answers_too_big_for_gufo_lower_max_repetitions(agents: dict[str, SnmpAg
     assert len(result.neighbors) == 40 and {n.remote_platform for n in result.neighbors} == {LONG_DESCR}
     assert [(n.local_interface, n.remote_system_name) for n in result.neighbors[:2]] == [
         ("Gi1/0/1", "jed-b01-sw"), ("Gi1/0/2", "jed-b02-sw")]
-    assert engine.state_of(t).max_repetitions == 12  # 25 rows did not fit, 12 did: remembered
+    # 25 rows did not fit, 12 did: remembered for this device and table
+    assert engine.state_of(t).ceilings == {"1.0.8802.1.1.2.1.4.1.1": 12}
 
 
 def test_snmpv1_falls_back_to_32_bit_counters(agents: dict[str, SnmpAgent]) -> None:

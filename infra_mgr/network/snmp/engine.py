@@ -19,8 +19,16 @@ What the engine adds on top of gufo (which is a fast codec and socket, and no mo
   from then on, and a ``no_bulk`` problem says so. Once a bulk walk has returned rows the agent is
   trusted and empty tables cost no extra request.
 * **Answers that fit.** gufo reads each answer into a fixed 4080-byte buffer; a longer one (25
-  rows of long LLDP descriptions, Arabic aliases…) reads as cut short. A bulk walk cut short is
-  retried with half the max-repetitions, down to 1, and the value that worked is remembered.
+  rows of long LLDP descriptions, Arabic aliases…) reads as cut short. Max-repetitions is chosen
+  per walk: as many rows as fit the buffer, from the size of that table's varbinds seen before
+  (engine-wide; 25 for a table never seen), within the target's bound (100 by default); exactly
+  the known rows plus one when the caller knows the row count (``expect_rows``: the further
+  columns of a table), so the answer holds the whole column and the walk ends without over-
+  fetching. A bulk walk cut short anyway is retried with half the max-repetitions, down to 1, and
+  the value that worked is remembered for that device and table.
+* **Cheap per varbind.** GETBULK answers are taken whole from gufo's request/decode calls (its
+  iterator costs a coroutine step per varbind), and order is checked per answer: one ``int()``
+  per varbind and a C-level comparison for column walks.
 * **Walks that end.** gufo follows whatever OID the agent returns as long as it stays under the
   base, so an agent answering the same OID forever would loop forever. Here every walk requires
   strictly increasing OIDs (a repeat or a step back is a ``loop`` problem and ends the walk) and
@@ -56,12 +64,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import operator
 import socket
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Protocol, TypeVar
 
 from infra_mgr.network.snmp.facts import PollProblem, SnmpTarget
@@ -160,7 +171,8 @@ class Walker(Protocol):
 
     async def get(self, oids: Sequence[str], *, operation: str = "get") -> dict[str, ValueType]: ...
 
-    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None) -> list[VarBind]: ...
+    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None,
+                   expect_rows: int | None = None) -> list[VarBind]: ...
 
     def problem(self, operation: str, kind: str, message: str) -> None: ...
 
@@ -170,7 +182,29 @@ class DeviceState:
     """What the engine remembers about one agent between polls."""
 
     bulk: bool | None = None  # None: not proven yet; True: GETBULK returned rows; False: use GETNEXT
-    max_repetitions: int | None = None  # lowered when answers did not fit gufo's 4080-byte buffer
+    # per walked base: the max-repetitions that fitted after an answer did not fit gufo's buffer
+    ceilings: dict[str, int] = field(default_factory=dict)
+
+
+# gufo reads an answer into 4080 bytes; the message header, community and PDU header take ~60.
+# Answers are sized to this budget from the estimated encoded size of a varbind of the table.
+ANSWER_BUDGET = 3400
+# Max-repetitions for a table whose varbind size is not known yet (25 rows of ~130 bytes fit).
+FIRST_REPETITIONS = 25
+
+
+def varbind_size(oid: str, value: object) -> int:
+    """Estimated BER size of one varbind: sequence, OID and value headers, one byte per OID arc
+    below 128 (two up to 16383, three above), the value's own bytes. An estimate is enough: an
+    answer that does not fit is retried smaller (and remembered)."""
+    arcs = oid.split(".")
+    size = 6 + len(arcs) - 1 + sum(1 for a in arcs if len(a) > 2) + sum(1 for a in arcs if len(a) > 4)
+    if isinstance(value, bytes):
+        return size + 2 + len(value)
+    if isinstance(value, str):  # IpAddress (4 bytes) or OID (about one byte per arc)
+        dots = value.count(".")
+        return size + 2 + (4 if dots == 3 else dots + 1)
+    return size + 11  # integers up to Counter64, with their header
 
 
 @dataclass
@@ -184,10 +218,6 @@ class EngineStats:
     varbinds: int = 0
     timeouts: int = 0
     devices_polled: int = 0
-
-
-def _oid_key(oid: str) -> tuple[int, ...]:
-    return tuple(map(int, oid.split(".")))
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
@@ -224,8 +254,11 @@ class GufoWalker:
     """A :class:`Walker` over one gufo ``SnmpSession`` to one device (one request in flight)."""
 
     def __init__(self, target: SnmpTarget, *, state: DeviceState | None = None, stats: EngineStats | None = None,
-                 max_rows: int = 20_000, max_errors: int = 5) -> None:
+                 max_rows: int = 20_000, max_errors: int = 5, varbind_bytes: dict[str, int] | None = None) -> None:
         self.target = target
+        # estimated encoded size of a varbind per walked base (shared engine-wide: a table's rows
+        # are alike from one device to the next)
+        self.varbind_bytes = varbind_bytes if varbind_bytes is not None else {}
         self.address = target.address
         self.problems: list[PollProblem] = []
         self.state = state or DeviceState()
@@ -368,8 +401,25 @@ class GufoWalker:
 
     # walks -------------------------------------------------------------------------------------
 
-    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None) -> list[VarBind]:
-        """All varbinds under ``base`` (see the module docstring for the GETBULK fallback)."""
+    def repetitions_for(self, base: str, expect_rows: int | None = None) -> int:
+        """Max-repetitions for a GETBULK walk of ``base``: as many rows as fit one answer (from the
+        table's varbind size seen before, else :data:`FIRST_REPETITIONS`), never above the
+        target's bound or what this device's answers were seen to fit, and, when the caller knows
+        how many rows the table has, just those rows and one more (that one is past the column,
+        so the walk ends with that same answer instead of asking again and over-fetching)."""
+        target = self.target
+        size = self.varbind_bytes.get(base)
+        reps = min(target.max_repetitions, max(1, ANSWER_BUDGET // size) if size else FIRST_REPETITIONS)
+        reps = min(reps, self.state.ceilings.get(base, reps))
+        if expect_rows is not None:
+            reps = min(reps, expect_rows + 1)
+        return max(1, reps)
+
+    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None,
+                   expect_rows: int | None = None) -> list[VarBind]:
+        """All varbinds under ``base`` (see the module docstring for the GETBULK fallback).
+        ``expect_rows``: how many rows the caller expects (e.g. the rows of a table's first
+        column), to size the GETBULK answers; more or fewer rows are still walked correctly."""
         if self._session is None:
             await self.open()
         operation = operation or f"walk {base}"
@@ -380,14 +430,14 @@ class GufoWalker:
             if failure:
                 self._fail(operation, *failure)
             return rows
-        repetitions = min(self.state.max_repetitions or self.target.max_repetitions, self.target.max_repetitions)
+        repetitions = self.repetitions_for(base, expect_rows)
         while True:
             rows, failure = await self._walk_once(base, True, limit, operation, repetitions=repetitions)
             if not failure or failure[0] != "truncated" or repetitions == 1:
                 break
             # gufo receives into a fixed 4080-byte buffer and reads a longer answer as cut short:
-            # ask for fewer rows per answer, and remember it for this device
-            repetitions = self.state.max_repetitions = max(1, repetitions // 2)
+            # ask for fewer rows per answer, and remember it for this device and table
+            repetitions = self.state.ceilings[base] = max(1, repetitions // 2)
         if self.state.bulk or (rows and not failure):
             if rows:
                 self.state.bulk = True
@@ -417,50 +467,104 @@ class GufoWalker:
         """One walk with one method: (rows, failure). Loop and row-cap problems are recorded here
         (``quiet``: the cap is a probe's own, not a problem) and end the walk with what it has; a
         request failure is returned for the caller to judge.
+
+        GETBULK is driven one answer at a time (gufo's request/decode calls under its iterator),
+        and every check runs over the whole answer at once: the per-varbind Python of an
+        iterator costs more than gufo's own decoding.
         """
+        from gufo.snmp._fast import GetIter
+
         session = self._session
-        iterator = (session.getbulk(base, repetitions) if bulk  # type: ignore[union-attr]
-                    else session.getnext(base))  # type: ignore[union-attr]
+        sock = session._sock  # type: ignore[union-attr]
+        ctx = GetIter(base, repetitions if bulk else None)
+        send = partial(sock.send_get_bulk if bulk else sock.send_get_next, ctx)
+        recv = partial(sock.recv_get_bulk if bulk else sock.recv_get_next, ctx)
+
+        async def exchange() -> list[VarBind | None]:
+            await session._send(send)  # type: ignore[union-attr]
+            answer = await session._recv(recv)  # type: ignore[union-attr]
+            return answer if bulk else [answer]
+
         rows: list[VarBind] = []
         prefix = base + "."
-        cut = len(prefix)
         last: tuple[int, ...] = ()
-        last_oid = ""
-        next_item = iterator.__anext__
-        while True:
+        size = 0
+        stop = False
+        while not stop:
             try:
-                if getattr(iterator, "_buffer", None):
-                    # gufo still holds the rest of the last GETBULK response: no I/O, so no lock,
-                    # retry or accounting (a third of a walk's client CPU otherwise)
-                    oid, value = await next_item()
-                else:
-                    oid, value = await self._request(operation, next_item)
+                answer = await self._request(operation, exchange)
             except StopAsyncIteration:
                 break
             except _RequestFailed as exc:
                 self.stats.varbinds += len(rows)
                 return rows, (exc.kind, exc.message)
-            if not oid.startswith(prefix):  # outside the subtree (gufo normally stops first)
+            if answer and answer[-1] is None:  # gufo: the answer left the subtree here
+                answer.pop()
+                stop = True
+            if not answer:
                 break
-            try:
-                key = _oid_key(oid[cut:])
-            except ValueError:
-                self.problem(operation, "decode", f"malformed OID {oid!r}")
+            size = max(size, varbind_size(*answer[-1]))  # type: ignore[misc]
+            kept, last, why = _ordered(answer, prefix, last)  # type: ignore[arg-type]
+            if kept < len(answer):
+                stop = True
+                if why == "outside":  # past the subtree (gufo normally stops first)
+                    pass
+                elif why == "malformed":
+                    self.problem(operation, "decode", f"malformed OID {answer[kept][0]!r}")  # type: ignore[index]
+                else:
+                    after = answer[kept - 1][0] if kept else (rows[-1][0] if rows else base)  # type: ignore[index]
+                    what = "the same OID again" if answer[kept][0] == after else "an OID smaller than the previous one"  # type: ignore[index]
+                    self.problem(operation, "loop", f"agent returned {what} ({answer[kept][0]} after {after}); "  # type: ignore[index]
+                                                    f"walk stopped after {len(rows) + kept} varbinds")
+                del answer[kept:]
+            if len(rows) + len(answer) > limit:
+                rows.extend(answer[:limit - len(rows)])  # type: ignore[arg-type]
+                if not quiet:
+                    self.problem(operation, "too_big", f"more than {limit} rows; kept the first {limit}")
                 break
-            if key <= last:
-                what = "the same OID again" if oid == last_oid else "an OID smaller than the previous one"
-                self.problem(operation, "loop", f"agent returned {what} ({oid} after {last_oid}); walk stopped "
-                                                f"after {len(rows)} varbinds")
-                break
-            if len(rows) >= limit:
-                if quiet:
-                    break
-                self.problem(operation, "too_big", f"more than {limit} rows; kept the first {limit}")
-                break
-            rows.append((oid, value))
-            last, last_oid = key, oid
+            rows.extend(answer)  # type: ignore[arg-type]
+        if bulk and size:
+            known = self.varbind_bytes.get(base, 0)
+            if size > known:
+                self.varbind_bytes[base] = size
         self.stats.varbinds += len(rows)
         return rows, None
+
+
+def _ordered(answer: list[VarBind], prefix: str, last: tuple[int, ...]) -> tuple[int, tuple[int, ...], str]:
+    """How many leading varbinds of an answer have strictly increasing OIDs (after ``last``), the
+    key of the last of them, and why the rest do not count (``loop``, ``outside``, ``malformed``).
+
+    The honest case is checked in bulk: the OIDs under ``prefix`` parsed in one comprehension
+    (a bare ``int()`` for column walks, tuples of arcs for entry walks) and compared pairwise by
+    C-level ``map``; only an answer that fails is walked varbind by varbind to say where and why.
+    """
+    cut = len(prefix)
+    oids = [oid for oid, _ in answer]
+    keys: list[tuple[int, ...]] = []
+    if all(map(str.startswith, oids, repeat(prefix))):
+        try:
+            ints = [int(oid[cut:]) for oid in oids]
+        except ValueError:
+            with suppress(ValueError):
+                keys = [tuple(map(int, oid[cut:].split("."))) for oid in oids]
+        else:
+            if (ints[0],) > last and all(map(operator.lt, ints, ints[1:])):
+                return len(ints), (ints[-1],), ""
+        if keys and keys[0] > last and all(map(operator.lt, keys, keys[1:])):
+            return len(keys), keys[-1], ""
+    for n, (oid, _) in enumerate(answer):
+        suffix = oid[cut:]
+        if not oid.startswith(prefix) or not suffix:
+            return n, last, "outside"
+        try:
+            key = tuple(map(int, suffix.split(".")))
+        except ValueError:
+            return n, last, "malformed"
+        if key <= last:
+            return n, last, "loop"
+        last = key
+    return len(answer), last, ""
 
 
 # --- the engine --------------------------------------------------------------------------------
@@ -490,6 +594,7 @@ class SnmpEngine:
         self.device_deadline_s = device_deadline_s
         self.stats = EngineStats()
         self.devices: dict[tuple[str, int], DeviceState] = {}
+        self.varbind_bytes: dict[str, int] = {}
         # asyncio primitives belong to one event loop; an engine may outlive several (CLI, tests)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
@@ -525,7 +630,7 @@ class SnmpEngine:
             stats.peak_devices_in_flight = max(stats.peak_devices_in_flight, stats.devices_in_flight)
             try:
                 yield GufoWalker(target, state=self.state_of(target), stats=stats, max_rows=self.max_rows,
-                                 max_errors=self.max_errors)
+                                 max_errors=self.max_errors, varbind_bytes=self.varbind_bytes)
             finally:
                 stats.devices_in_flight -= 1
 

@@ -27,7 +27,7 @@ class SnmpTarget:
     priv_key: str = field(default="", repr=False)
     timeout_s: float = 2.0
     retries: int = 1
-    max_repetitions: int = 25
+    max_repetitions: int = 100  # upper bound: the engine sizes each GETBULK answer to fit (engine.py)
     use_bulk: bool = True
 
 

@@ -782,10 +782,15 @@ async def walk_table(walker: Walker, name: str, columns: Sequence[str] | None = 
         limit = getattr(walker, "max_rows", 20_000) * max(c.id for c in table.columns)
         return await walker.walk(table.entry, max_rows=limit, operation=operation)
     out: list[VarBind] = []
+    expect: int | None = None
     for position, column in enumerate(wanted):
-        rows = await walker.walk(f"{table.entry}.{column.id}", operation=operation)
+        # after the first column the row count is known: each further column is asked for in
+        # one answer of exactly that size (no request past the end, no rows of the next column)
+        rows = await walker.walk(f"{table.entry}.{column.id}", operation=operation, expect_rows=expect)
         if not rows and position == 0:
             return []
+        if position == 0:
+            expect = len(rows)
         out.extend(rows)
     return out
 
