@@ -33,6 +33,7 @@ from infra_mgr.lab.supervisor import Lab, PeerSpec
 from infra_mgr.network.snmp.engine import SnmpEngine
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult, SnmpTarget
 from infra_mgr.network.snmp.getters import (
+    ProbeOptions,
     get_arp,
     get_interfaces,
     get_ip_addresses,
@@ -265,6 +266,29 @@ def test_addresses_arp_and_forwarding_table(agents: dict[str, SnmpAgent]) -> Non
     assert [(a.ip, a.mac, a.if_index) for a in arp] == [("10.10.0.20", "3c:52:82:aa:bb:cc", 25)]
     assert [(m.mac, m.vlan, m.bridge_port, m.if_index) for m in macs] == [("3c:52:82:aa:bb:cc", 10, 2, 2)]
     assert len(lldp) == 2
+
+
+COUNTER_FIELDS = ("in_octets", "out_octets", "in_errors", "out_errors", "in_discards", "out_discards")
+
+
+@pytest.mark.parametrize("version", ["2c", "1"])
+def test_discovery_read_matches_the_full_probe_with_fewer_requests(agents: dict[str, SnmpAgent], version: str
+                                                                   ) -> None:
+    """Discovery's light read (no counters: known rows by GET, ifHighSpeed only where ifSpeed
+    saturates, LLDP local ports only where a neighbour is) must see what a full probe sees; on
+    SNMPv1 (no multi-cell GET) the same through walks."""
+    for agent in (CORE, AGG, BRANCHES[0]):
+        full_engine, light_engine = SnmpEngine(), SnmpEngine()
+        t = target(agents[agent.name], version=version)
+        full = run(probe(t, full_engine))
+        light = run(probe(t, light_engine, ProbeOptions(ip_addresses=False, counters=False)))
+        assert full.errors == light.errors == [], (full.errors, light.errors)
+        strip = [replace(i, **dict.fromkeys(f for f in COUNTER_FIELDS if hasattr(i, f))) for i in full.interfaces]
+        assert light.interfaces == strip and light.neighbors == full.neighbors and light.facts == full.facts
+        if version == "2c":
+            assert light_engine.stats.requests < full_engine.stats.requests
+        if agent is CORE:  # its 100G port: ifSpeed saturated, the speed came from ifHighSpeed
+            assert any(i.index == HUNDRED_G and i.speed_bps == 100_000_000_000 for i in light.interfaces)
 
 
 def test_answers_too_big_for_gufo_lower_max_repetitions(agents: dict[str, SnmpAgent]) -> None:

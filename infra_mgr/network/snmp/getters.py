@@ -770,29 +770,62 @@ def parse_mac_table(q_fdb: Iterable[VarBind] = (), fdb: Iterable[VarBind] = (), 
 # --- getters (I/O through a Walker) ------------------------------------------------------------
 
 
-async def walk_table(walker: Walker, name: str, columns: Sequence[str] | None = None) -> list[VarBind]:
+async def walk_table(walker: Walker, name: str, columns: Sequence[str] | None = None,
+                     rows: Sequence[str] | None = None) -> list[VarBind]:
     """The varbinds of a tables.yaml table: column by column (only the named columns), or the whole
     entry in one walk when the table says ``walk: entry``. When the first column comes back
     empty the table is taken as empty and the other columns are not asked for (a table's first
-    listed column must exist in every row)."""
+    listed column must exist in every row). ``rows``: only these row indexes (OID suffixes),
+    fetched by GET where the walker can — e.g. the LLDP local ports that have a neighbour."""
     table = tables()[name]
     operation = f"walk {name}"
     wanted = [c for c in table.columns if columns is None or c.name in columns]
+    if rows is not None:
+        return await _table_rows(walker, [f"{table.entry}.{c.id}" for c in wanted], rows, operation)
     if table.walk == "entry":
         limit = getattr(walker, "max_rows", 20_000) * max(c.id for c in table.columns)
         return await walker.walk(table.entry, max_rows=limit, operation=operation)
-    out: list[VarBind] = []
-    expect: int | None = None
-    for position, column in enumerate(wanted):
-        # after the first column the row count is known: each further column is asked for in
-        # one answer of exactly that size (no request past the end, no rows of the next column)
-        rows = await walker.walk(f"{table.entry}.{column.id}", operation=operation, expect_rows=expect)
-        if not rows and position == 0:
-            return []
-        if position == 0:
-            expect = len(rows)
-        out.extend(rows)
+    first = f"{table.entry}.{wanted[0].id}"
+    out = await walker.walk(first, operation=operation)
+    if not out or len(wanted) == 1:
+        return out
+    # The first column gave the row indexes: the other columns are fetched for exactly those rows,
+    # by GET where the walker can (several columns per request), else walked, each in one answer
+    # of the known size (no request past the end, no rows of the next column over-fetched).
+    rest = [f"{table.entry}.{column.id}" for column in wanted[1:]]
+    get_rows = getattr(walker, "get_rows", None)
+    if get_rows is not None:
+        cut = len(first) + 1
+        cells = await get_rows(rest, [oid[cut:] for oid, _ in out], operation=operation)
+        if cells is not None:
+            return out + cells
+    known = len(out)
+    for base in rest:
+        out.extend(await walker.walk(base, operation=operation, expect_rows=known))
     return out
+
+
+async def _table_rows(walker: Walker, bases: list[str], rows: Sequence[str], operation: str) -> list[VarBind]:
+    if not rows or not bases:
+        return []
+    get_rows = getattr(walker, "get_rows", None)
+    if get_rows is not None:
+        cells = await get_rows(bases, list(rows), operation=operation)
+        if cells is not None:
+            return cells
+    wanted = set(rows)
+    out: list[VarBind] = []
+    for base in bases:  # a walker that cannot GET rows (SNMPv1): walk and keep the rows asked for
+        cut = len(base) + 1
+        out.extend(vb for vb in await walker.walk(base, operation=operation) if vb[0][cut:] in wanted)
+    return out
+
+
+def _column_rows(varbinds: Iterable[VarBind], base: str) -> dict[str, ValueType]:
+    """Row index → value of one column among a table's varbinds."""
+    prefix = base + "."
+    cut = len(prefix)
+    return {oid[cut:]: value for oid, value in varbinds if oid.startswith(prefix)}
 
 
 def _keep(walker: Walker, problems: list[PollProblem]) -> None:
@@ -836,7 +869,18 @@ async def get_interfaces(walker: Walker, counters: bool = True) -> list[Interfac
     SNMP agent of a network device has interfaces, so none means the walk was cut short."""
     before = len(walker.problems)
     if_rows = await walk_table(walker, "if_table", _columns("if_table", counters))
-    ifx_rows = await walk_table(walker, "ifx_table", _columns("ifx_table", counters)) if if_rows else []
+    ifx_rows: list[VarBind] = []
+    if if_rows and counters:
+        ifx_rows = await walk_table(walker, "ifx_table")
+    elif if_rows:
+        # ifHighSpeed only where ifSpeed cannot say it (missing, or saturated above 4.29 Gbit/s)
+        ifx_rows = await walk_table(walker, "ifx_table", [c for c in _columns("ifx_table", False) or ()
+                                                          if c != "if_high_speed"])
+        table = tables()["if_table"]
+        indexes = _column_rows(if_rows, f"{table.entry}.{table.columns[0].id}")
+        speeds = _column_rows(if_rows, f"{table.entry}.{table.column('if_speed').id}")
+        unsure = [i for i in indexes if not isinstance(speeds.get(i), int) or speeds[i] >= UINT32_MAX]
+        ifx_rows += await walk_table(walker, "ifx_table", ["if_high_speed"], rows=unsure)
     if not if_rows and len(walker.problems) == before:
         walker.problem("walk if_table", "end_of_mib", "no interfaces: the agent ended the walk at once "
                                                       "(endOfMibView or an empty ifTable)")
@@ -854,7 +898,12 @@ async def get_lldp_neighbors(walker: Walker, interfaces: Sequence[InterfaceFacts
     if interfaces is None:
         interfaces = await get_interfaces(walker)
     man = await walk_table(walker, "lldp_rem_man_addr")
-    local = await walk_table(walker, "lldp_loc_port")
+    # only the local ports that have a neighbour (lldpRemTimeMark.LocalPortNum.Index)
+    rem = tables()["lldp_rem"]
+    cut = len(rem.entry) + 1
+    ports = {oid[cut:].split(".")[2] for oid, _ in remote
+             if oid.startswith(rem.entry + ".") and oid.count(".", cut) >= 3}
+    local = await walk_table(walker, "lldp_loc_port", rows=sorted(ports, key=lambda p: (len(p), p)))
     neighbors, problems = parse_lldp(remote, man, local, interfaces, address=walker.address)
     _keep(walker, problems)
     return neighbors
