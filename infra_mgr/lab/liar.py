@@ -34,6 +34,8 @@ from infra_mgr.lab.snmprec import SnmpRecord, SnmpType
 log = logging.getLogger("infra_mgr.lab.liar")
 proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 
+SMALL_MSG_CELLS = 20  # smallmsg: Cisco's default 1,500-byte packet size holds about this many cells
+
 BEHAVIOURS: dict[str, str] = {
     "public": "honest: the simulated switch as it is",
     "loop": "GETNEXT/GETBULK answer an existing OID with that same OID again",
@@ -45,6 +47,7 @@ BEHAVIOURS: dict[str, str] = {
     "endofmib": "GETNEXT/GETBULK answer endOfMibView at once",
     "nobulk": "GETBULK answers genErr (GETNEXT works)",
     "huge": "an ifTable of 50,000 rows",
+    "smallmsg": f"a GET of more than {SMALL_MSG_CELLS} OIDs answers tooBig (a small maximum message size)",
     "silent": "never answers",
 }
 
@@ -271,6 +274,8 @@ class LiarAgent:
         view = self.huge if behaviour == "huge" else self.honest
         asked = [tuple(oid) for oid, _ in proto.apiPDU.get_varbinds(request)]
         if request.isSameTypeWith(proto.GetRequestPDU()):
+            if behaviour == "smallmsg" and len(asked) > SMALL_MSG_CELLS:
+                return 1, 0, [(oid, _NULL) for oid in asked]  # tooBig(1)
             out = []
             for oid in asked:
                 if behaviour == "nosuch" and oid[: len(self.system)] == self.system:
