@@ -8,7 +8,9 @@ for a few ms of CPU, so the client is what is measured.
 Every method walks the same subtrees of every agent — system group ``1.3.6.1.2.1.1``, ifTable
 ``1.3.6.1.2.1.2.2``, ifXTable ``1.3.6.1.2.1.31.1.1`` (LLDP's remote table too with ``--lldp``;
 net-snmp has none, so it adds one empty walk) — with SNMPv2c GETBULK and the same
-max-repetitions (the engine's is an upper bound: it sizes answers to fit), timeout and retries. Each sweep runs in a fresh Python process, the methods taking
+max-repetitions (the engine's is an upper bound: it sizes answers to fit), timeout and retries
+(pysnmp gets a 10 s timeout and 8 devices in flight, see below). Each sweep runs in a fresh Python
+process, the methods taking
 turns round by round (the machine may be shared: a busy minute then falls on all of them), and
 its CPU (``getrusage`` of that process, plus its children for snmpbulkwalk) is taken around the
 timed sweep only, after imports and a one-device warm-up:
@@ -24,7 +26,8 @@ timed sweep only, after imports and a one-device warm-up:
   LibreNMS poller worker does. Real LibreNMS also parses MIB files in every process and its output
   in PHP; neither is counted here, so this baseline is cheaper than the real thing;
 * **pysnmp hlapi** — pysnmp 7 asyncio ``bulk_walk_cmd`` (``lexicographicMode=False``), one
-  ``SnmpEngine``, the same concurrency bound;
+  ``SnmpEngine``, 8 devices in flight and a 10 s timeout (it decodes 100-row answers so slowly on
+  its event loop that with 64 in flight it gives up devices that did answer);
 * **engine via probe_many** (a table row, not in the ratios) — the discovery getters' own sweep,
   ``getters.probe_many`` (facts by GET, ifTable/ifXTable column by column, LLDP/CDP): other OIDs
   than the walks, parsed into facts; shown so that the real discovery path is measured too.
@@ -237,7 +240,11 @@ def _pysnmp_runner(spec: dict[str, Any]) -> Runner:
     async def device(address: str, sem: asyncio.Semaphore) -> tuple[str, int, bool, str]:
         async with sem:
             engine = holder["engine"]
-            target = await UdpTransportTarget.create((address, 161), timeout=spec["timeout"], retries=spec["retries"])
+            # pysnmp decodes in Python on the event loop: with 64 devices in flight and 100-row
+            # answers it falls behind its own timeouts and gives up devices that answered; it gets
+            # 10 s and 8 devices in flight
+            target = await UdpTransportTarget.create((address, 161), timeout=max(spec["timeout"], PYSNMP_TIMEOUT_S),
+                                                     retries=spec["retries"])
             count = 0
             for oid in oids:
                 async for err_ind, err_stat, _idx, var_binds in bulk_walk_cmd(
@@ -250,13 +257,17 @@ def _pysnmp_runner(spec: dict[str, Any]) -> Runner:
 
     async def sweep(addresses: list[str]) -> Outcome:
         holder.setdefault("engine", SnmpEngine())
-        sem = asyncio.Semaphore(spec["concurrency"])
+        sem = asyncio.Semaphore(min(spec["concurrency"], PYSNMP_CONCURRENCY))
         results = await asyncio.gather(*(device(a, sem) for a in addresses))
         return ({a: n for a, n, ok, _ in results if ok}, [a for a, _, ok, _ in results if not ok],
                 [f"{a}: {e}" for a, _, ok, e in results if not ok], None)
 
     loop = asyncio.new_event_loop()  # one loop for all rounds: pysnmp's engine is bound to it
     return lambda addresses: loop.run_until_complete(sweep(addresses))
+
+
+PYSNMP_TIMEOUT_S = 10.0
+PYSNMP_CONCURRENCY = 8
 
 
 def _probe_runner(spec: dict[str, Any]) -> Runner:
