@@ -1,16 +1,19 @@
 """The simulated city against its own expected.json: every device on its own address, real
 topology in LLDP/CDP, moving counters and each deliberate fault.
 
-The city is started once per session by the ``city`` fixture (tests/peers.py). Measured on the
-2-core lab machine: one snmpsim process with one SNMP engine and one endpoint per device is ready
-in 3–5 s wall clock (≈1.2 s of snmpsim CPU with a warm index cache, ≈2.4 s cold, plus ≈1.3 s in
-the supervisor for generation and the per-device readiness GETs), against 20–41 s for one engine
-per device in one process and 13–27 s over two processes (the ranges are the machine's load).
+The city is started once per session by the ``city`` fixture (tests/peers.py): a ``serve``
+supervisor and one snmpsim worker per CPU (at least two), each with one SNMP engine and a
+round-robin share of the devices' endpoints, reads answered from an in-memory copy of each
+recording (see ``infra_mgr/lab/city.py``, "snmpsim with per-endpoint recordings"). One engine per
+device instead was measured at 20–41 s to start in one process and 13–27 s over two.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,10 +27,16 @@ from infra_mgr.lab.city import (
     FLAP_PERIOD_S,
     WRONG_COMMUNITY,
     RunningCity,
+    _Recording,
+    _udp_inodes,
     build_city,
+    city_counters,
+    city_pids,
+    city_spec,
     write_city,
 )
 from infra_mgr.lab.peers import SYS_LOCATION, SYS_NAME, snmp_get
+from infra_mgr.lab.supervisor import Lab, group_members, pid_running
 
 LLDP_REM = "1.0.8802.1.1.2.1.4.1.1"
 LLDP_REM_MAN_ADDR = "1.0.8802.1.1.2.1.4.2.1"
@@ -129,6 +138,102 @@ def test_sys_location_is_the_exact_arabic_of_the_yaml(city: RunningCity) -> None
         assert get(city, hostname, SYS_LOCATION) == f"أمانة جدة - {site['name_ar']}".encode()
     wan = city.interface("jed-b01-rtr", "Gi0/0/0")
     assert get(city, "jed-b01-rtr", f"{IFX_ENTRY}.18.{wan['index']}") == "وصلة إلى المبنى الرئيسي".encode()
+
+
+def _sockets_of(pid: int) -> set[str]:
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return held
+
+
+def test_city_is_served_by_several_processes_each_device_as_itself(city: RunningCity, peer_lab: Lab) -> None:
+    record = peer_lab.record("city")
+    assert record is not None
+    workers = [pid for pid in city_pids(record) if pid != record.pid]
+    agents = city.v2c_agents()
+    served = {d["address"] for d in city.devices if d["served_by"] == "snmpsim"}
+    inodes = _udp_inodes({(address, city.port) for address in served})
+
+    # at least two snmpsim workers, in the supervisor's process group, owning disjoint endpoints
+    assert len(workers) >= 2 and record.info["workers"] == len(workers)
+    assert set(workers) <= set(group_members(record.pgid))
+    owned = {
+        pid: {address for (address, _), inode in inodes.items() if f"socket:[{inode}]" in _sockets_of(pid)}
+        for pid in workers
+    }
+    assert all(owned.values()), owned
+    assert sum(len(addresses) for addresses in owned.values()) == len(served)
+    assert set().union(*owned.values()) == served
+    # … and every address, whichever worker holds it, answers with its own device's sysName
+    answers = {address: snmp_get(address, city.port, community, SYS_NAME)[1] for _, address, community in agents}
+    assert answers == {address: hostname.encode() for hostname, address, _ in agents}
+    # the workers count what they answer (the benchmark divides their CPU by it)
+    counters = city_counters(record)
+    assert counters["workers"] == len(workers) and counters["varbinds"] >= len(agents)
+
+
+def test_stopping_the_lab_leaves_no_city_process(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab")
+    record = lab.start(city_spec(lab.lab_dir, prefer_standard_port=False, workers=2))
+    pids = city_pids(record)
+    assert len(pids) == 3  # the serve supervisor and two snmpsim workers
+    probe = RunningCity.from_record(record).device("jed-hq-core2")
+    assert snmp_get(probe["address"], record.info["port"], "public", SYS_NAME)[1] == b"jed-hq-core2"
+
+    lab.stop_all()
+
+    assert not [pid for pid in pids if pid_running(pid)]
+    assert not group_members(record.pgid)
+
+
+def test_workers_die_with_their_supervisor(tmp_path: Path) -> None:
+    """Even a SIGKILLed ``serve`` (no chance to stop its workers) leaves no snmpsim behind."""
+    lab = Lab(tmp_path / "lab")
+    record = lab.start(city_spec(lab.lab_dir, prefer_standard_port=False, workers=2))
+    workers = [pid for pid in city_pids(record) if pid != record.pid]
+    try:
+        os.kill(record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while [pid for pid in workers if pid_running(pid)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if pid_running(pid)]
+    finally:
+        lab.stop_all()
+
+
+def test_in_memory_recording_answers_as_snmpsims_own_index(tmp_path: Path) -> None:
+    """The serve hook's table against snmpsim's DataFile on the same recordings: every OID by GET
+    and GETNEXT, OIDs between and past the records, the end of the MIB view."""
+    from pyasn1.type import base, univ
+    from snmpsim import confdir, datafile, variation
+
+    out = tmp_path / "city"
+    write_city(out)
+    confdir.cache = str(tmp_path / "cache")
+    os.makedirs(confdir.cache)
+    modules = variation.load_variation_modules(confdir.variation, {})
+    variation.initialize_variation_modules(modules, mode="variating")
+    parser = variation.RECORD_TYPES["snmprec"]
+    recordings = sorted((out / "data").rglob("1.3.6.1.6.1.1.*.snmprec"))
+    for path in (recordings[0], recordings[len(recordings) // 2]):  # a core switch and a branch device
+        stock = datafile.DataFile(str(path), parser, modules).index_text()
+        ours = _Recording(str(path), parser, modules)
+        asked = [tuple(key) for key in ours.keys]
+        asked += [key[:-1] + (key[-1] + 1,) + (0,) for key in asked[::7]]  # absent: between records
+        asked += [(1, 3, 6, 1, 2, 1, 2, 2), (1, 3), (1, 3, 6, 1, 9, 9), (2, 0)]  # subtree roots, past the end
+        varied = {tuple(oid) for oid, tag, _ in ours.entries if ":" in tag}
+        for key in asked:
+            oid = univ.ObjectIdentifier(key)
+            for next_flag in (False, True):
+                context = {"nextFlag": next_flag, "setFlag": False}
+                ((want_oid, want),) = stock.process_var_binds([(oid, univ.Null(""))], **context)
+                got_oid, got = ours.answer(oid, univ.Null(""), next_flag, context)
+                assert (tuple(got_oid), type(got)) == (tuple(want_oid), type(want)), (path.name, key, next_flag)
+                if tuple(want_oid) not in varied and isinstance(want, base.SimpleAsn1Type):  # moving values move
+                    assert got == want, (path.name, key, next_flag)
+        stock.close()
 
 
 # --- topology ------------------------------------------------------------------------------------
