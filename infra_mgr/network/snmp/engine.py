@@ -22,10 +22,12 @@ What the engine adds on top of gufo (which is a fast codec and socket, and no mo
   rows of long LLDP descriptions, Arabic aliases…) reads as cut short. Max-repetitions is chosen
   per walk: as many rows as fit the buffer, from the size of that table's varbinds seen before
   (engine-wide; 25 for a table never seen), within the target's bound (100 by default); exactly
-  the known rows plus one when the caller knows the row count (``expect_rows``: the further
-  columns of a table), so the answer holds the whole column and the walk ends without over-
-  fetching. A bulk walk cut short anyway is retried with half the max-repetitions, down to 1, and
-  the value that worked is remembered for that device and table.
+  the known rows plus one when the caller knows the row count (``expect_rows``: ifNumber for
+  ifTable, the first column's rows for the others), so the answer holds the whole column and the
+  walk ends without over-fetching; else the median row count of that table's last walks plus
+  one (an agent computes every repetition asked for, even past the end of the column). A bulk
+  walk cut short anyway is retried with half the max-repetitions, down to 1, and the value that
+  worked is remembered for that device and table.
 * **Cheap per varbind.** GETBULK answers are taken whole from gufo's request/decode calls (its
   iterator costs a coroutine step per varbind), and order is checked per answer: one ``int()``
   per varbind and a C-level comparison for column walks.
@@ -196,6 +198,8 @@ FIRST_REPETITIONS = 25
 # counted at this many bytes, and never fewer cells per request than this when an answer came
 # back empty (below it an empty answer means the cells are absent).
 MAX_GET_CELLS = 128
+# Row counts kept per walked base to size walks of unknown length (their median is used).
+ROWS_SEEN_KEPT = 15
 UNKNOWN_CELL_BYTES = 80
 MIN_GET_CELLS = 16
 
@@ -261,11 +265,13 @@ class GufoWalker:
     """A :class:`Walker` over one gufo ``SnmpSession`` to one device (one request in flight)."""
 
     def __init__(self, target: SnmpTarget, *, state: DeviceState | None = None, stats: EngineStats | None = None,
-                 max_rows: int = 20_000, max_errors: int = 5, varbind_bytes: dict[str, int] | None = None) -> None:
+                 max_rows: int = 20_000, max_errors: int = 5, varbind_bytes: dict[str, int] | None = None,
+                 rows_seen: dict[str, list[int]] | None = None) -> None:
         self.target = target
-        # estimated encoded size of a varbind per walked base (shared engine-wide: a table's rows
-        # are alike from one device to the next)
+        # estimated encoded size of a varbind, and the row counts of the last walks, per walked
+        # base (shared engine-wide: a table is much alike from one device to the next)
         self.varbind_bytes = varbind_bytes if varbind_bytes is not None else {}
+        self.rows_seen = rows_seen if rows_seen is not None else {}
         self.address = target.address
         self.problems: list[PollProblem] = []
         self.state = state or DeviceState()
@@ -477,7 +483,14 @@ class GufoWalker:
         size = self.varbind_bytes.get(base)
         reps = min(target.max_repetitions, max(1, ANSWER_BUDGET // size) if size else FIRST_REPETITIONS)
         reps = min(reps, self.state.ceilings.get(base, reps))
-        if expect_rows is not None:
+        if expect_rows is None:
+            # Length unknown: an agent computes every repetition asked for, also past the end of
+            # the column, so ask for what this table usually holds (the median of the last walks
+            # of it, on any device) and let a longer one take more answers.
+            seen = self.rows_seen.get(base)
+            if seen:
+                reps = min(reps, max(FIRST_REPETITIONS // 5, sorted(seen)[len(seen) // 2] + 1))
+        else:
             reps = min(reps, expect_rows + 1)
         return max(1, reps)
 
@@ -593,6 +606,10 @@ class GufoWalker:
             known = self.varbind_bytes.get(base, 0)
             if size > known:
                 self.varbind_bytes[base] = size
+        if bulk and rows:
+            seen = self.rows_seen.setdefault(base, [])
+            seen.append(len(rows))
+            del seen[:-ROWS_SEEN_KEPT]
         self.stats.varbinds += len(rows)
         return rows, None
 
@@ -661,6 +678,7 @@ class SnmpEngine:
         self.stats = EngineStats()
         self.devices: dict[tuple[str, int], DeviceState] = {}
         self.varbind_bytes: dict[str, int] = {}
+        self.rows_seen: dict[str, list[int]] = {}
         # asyncio primitives belong to one event loop; an engine may outlive several (CLI, tests)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
@@ -696,7 +714,8 @@ class SnmpEngine:
             stats.peak_devices_in_flight = max(stats.peak_devices_in_flight, stats.devices_in_flight)
             try:
                 yield GufoWalker(target, state=self.state_of(target), stats=stats, max_rows=self.max_rows,
-                                 max_errors=self.max_errors, varbind_bytes=self.varbind_bytes)
+                                 max_errors=self.max_errors, varbind_bytes=self.varbind_bytes,
+                                 rows_seen=self.rows_seen)
             finally:
                 stats.devices_in_flight -= 1
 

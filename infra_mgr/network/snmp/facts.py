@@ -56,6 +56,7 @@ class DeviceFacts:
     location: str | None = None
     contact: str | None = None
     chassis_id: str | None = None  # LLDP local chassis id (often the base MAC), for de-duplication
+    if_count: int | None = None  # IF-MIB ifNumber: sizes the interface walk (not shown)
 
 
 @dataclass
@@ -129,7 +130,7 @@ class ProbeResult:
         return {
             "address": self.address,
             "port": self.port,
-            "facts": {k: v for k, v in asdict(self.facts).items() if k not in ("contact", "chassis_id")},
+            "facts": {k: v for k, v in asdict(self.facts).items() if k not in ("contact", "chassis_id", "if_count")},
             "interfaces": [
                 {k: getattr(i, k) for k in ("index", "name", "descr", "alias", "type", "speed_bps", "mac",
                                              "admin_status", "oper_status", "in_octets", "out_octets")}

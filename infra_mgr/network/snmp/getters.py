@@ -447,6 +447,7 @@ def parse_facts(system: Mapping[str, ValueType], entity: Iterable[VarBind] = (),
     problems = Problems(address)
     sysvals = _scalars("system", system, problems, "facts")
     lldp = _scalars("lldp_local", system, problems, "facts")
+    if_number = _scalars("interfaces", system, problems, "facts").get("if_number")
     entity_rows = assemble(tables()["ent_physical"], entity, problems)
     ident = identify(sysvals.get("sys_object_id"), sysvals.get("sys_descr"))
     chassis = _chassis(entity_rows)
@@ -470,6 +471,7 @@ def parse_facts(system: Mapping[str, ValueType], entity: Iterable[VarBind] = (),
         uptime_s=uptime / 100 if isinstance(uptime, int) and 0 <= uptime < 2**64 else None,
         location=sysvals.get("sys_location"),
         contact=sysvals.get("sys_contact"),
+        if_count=if_number if isinstance(if_number, int) and 0 <= if_number < 1_000_000 else None,
         chassis_id=format_chassis_id(lldp.get("chassis_id_subtype"), lldp.get("chassis_id")),
     )
     return facts, problems.items
@@ -771,12 +773,13 @@ def parse_mac_table(q_fdb: Iterable[VarBind] = (), fdb: Iterable[VarBind] = (), 
 
 
 async def walk_table(walker: Walker, name: str, columns: Sequence[str] | None = None,
-                     rows: Sequence[str] | None = None) -> list[VarBind]:
+                     rows: Sequence[str] | None = None, expect_rows: int | None = None) -> list[VarBind]:
     """The varbinds of a tables.yaml table: column by column (only the named columns), or the whole
     entry in one walk when the table says ``walk: entry``. When the first column comes back
     empty the table is taken as empty and the other columns are not asked for (a table's first
     listed column must exist in every row). ``rows``: only these row indexes (OID suffixes),
-    fetched by GET where the walker can — e.g. the LLDP local ports that have a neighbour."""
+    fetched by GET where the walker can — e.g. the LLDP local ports that have a neighbour.
+    ``expect_rows``: how many rows the table is believed to have (sizes the first walk)."""
     table = tables()[name]
     operation = f"walk {name}"
     wanted = [c for c in table.columns if columns is None or c.name in columns]
@@ -786,7 +789,7 @@ async def walk_table(walker: Walker, name: str, columns: Sequence[str] | None = 
         limit = getattr(walker, "max_rows", 20_000) * max(c.id for c in table.columns)
         return await walker.walk(table.entry, max_rows=limit, operation=operation)
     first = f"{table.entry}.{wanted[0].id}"
-    out = await walker.walk(first, operation=operation)
+    out = await walker.walk(first, operation=operation, expect_rows=expect_rows)
     if not out or len(wanted) == 1:
         return out
     # The first column gave the row indexes: the other columns are fetched for exactly those rows,
@@ -836,7 +839,7 @@ def _keep(walker: Walker, problems: list[PollProblem]) -> None:
 
 async def get_facts(walker: Walker) -> DeviceFacts:
     """System group, LLDP local chassis id, ENTITY-MIB chassis, vendor scalars when needed."""
-    oids = [s.oid for s in scalar_groups()["system"]] + [s.oid for s in scalar_groups()["lldp_local"]]
+    oids = [s.oid for group in ("system", "lldp_local", "interfaces") for s in scalar_groups()[group]]
     before = len(walker.problems)
     system = await walker.get(oids, operation="facts")
     if len(walker.problems) == before and not any(s.oid in system for s in scalar_groups()["system"]):
@@ -864,20 +867,24 @@ def _columns(name: str, counters: bool) -> list[str] | None:
     return [c.name for c in tables()[name].columns if c.name not in COUNTER_COLUMNS]
 
 
-async def get_interfaces(walker: Walker, counters: bool = True) -> list[InterfaceFacts]:
+async def get_interfaces(walker: Walker, counters: bool = True, if_count: int | None = None
+                         ) -> list[InterfaceFacts]:
     """ifTable + ifXTable. An agent without ifTable rows is reported (``end_of_mib``): every
-    SNMP agent of a network device has interfaces, so none means the walk was cut short."""
+    SNMP agent of a network device has interfaces, so none means the walk was cut short.
+    ``if_count`` (ifNumber, from the facts) sizes the first walk.
+
+    Without counters (discovery) ifXTable is read by GET for the ifTable rows only, and
+    ifHighSpeed only where ifSpeed cannot say it (missing, or saturated above 4.29 Gbit/s)."""
     before = len(walker.problems)
-    if_rows = await walk_table(walker, "if_table", _columns("if_table", counters))
+    if_rows = await walk_table(walker, "if_table", _columns("if_table", counters), expect_rows=if_count)
     ifx_rows: list[VarBind] = []
     if if_rows and counters:
         ifx_rows = await walk_table(walker, "ifx_table")
     elif if_rows:
-        # ifHighSpeed only where ifSpeed cannot say it (missing, or saturated above 4.29 Gbit/s)
-        ifx_rows = await walk_table(walker, "ifx_table", [c for c in _columns("ifx_table", False) or ()
-                                                          if c != "if_high_speed"])
         table = tables()["if_table"]
         indexes = _column_rows(if_rows, f"{table.entry}.{table.columns[0].id}")
+        ifx_rows = await walk_table(walker, "ifx_table", [c for c in _columns("ifx_table", False) or ()
+                                                          if c != "if_high_speed"], rows=list(indexes))
         speeds = _column_rows(if_rows, f"{table.entry}.{table.column('if_speed').id}")
         unsure = [i for i in indexes if not isinstance(speeds.get(i), int) or speeds[i] >= UINT32_MAX]
         ifx_rows += await walk_table(walker, "ifx_table", ["if_high_speed"], rows=unsure)
@@ -980,7 +987,7 @@ async def probe(target: SnmpTarget, engine: SnmpEngine | None = None, options: P
         try:
             async with asyncio.timeout(engine.device_deadline_s):
                 result.facts = await get_facts(walker)
-                result.interfaces = await get_interfaces(walker, options.counters)
+                result.interfaces = await get_interfaces(walker, options.counters, result.facts.if_count)
                 if options.neighbors:
                     result.neighbors = (await get_lldp_neighbors(walker, result.interfaces)
                                         + await get_cdp_neighbors(walker, result.interfaces))
