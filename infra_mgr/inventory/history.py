@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session as OrmSession
 
 from infra_mgr.common import utcnow
@@ -126,3 +126,33 @@ def _record_changes(session: OrmSession, _ctx: Any) -> None:
                              object_id=obj.id, before=_snapshot(obj), after=None))
     if rows:
         session.connection().execute(ObjectChange.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+def insert_tracked(session: OrmSession, model: type, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many new rows of a tracked model in one statement and record a ``create`` change
+    for each, exactly as the flush hook would (same actor, same snapshot of every column).
+
+    The flush hook's way costs an ORM object per row (a first discovery of a city creates
+    thousands of interfaces); this is the bulk path, and the only one: the rule that nothing
+    changes the source of truth without a trace holds because callers use it instead of a bare
+    Core insert. Each row gives every column except ``id`` and the timestamps. Returns the ids.
+    """
+    if not rows:
+        return []
+    kind = TRACKED[model]
+    columns = [a.key for a in inspect(model).column_attrs]
+    wanted = set(columns) - {"id", *_IGNORED_FIELDS}
+    for row in rows:
+        if set(row) != wanted:
+            raise ValueError(f"{model.__name__} rows need exactly {sorted(wanted)}; got {sorted(row)}")
+    now = utcnow()
+    stamps = {k: now for k in _IGNORED_FIELDS if k in columns}
+    result = session.execute(insert(model).returning(model.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+                             [{**row, **stamps} for row in rows])
+    ids = [int(r[0]) for r in result]
+    actor = session.info.get("actor") or current_actor.get()
+    changes = [dict(time=now, actor=actor, action="create", object_type=kind, object_id=i, before=None,
+                    after={"id": i, **{k: "***" if k in REDACTED_FIELDS else _jsonable(v) for k, v in row.items()}})
+               for i, row in zip(ids, rows, strict=True)]
+    session.connection().execute(ObjectChange.__table__.insert(), changes)  # type: ignore[attr-defined]
+    return ids

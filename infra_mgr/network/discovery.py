@@ -31,11 +31,12 @@ from infra_mgr.common import utcnow
 from infra_mgr.db import write_session
 from infra_mgr.events.service import record
 from infra_mgr.inventory.credentials import reveal
+from infra_mgr.inventory.history import insert_tracked
 from infra_mgr.inventory.models import Credential, Device, DeviceStatus, Interface, Link, Prefix, Site
 from infra_mgr.network.models import DevicePoll, DiscoveryTarget, Neighbor, PollStatus, TargetRole
-from infra_mgr.network.snmp.facts import PollProblem, ProbeResult, SnmpTarget
+from infra_mgr.network.snmp.facts import NeighborFacts, PollProblem, ProbeResult, SnmpTarget
 
-ProbeFn = Callable[[SnmpTarget], Awaitable[ProbeResult]]
+ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
 AliveFn = Callable[[str, int, float], Awaitable[bool]]
 Progress = Callable[[str, int, int], None]  # (address, done, total)
 
@@ -98,7 +99,8 @@ class Crawler:
     """Breadth-first crawl; each wave probes its addresses concurrently (bounded)."""
 
     def __init__(self, probe: ProbeFn, credentials: Sequence[CredentialOption], allow: Iterable[str],
-                 concurrency: int = 64, alive: AliveFn | None = None, progress: Progress | None = None) -> None:
+                 concurrency: int = 64, alive: AliveFn | None = None, progress: Progress | None = None,
+                 early: bool = False) -> None:
         if not credentials:
             raise ValueError("no SNMP credential to try")
         self.probe = probe
@@ -107,6 +109,9 @@ class Crawler:
         self.sem = asyncio.Semaphore(concurrency)
         self.alive = alive
         self.progress = progress
+        # early: the probe takes ``on_neighbors`` and reports neighbours before it is done, so
+        # the crawl goes on to them while this device's interfaces are still being read
+        self.early = early
         self.names: dict[str, str] = {}  # address -> sysName a neighbour reported for it
 
     def allowed(self, address: str) -> bool:
@@ -116,12 +121,14 @@ class Crawler:
             return False
         return any(ip.version == n.version and ip in n for n in self.allow)
 
-    async def _try(self, address: str, preferred: int | None) -> Answer | NoAnswer:
+    async def _try(self, address: str, preferred: int | None,
+                   learn: Callable[[list[NeighborFacts]], None]) -> Answer | NoAnswer:
         order = sorted(self.credentials, key=lambda c: c.credential_id != preferred) if preferred else self.credentials
         problems: list[PollProblem] = []
+        extra = {"on_neighbors": learn} if self.early else {}
         async with self.sem:
             for cred in order:
-                result = await self.probe(replace(cred.template, address=address))
+                result = await self.probe(replace(cred.template, address=address), **extra)
                 if _answered(result):
                     return Answer(address, cred.credential_id, result)
                 problems.extend(result.errors)
@@ -144,7 +151,21 @@ class Crawler:
 
         def start(address: str) -> None:
             seen.add(address)
-            running.add(asyncio.create_task(self._try(address, preferred.get(address))))
+            running.add(asyncio.create_task(self._try(address, preferred.get(address), learn)))
+
+        def learn(neighbors: list[NeighborFacts]) -> None:
+            for n in neighbors:
+                addr = n.remote_address
+                if not addr:
+                    continue
+                if n.remote_system_name:
+                    self.names.setdefault(addr, n.remote_system_name)
+                if addr in seen or not follow:
+                    continue
+                if not self.allowed(addr):
+                    out.outside_allow.setdefault(addr, n.remote_system_name or "")
+                    continue
+                start(addr)
 
         for address in dict.fromkeys(seeds):
             start(address)
@@ -161,18 +182,7 @@ class Crawler:
                     out.no_answer.append(res)
                     continue
                 out.answers.append(res)
-                for n in res.result.neighbors:
-                    addr = n.remote_address
-                    if not addr:
-                        continue
-                    if n.remote_system_name:
-                        self.names.setdefault(addr, n.remote_system_name)
-                    if addr in seen or not follow:
-                        continue
-                    if not self.allowed(addr):
-                        out.outside_allow.setdefault(addr, n.remote_system_name or "")
-                        continue
-                    start(addr)
+                learn(res.result.neighbors)
         for na in out.no_answer:
             na.name_hint = na.name_hint or self.names.get(na.address)
         return out
@@ -389,6 +399,7 @@ class Reconciler:
     def interfaces(self, dev: Device, result: ProbeResult, existed: bool) -> None:
         current = {i.name: i for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
         seen: set[str] = set()
+        new_rows: list[dict[str, Any]] = []
         for fi in result.interfaces:
             name = (fi.name or fi.descr or f"if{fi.index}")[:128]
             if name in seen:
@@ -399,7 +410,7 @@ class Reconciler:
                       "admin_status": fi.admin_status or "unknown", "oper_status": fi.oper_status or "unknown"}
             row = current.get(name)
             if row is None:
-                self.s.add(Interface(device_id=dev.id or 0, name=name, **values))
+                new_rows.append({"device_id": dev.id or 0, "name": name, **values})
                 continue
             before = row.oper_status
             for key, value in values.items():
@@ -416,6 +427,7 @@ class Reconciler:
                 if name not in seen:
                     self.s.delete(row)
         self.s.flush()
+        insert_tracked(self.s, Interface, new_rows)  # one statement, each row in the history
 
     def neighbors(self, dev: Device, result: ProbeResult, existed: bool) -> None:
         rows = {(n.protocol, n.local_interface, n.remote_chassis_id, n.remote_port): n
@@ -516,10 +528,14 @@ def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None
         session.info["actor"] = actor
         rec = Reconciler(session, report, default_site_id)
         found_ids: set[int] = set()
-        for group in _identity_groups(crawl.answers):
-            dev = rec.device(group)
-            if dev is not None and dev.id is not None:
-                found_ids.add(dev.id)
+        # Flushes are explicit (a device, then its interfaces and neighbours): autoflush before
+        # every lookup would flush each pending object on its own.
+        with session.no_autoflush:
+            for group in _identity_groups(crawl.answers):
+                dev = rec.device(group)
+                if dev is not None and dev.id is not None:
+                    found_ids.add(dev.id)
+        session.flush()
         rec.links(found_ids)
         if mark_missing:
             rec.missing(found_ids, scope_site_ids, crawl.no_answer)
@@ -617,9 +633,13 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
         from infra_mgr.network.snmp.getters import probe as snmp_probe
 
         light = ProbeOptions(neighbors=True, ip_addresses=False, counters=False)
+        early = True
 
-        async def probe(target: SnmpTarget) -> ProbeResult:
-            return await snmp_probe(target, options=light)
+        async def probe(target: SnmpTarget, on_neighbors: Callable[[list[NeighborFacts]], None] | None = None
+                        ) -> ProbeResult:
+            return await snmp_probe(target, options=replace(light, on_neighbors=on_neighbors))
+    else:
+        early = False
     if alive is None:
         from infra_mgr.network.snmp.liveness import agent_alive
 
@@ -631,7 +651,8 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
                      if p.credential_id is not None}
     if not options:
         raise Invalid("no SNMP credential stored: add one (kind snmp_v2c or snmp_v3)", field="credentials")
-    crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress)
+    crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress,
+                      early=early)
     crawl = await crawler.run(scope.seeds, preferred, follow)  # type: ignore[arg-type]
     crawled = time.perf_counter()
     report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,

@@ -9,7 +9,8 @@ What the engine adds on top of gufo (which is a fast codec and socket, and no mo
 * **Bounds.** One :class:`SnmpEngine` holds a global semaphore over *devices* (``max_concurrency``)
   and one lock per device, and every :class:`GufoWalker` serialises its own requests: at most one
   request is in flight per device, whatever the caller gathers. A device poll also has a deadline.
-* **Timeouts and retries** per device from :class:`SnmpTarget` (gufo has a timeout, no retries).
+* **Timeouts and retries** per device from :class:`SnmpTarget` (gufo has a timeout, no retries);
+  a retry to a device that has answered before waits twice as long as the attempt before it.
   A device that times out after its retries, or fails SNMPv3 authentication, is given up at once
   (:class:`PollAbort`): the rest of its poll would only wait for the same silence.
 * **GETBULK fallback.** Some agents mishandle GETBULK: an error status (gufo ignores error
@@ -357,7 +358,13 @@ class GufoWalker:
 
     async def _request_unlocked(self, operation: str, call: Callable[[], Awaitable[T]], attempts: int) -> T:
         stats = self.stats
+        session = self._session
         for attempt in range(attempts):
+            if session is not None:
+                # A device that has answered is alive: a late answer is load (its CPU, a busy
+                # link), so each retry waits twice as long. One that never answered keeps the
+                # plain timeout, so a dead device still costs only timeout x attempts.
+                session._timeout = self.target.timeout_s * (2 ** attempt if self.answered else 1)
             self._in_flight += 1
             if self._in_flight > stats.peak_requests_per_device:
                 stats.peak_requests_per_device = self._in_flight

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -896,24 +896,40 @@ async def get_interfaces(walker: Walker, counters: bool = True, if_count: int | 
     return interfaces
 
 
-async def get_lldp_neighbors(walker: Walker, interfaces: Sequence[InterfaceFacts] | None = None
-                             ) -> list[NeighborFacts]:
-    """LLDP neighbours (interfaces are walked if not given: they name the local ports)."""
+async def read_lldp(walker: Walker) -> tuple[list[VarBind], list[VarBind]]:
+    """The LLDP remote table and its management addresses, raw (who the neighbours are and
+    where to reach them: enough for a crawl to go on before the interfaces are read)."""
     remote = await walk_table(walker, "lldp_rem")
+    man = await walk_table(walker, "lldp_rem_man_addr") if remote else []
+    return remote, man
+
+
+async def finish_lldp(walker: Walker, remote: list[VarBind], man: list[VarBind],
+                      interfaces: Sequence[InterfaceFacts]) -> list[NeighborFacts]:
+    """LLDP neighbours from :func:`read_lldp`'s tables, their local ports named from the LLDP
+    local port table — read only for the ports that have a neighbour."""
     if not remote:
         return []
-    if interfaces is None:
-        interfaces = await get_interfaces(walker)
-    man = await walk_table(walker, "lldp_rem_man_addr")
-    # only the local ports that have a neighbour (lldpRemTimeMark.LocalPortNum.Index)
     rem = tables()["lldp_rem"]
     cut = len(rem.entry) + 1
+    # the index is lldpRemTimeMark.lldpRemLocalPortNum.lldpRemIndex
     ports = {oid[cut:].split(".")[2] for oid, _ in remote
              if oid.startswith(rem.entry + ".") and oid.count(".", cut) >= 3}
     local = await walk_table(walker, "lldp_loc_port", rows=sorted(ports, key=lambda p: (len(p), p)))
     neighbors, problems = parse_lldp(remote, man, local, interfaces, address=walker.address)
     _keep(walker, problems)
     return neighbors
+
+
+async def get_lldp_neighbors(walker: Walker, interfaces: Sequence[InterfaceFacts] | None = None
+                             ) -> list[NeighborFacts]:
+    """LLDP neighbours (interfaces are walked if not given: they name the local ports)."""
+    remote, man = await read_lldp(walker)
+    if not remote:
+        return []
+    if interfaces is None:
+        interfaces = await get_interfaces(walker)
+    return await finish_lldp(walker, remote, man, interfaces)
 
 
 async def get_cdp_neighbors(walker: Walker, interfaces: Sequence[InterfaceFacts] | None = None
@@ -965,11 +981,18 @@ async def get_mac_table(walker: Walker) -> list[MacFacts]:
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    """What a probe reads beyond facts and interfaces."""
+    """What a probe reads beyond facts and interfaces.
+
+    ``on_neighbors``: called once, as soon as the neighbour tables are read and before the
+    interfaces are, with the neighbours as far as they are known then (addresses, names; local
+    ports not yet named) — so that a crawl reaches the next devices without waiting for this
+    one's interfaces. The neighbours in the result are the complete ones.
+    """
 
     neighbors: bool = True
     ip_addresses: bool = True
     counters: bool = True
+    on_neighbors: Callable[[list[NeighborFacts]], None] | None = None
 
 
 async def probe(target: SnmpTarget, engine: SnmpEngine | None = None, options: ProbeOptions | None = None
@@ -987,10 +1010,22 @@ async def probe(target: SnmpTarget, engine: SnmpEngine | None = None, options: P
         try:
             async with asyncio.timeout(engine.device_deadline_s):
                 result.facts = await get_facts(walker)
+                remote: list[VarBind] = []
+                man: list[VarBind] = []
+                cache: list[VarBind] = []
+                if options.neighbors:
+                    remote, man = await read_lldp(walker)
+                    cache = await walk_table(walker, "cdp_cache")
+                    if options.on_neighbors is not None and (remote or cache):
+                        options.on_neighbors(parse_lldp(remote, man, address=walker.address)[0]
+                                             + parse_cdp(cache, (), address=walker.address)[0])
                 result.interfaces = await get_interfaces(walker, options.counters, result.facts.if_count)
                 if options.neighbors:
-                    result.neighbors = (await get_lldp_neighbors(walker, result.interfaces)
-                                        + await get_cdp_neighbors(walker, result.interfaces))
+                    result.neighbors = await finish_lldp(walker, remote, man, result.interfaces)
+                    if cache:
+                        cdp, problems = parse_cdp(cache, result.interfaces, address=walker.address)
+                        _keep(walker, problems)
+                        result.neighbors += cdp
                 if options.ip_addresses:
                     result.ip_addresses = await get_ip_addresses(walker)
         except PollAbort:
