@@ -2,8 +2,14 @@
 folds each reading through the power service and publishes changes to live dashboards.
 
 It runs inside the ``serve`` process (or ``infra-mgr power poll``) as asyncio tasks: one loop per
-device, so a slow or dead device never delays another. Samples from all devices are written to the
-telemetry store in one batch per second; roll-up and pruning run every minute.
+device, so a slow or dead device never delays another. Each loop keeps its connection to the device
+open (:func:`infra_mgr.power.probe.open_session`) and what it knows of the device (status, state,
+flags, last good reading) in memory, so a reading is classified without the database
+(:func:`infra_mgr.power.service.assess`); only a reading that changes something (events, a new
+status, state or flags, an outage's timeline) takes a transaction of its own, at once, so detection
+is never delayed. Everything else — each device's latest readings and ``last_ok``, the lowest
+battery and kinetic levels of an open outage, telemetry samples — is written for all devices once
+a second in one transaction. Roll-up and pruning run every minute.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,15 +28,18 @@ from sqlmodel import Session, select
 from infra_mgr.common import utcnow
 from infra_mgr.inventory.credentials import reveal
 from infra_mgr.power.models import PowerDevice
+from infra_mgr.power.probe import DeviceSession, open_session
 from infra_mgr.power.readings import PowerProblem, PowerReadings
-from infra_mgr.power.service import PowerService
+from infra_mgr.power.service import Known, LiveRow, PowerService, assess, live_row
 
 log = logging.getLogger("infra_mgr.power")
+FLUSH_EVERY_S = 1.0  # the status view shows a device live while its last_ok is under 3 s old
 
 
 @dataclass(frozen=True)
 class DeviceRef:
-    """What a read needs: the device's address and (decrypted, in memory only) credential."""
+    """What a read needs: the device's address and (decrypted, in memory only) credential; a
+    change of any of it restarts the device's loop."""
 
     id: int
     name: str
@@ -38,16 +47,59 @@ class DeviceRef:
     source: str
     secrets: dict[str, Any]
     interval_s: float
+    site_id: int | None = None
+    poll_interval_s: float = 1.0
 
 
 Reader = Callable[[DeviceRef, float], Awaitable[PowerReadings]]
+SessionFactory = Callable[[DeviceRef, float], DeviceSession]
 
 
-async def default_reader(dev: DeviceRef, timeout_s: float) -> PowerReadings:
-    """Read through the collectors' URL dispatch (``infra-mgr power probe`` uses the same)."""
-    from infra_mgr.power.probe import read_url
+def default_session(dev: DeviceRef, timeout_s: float) -> DeviceSession:
+    """A kept connection through the collectors' URL dispatch (``infra-mgr power probe`` reads
+    the same URLs once, with :func:`infra_mgr.power.probe.read_url`)."""
+    return open_session(dev.source, timeout_s=timeout_s, secrets=dev.secrets)
 
-    return await read_url(dev.source, timeout_s=timeout_s, secrets=dev.secrets)
+
+class _ReaderSession:
+    """A plain read function (``reader=``) seen as a session: nothing kept between reads."""
+
+    def __init__(self, reader: Reader, dev: DeviceRef, timeout_s: float) -> None:
+        self.reader, self.dev, self.timeout_s, self.source = reader, dev, timeout_s, dev.source
+
+    async def read(self) -> PowerReadings:
+        return await self.reader(self.dev, self.timeout_s)
+
+    async def close(self) -> None:
+        return None
+
+
+class _LazySession:
+    """Opens the real session on the first read, and again after opening failed (a wrong URL or a
+    broken register map becomes that read's error, so the device goes ``comm_lost`` as with any
+    other failure, and a fixed map is picked up on the next read)."""
+
+    def __init__(self, factory: SessionFactory, dev: DeviceRef, timeout_s: float) -> None:
+        self.factory, self.dev, self.timeout_s, self.source = factory, dev, timeout_s, dev.source
+        self.inner: DeviceSession | None = None
+
+    async def read(self) -> PowerReadings:
+        if self.inner is None:
+            self.inner = self.factory(self.dev, self.timeout_s)
+        return await self.inner.read()
+
+    async def close(self) -> None:
+        inner, self.inner = self.inner, None
+        if inner is not None:
+            await inner.close()
+
+
+@dataclass
+class _Memory:
+    """What a device loop knows of its device between readings (mirrors the device's row)."""
+
+    known: Known
+    readings: dict[str, Any] = field(default_factory=dict)
 
 
 class LiveHub:
@@ -82,75 +134,132 @@ class LiveHub:
 
 class PowerPoller:
     def __init__(self, engine: Engine, master: bytes, hub: LiveHub | None = None, reader: Reader | None = None,
-                 service: PowerService | None = None) -> None:
+                 service: PowerService | None = None, sessions: SessionFactory | None = None) -> None:
         self.engine = engine
         self.master = master
         self.hub = hub or LiveHub()
-        self.reader = reader or default_reader
+        if reader is not None:
+            self.sessions: SessionFactory = lambda dev, timeout: _ReaderSession(reader, dev, timeout)
+        else:
+            self.sessions = sessions or default_session
         self.service = service or PowerService(engine)
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._pending: list[tuple[int, int, float]] = []
+        self._live: dict[int, LiveRow] = {}  # latest good reading per device, until the next flush
+        self._samples: list[tuple[int, str, int, float]] = []
         self._stop = asyncio.Event()
         self.reads = 0
+        self.changes = 0  # readings that needed a transaction of their own (``PowerService.apply``)
+        self.flushes = 0  # batched writes done
 
-    def _devices(self) -> list[DeviceRef]:
+    def _devices(self) -> list[tuple[DeviceRef, Known, dict[str, Any]]]:
         with Session(self.engine) as s:
             rows = s.exec(select(PowerDevice).where(PowerDevice.enabled == True)).all()  # noqa: E712
-            return [DeviceRef(d.id or 0, d.name, d.kind, d.source,
-                              reveal(s, self.master, d.credential_id) if d.credential_id else {},
-                              d.poll_interval_s if d.critical else max(d.poll_interval_s, 5.0)) for d in rows]
+            return [(DeviceRef(d.id or 0, d.name, d.kind, d.source,
+                               reveal(s, self.master, d.credential_id) if d.credential_id else {},
+                               d.poll_interval_s if d.critical else max(d.poll_interval_s, 5.0), d.site_id,
+                               d.poll_interval_s),
+                     Known.of(d), dict(d.readings)) for d in rows]
 
-    async def _poll_one(self, dev: DeviceRef) -> None:
+    @staticmethod
+    def _timeout(dev: DeviceRef) -> float:
+        return max(0.5, min(dev.interval_s * 0.9, 3.0))
+
+    async def _poll_one(self, dev: DeviceRef, known: Known, readings: dict[str, Any] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            started = loop.time()
-            try:
-                if not await self._read_and_apply(dev):
-                    return  # the device was deleted meanwhile
-            except Exception:  # noqa: BLE001 - one bad read or a busy database must not end the loop
-                log.exception("power: polling %s failed; trying again", dev.name)
-            elapsed = loop.time() - started
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), max(0.0, dev.interval_s - elapsed))
-
-    async def _read_and_apply(self, dev: DeviceRef) -> bool:
-        timeout = max(0.5, min(dev.interval_s * 0.9, 3.0))
+        memory = _Memory(known, readings or {})
+        session = _LazySession(self.sessions, dev, self._timeout(dev))
         try:
-            reading = await asyncio.wait_for(self.reader(dev, timeout), timeout + 0.5)
+            while not self._stop.is_set():
+                started = loop.time()
+                try:
+                    if not await self._read_and_apply(dev, session, memory):
+                        return  # the device was deleted meanwhile
+                except Exception:  # noqa: BLE001 - one bad read or a busy database must not end the loop
+                    log.exception("power: polling %s failed; trying again", dev.name)
+                # a plain sleep (no waiter task per cycle): run() cancels the loops when it stops
+                await asyncio.sleep(max(0.0, dev.interval_s - (loop.time() - started)))
+        finally:
+            with contextlib.suppress(Exception):
+                await session.close()
+
+    async def _read(self, dev: DeviceRef, session: DeviceSession) -> PowerReadings:
+        timeout = self._timeout(dev)
+        try:
+            async with asyncio.timeout(timeout + 0.5):
+                return await session.read()
         except TimeoutError:
-            reading = PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "timeout",
-                                                                     f"no answer within {timeout:.1f} s")])
+            return PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "timeout",
+                                                                  f"no answer within {timeout:.1f} s")])
         except Exception as exc:  # noqa: BLE001 - a broken device is reported, the poller goes on
-            reading = PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", str(exc))])
+            return PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", str(exc))])
+
+    async def _read_and_apply(self, dev: DeviceRef, session: DeviceSession, memory: _Memory) -> bool:
+        """One reading: classified in memory; a transaction (one worker-thread hop) only when it
+        changes something; the rest is queued for the next batched write."""
+        reading = await self._read(dev, session)
         self.reads += 1
         now = utcnow()
-        try:
-            applied = await asyncio.to_thread(self.service.apply, dev.id, reading, now, False)
-        except LookupError:
-            return False
-        self._pending.extend(await asyncio.to_thread(self.service.samples, dev.id, reading.readings, now))
-        self.hub.publish({"type": "device", "id": dev.id, "name": dev.name, "state": applied.state,
-                          "flags": applied.flags, "readings": applied.readings,
-                          "live": not reading.stale and bool(reading.readings), "time": now.isoformat()})
-        for ev in applied.events:
+        verdict = assess(memory.known, reading, now, self.service.th)
+        events: list[dict[str, Any]] = []
+        if verdict.changes(memory.known):
+            try:
+                applied = await asyncio.to_thread(self.service.apply, dev.id, reading, now, False)
+            except LookupError:
+                return False
+            self.changes += 1
+            memory.known = replace(memory.known, status=applied.status, state=applied.state,
+                                   flags=frozenset(applied.flags), last_ok=applied.last_ok)
+            events = applied.events
+        elif verdict.got_data:
+            memory.known = replace(memory.known, last_ok=now)
+        if verdict.got_data:
+            memory.readings = reading.readings
+            row = live_row(dev.site_id, reading, verdict, now)
+            earlier = self._live.get(dev.id)
+            self._live[dev.id] = earlier.merge(row) if earlier else row
+        self._samples.extend(PowerService.named_samples(dev.id, reading.readings, now))
+        self.hub.publish({"type": "device", "id": dev.id, "name": dev.name, "state": memory.known.state,
+                          "flags": sorted(memory.known.flags), "readings": memory.readings,
+                          "live": verdict.got_data, "time": now.isoformat()})
+        for ev in events:
             self.hub.publish({"type": "event", **ev})
         return True
 
+    async def flush(self) -> None:
+        """Write what the device loops queued (latest readings and ``last_ok`` of every device,
+        an open outage's lowest levels, telemetry) in one transaction in a worker thread. When it
+        fails the rows are kept for the next try (unless a newer reading replaced them); the
+        samples of that second are lost, as a telemetry gap rather than an ever-growing queue."""
+        rows, self._live = self._live, {}
+        samples, self._samples = self._samples, []
+        if not rows and not samples:
+            return
+        try:
+            await asyncio.to_thread(self.service.flush, rows, samples)
+            self.flushes += 1
+        except Exception:  # noqa: BLE001 - the next second tries again
+            log.exception("power: writing %d device rows and %d telemetry samples failed", len(rows), len(samples))
+            for dev_id, row in rows.items():
+                newer = self._live.get(dev_id)
+                self._live[dev_id] = row.merge(newer) if newer else row
+
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         last_rollup = time.monotonic()
+        due = loop.time() + FLUSH_EVERY_S
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), 1.0)
-            batch, self._pending = self._pending, []
-            try:
-                if batch:
-                    await asyncio.to_thread(self.service.store.write, batch)
-                if time.monotonic() - last_rollup >= 60:
-                    last_rollup = time.monotonic()
+                await asyncio.wait_for(self._stop.wait(), max(0.0, due - loop.time()))
+            due = max(due + FLUSH_EVERY_S, loop.time() + FLUSH_EVERY_S / 4)  # a fixed cadence, never a burst
+            await self.flush()
+            if time.monotonic() - last_rollup >= 60:
+                last_rollup = time.monotonic()
+                try:
                     await asyncio.to_thread(self.service.store.rollup)
                     await asyncio.to_thread(self.service.store.prune)
-            except Exception:  # noqa: BLE001 - samples of this second are lost; the next batch is tried
-                log.exception("power: writing %d telemetry samples failed", len(batch))
+                except Exception:  # noqa: BLE001 - tried again in a minute (roll-ups are idempotent)
+                    log.exception("power: telemetry roll-up failed")
+        await self.flush()  # what the loops read last, written before stopping
 
     async def run(self, refresh_s: float = 10.0) -> None:
         """Poll until ``stop()``; picks up added, changed and removed devices every ``refresh_s``."""
@@ -158,16 +267,16 @@ class PowerPoller:
         known: dict[int, DeviceRef] = {}
         try:
             while not self._stop.is_set():
-                current = {d.id: d for d in await asyncio.to_thread(self._devices)}
-                for dev_id, dev in current.items():
+                current = {d.id: (d, k, r) for d, k, r in await asyncio.to_thread(self._devices)}
+                for dev_id, (dev, state, readings) in current.items():
                     ended = dev_id in self._tasks and self._tasks[dev_id].done()
                     if known.get(dev_id) != dev or ended:
                         if dev_id in self._tasks:
                             self._tasks.pop(dev_id).cancel()
-                        self._tasks[dev_id] = asyncio.create_task(self._poll_one(dev))
+                        self._tasks[dev_id] = asyncio.create_task(self._poll_one(dev, state, readings))
                 for dev_id in set(self._tasks) - set(current):
                     self._tasks.pop(dev_id).cancel()
-                known = current
+                known = {dev_id: dev for dev_id, (dev, _state, _readings) in current.items()}
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), refresh_s)
         finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra_mgr.network.snmp.facts import SnmpTarget
@@ -221,6 +221,74 @@ async def probe(url: str) -> PowerReadings:
     return await read_url(url)
 
 
+class DeviceSession(Protocol):
+    """Repeated reads of one device over whatever the protocol can keep open between them (the
+    poller's device loops); ``close()`` releases it."""
+
+    source: str
+
+    async def read(self) -> PowerReadings: ...
+
+    async def close(self) -> None: ...
+
+
+class _NutDeviceSession:
+    def __init__(self, spec: NutProbe) -> None:
+        from infra_mgr.power.collectors.nut import NutEndpoint, NutSession
+
+        self.source = spec.source
+        self.session = NutSession(NutEndpoint(spec.host, spec.port, spec.user, spec.password), spec.ups,
+                                  timeout_s=spec.timeout_s)
+
+    async def read(self) -> PowerReadings:
+        return await self.session.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class _ModbusDeviceSession:
+    def __init__(self, spec: ModbusProbe) -> None:
+        from infra_mgr.power.collectors.modbus import ModbusSession
+
+        self.source = spec.source
+        self.session = ModbusSession(spec.host, spec.port, spec.unit, register_map=spec.map_name,
+                                     timeout_s=spec.timeout_s, source=spec.source)
+
+    async def read(self) -> PowerReadings:
+        return await self.session.read()
+
+    async def close(self) -> None:
+        self.session.close()
+
+
+class _SnmpDeviceSession:
+    def __init__(self, spec: SnmpProbe) -> None:
+        from infra_mgr.power.collectors.snmp_ups import SnmpUpsSession
+
+        self.source = spec.source
+        self.session = SnmpUpsSession(spec.target, source=spec.source)
+
+    async def read(self) -> PowerReadings:
+        return await self.session.read()
+
+    async def close(self) -> None:
+        self.session.close()
+
+
+def open_session(url: str, *, timeout_s: float | None = None,
+                 secrets: Mapping[str, Any] | None = None) -> DeviceSession:
+    """A :class:`DeviceSession` on the device ``url`` names (with an optional stored credential and
+    time budget per read). Nothing is opened yet: the first ``read()`` connects. Raises only for a
+    wrong URL or map (ProbeUrlError, MapError), like :func:`read_url`."""
+    spec = with_secrets(parse_probe_url(url), secrets, timeout_s)
+    if isinstance(spec, SnmpProbe):
+        return _SnmpDeviceSession(spec)
+    if isinstance(spec, NutProbe):
+        return _NutDeviceSession(spec)
+    return _ModbusDeviceSession(spec)
+
+
 async def _read(spec: ProbeSpec) -> PowerReadings:
     if isinstance(spec, SnmpProbe):
         from infra_mgr.power.collectors.snmp_ups import read_snmp_ups
@@ -237,5 +305,5 @@ async def _read(spec: ProbeSpec) -> PowerReadings:
                              source=spec.source)
 
 
-__all__ = ["MapError", "ModbusProbe", "NutProbe", "ProbeSpec", "ProbeUrlError", "SnmpProbe", "parse_probe_url",
-           "probe", "read_url", "redact_url", "with_secrets"]
+__all__ = ["DeviceSession", "MapError", "ModbusProbe", "NutProbe", "ProbeSpec", "ProbeUrlError", "SnmpProbe",
+           "open_session", "parse_probe_url", "probe", "read_url", "redact_url", "with_secrets"]

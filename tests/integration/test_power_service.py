@@ -133,3 +133,73 @@ def test_live_stream_survives_quiet_periods(engine: Engine) -> None:
         return got
 
     assert asyncio.run(scenario()) == [{"type": "event", "kind": "power.on_battery"}]
+
+
+def test_live_stream_sends_events_at_once_and_gathers_device_messages() -> None:
+    """Device messages queued together share a chunk; an event message closes the chunk at once
+    (it is never held back waiting for more), and a lone device message still goes out."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from infra_mgr.power.api import stream
+    from infra_mgr.power.poller import LiveHub
+
+    async def scenario() -> list[str]:
+        hub = LiveHub()
+        request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(power_hub=hub)))
+        response = await stream(request)  # type: ignore[arg-type]
+        body = response.body_iterator
+        chunks = [await anext(body)]  # retry: 2000
+        pending = asyncio.ensure_future(anext(body))
+        while hub.subscribers == 0:
+            await asyncio.sleep(0)
+        hub.publish({"type": "device", "name": "ups1"})
+        hub.publish({"type": "device", "name": "ups2"})
+        hub.publish({"type": "event", "kind": "power.on_battery"})
+        chunks.append(await asyncio.wait_for(pending, 5))
+        hub.publish({"type": "device", "name": "ups3"})
+        chunks.append(await asyncio.wait_for(anext(body), 5))
+        await body.aclose()  # type: ignore[attr-defined]
+        return [c if isinstance(c, str) else bytes(c).decode() for c in chunks]
+
+    retry, first, second = asyncio.run(scenario())
+    assert retry == "retry: 2000\n\n"
+    assert first.count("event: device\n") == 2 and first.endswith('"power.on_battery"}\n\n')
+    assert second.count("event: device\n") == 1 and '"ups3"' in second
+
+
+def test_batched_write_keeps_newer_rows_and_lowers_outage_levels(engine: Engine) -> None:
+    """``flush`` writes readings and ``last_ok`` unless the row holds a newer reading or was marked
+    comm_lost since, lowers the open outage's levels, and stores the samples — in one transaction."""
+    from infra_mgr.power.service import LiveRow
+
+    ups, drups, _meter = _setup(engine)
+    svc = PowerService(engine)
+    at = lambda s: T0 + dt.timedelta(seconds=s)  # noqa: E731
+    svc.apply(drups, _r(drups_mode="mains", mains_status="ok", kinetic_level=100), at(0))
+    svc.apply(drups, _r(drups_mode="kinetic", mains_status="failed", kinetic_level=90), at(1))  # opens the outage
+    svc.apply(ups, _r(ups_status="OL", battery_charge=100), at(1))
+    site = svc.status(at(1))[0]["site_id"]
+    kinetic = {"drups.mode": "kinetic", "mains.status": "failed", "kinetic.level": 70}
+    written = svc.flush({drups: LiveRow(site, kinetic, at(2), "", min_kinetic_level=65),
+                         ups: LiveRow(site, {"ups.status": "OL", "battery.charge": 99}, at(2), "a note")},
+                        [(drups, "kinetic.level", int(at(2).timestamp() * 1000), 70.0)])
+    assert written == 1
+    with Session(engine) as s:
+        dev = s.get(PowerDevice, drups)
+        assert dev is not None and dev.readings["kinetic.level"] == 70 and dev.last_ok == at(2)
+        assert s.get(PowerDevice, ups).message == "a note"  # type: ignore[union-attr]
+        assert s.exec(select(Outage)).one().min_kinetic_level == 65
+    assert svc.store.series_of("power_device", drups)["kinetic.level"]
+    # an older row (apply wrote a newer reading meanwhile) and a row of a device lost since are skipped
+    svc.apply(drups, _r(drups_mode="kinetic", mains_status="failed", kinetic_level=60), at(4))
+    svc.apply(ups, PowerReadings(source="test", errors=[PowerProblem("test", "read", "timeout", "gone")]), at(9))
+    svc.flush({drups: LiveRow(site, {**kinetic, "kinetic.level": 80}, at(3), "", min_kinetic_level=80),
+               ups: LiveRow(site, {"ups.status": "OL", "battery.charge": 98}, at(8), "")}, [])
+    with Session(engine) as s:
+        dev = s.get(PowerDevice, drups)
+        assert dev is not None and dev.readings["kinetic.level"] == 60 and dev.last_ok == at(4)
+        lost = s.get(PowerDevice, ups)
+        assert lost is not None and lost.status == "comm_lost" and "gone" in lost.message
+        assert lost.readings["battery.charge"] == 99
+        assert s.exec(select(Outage)).one().min_kinetic_level == 60  # 80 is not lower

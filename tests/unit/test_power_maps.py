@@ -563,3 +563,24 @@ def test_readings_json_shape() -> None:
     r = PowerReadings(source="nut://h:1/u", kind="ups", readings={"ups.status": "OL", "ups.mfr": "أمانة"})
     doc = json.loads(json.dumps(r.to_json(), ensure_ascii=False))
     assert set(doc) == {"source", "kind", "vendor", "model", "readings", "errors"}
+
+
+@given(st.sampled_from(["u16", "enum", "s16", "u32", "s32"]), st.lists(st.integers(0, 0xFFFF), min_size=2, max_size=2),
+       st.sampled_from(["big", "little"]))
+def test_typed_value_is_pymodbus_conversion(rtype: str, words: list[int], order: str) -> None:
+    """The decoder's own two's complement gives what pymodbus 3.16's converter gives."""
+    from pymodbus.client import ModbusTcpClient
+
+    dt = ModbusTcpClient.DATATYPE
+    data_type = {"u16": dt.UINT16, "enum": dt.UINT16, "s16": dt.INT16, "u32": dt.UINT32, "s32": dt.INT32}[rtype]
+    words = words if rtype.endswith("32") else words[:1]
+    order = order if rtype.endswith("32") else "big"
+    expected = int(ModbusTcpClient.convert_from_registers(words, data_type, word_order=order))  # type: ignore[arg-type]
+    assert m.typed_value(rtype, words, order) == expected
+
+
+@given(st.text(alphabet=' \t"\\abVR\r\n\x0b\x0cé', max_size=24))
+@settings(max_examples=3000)
+def test_parse_line_fast_path_is_the_general_rule(line: str) -> None:
+    """The str-method split of ordinary lines gives exactly the character-by-character words."""
+    assert nut.parse_line(line) == nut._parse_slow(line.rstrip("\r\n"))

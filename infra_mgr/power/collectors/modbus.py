@@ -10,7 +10,7 @@ wrong unit id) and the first timeout end the read with one problem, because ever
 would fail, or wait, the same way.
 
 pymodbus 3.16: clients take ``device_id=`` (not ``slave=``), ``connect()`` returns ``False``
-instead of raising, and decoding is ``convert_from_registers`` (see ``maps.typed_value``).
+instead of raising; values are decoded as its ``convert_from_registers`` does (see ``maps.typed_value``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from infra_mgr.power.collectors.maps import Block, Register, RegisterMap, decode, get_map, plan_blocks
+from infra_mgr.power.collectors.maps import (
+    Block,
+    MapError,
+    Register,
+    RegisterMap,
+    decode,
+    get_map,
+    map_at,
+    plan_blocks,
+)
 from infra_mgr.power.readings import PowerProblem, PowerReadings, Value
 
 DEFAULT_PORT = 502
@@ -28,6 +39,9 @@ _EXCEPTION_CODES = {1: "illegal function", 2: "illegal data address", 3: "illega
                     4: "device failure", 6: "device busy", 10: "gateway path unavailable",
                     11: "gateway target did not respond"}
 ILLEGAL_ADDRESS = 2
+# A kept connection tries reading across unused registers this far apart (fewer requests: a DSE
+# map's ten requests a read become five); a device that refuses such a read is read by the map's blocks.
+WIDE_GAP = 32
 # engine speed above which an engine without a state register is taken to be running
 RUNNING_RPM = 300
 
@@ -74,7 +88,8 @@ async def _read(client: object, start: int, count: int, unit: int, timeout_s: fl
 
     call = client.read_input_registers if function == "input" else client.read_holding_registers  # type: ignore[attr-defined]
     try:
-        response = await asyncio.wait_for(call(start, count=count, device_id=unit), timeout_s + 0.5)
+        async with asyncio.timeout(timeout_s + 0.5):  # pymodbus' own timeout should come first
+            response = await call(start, count=count, device_id=unit)
     except (TimeoutError, ModbusIOException) as exc:
         raise _Timeout(str(exc) or "no answer") from None
     except ConnectionException as exc:
@@ -138,6 +153,126 @@ def _infer(readings: dict[str, Value], regmap: RegisterMap) -> None:
             readings["engine.state"] = "running" if rpm >= RUNNING_RPM else "stopped"
 
 
+class ModbusSession:
+    """Reads of one Modbus TCP device over a connection kept open between them.
+
+    The poller reads every second; building a pymodbus client and connecting each time cost more
+    than the reads. The register map is resolved once (a map given by name is re-loaded only when
+    its file changes: one ``stat`` per read, no directory listing) and its blocks planned once.
+    Identity registers (maker, model) are read on the first read of each connection only. A
+    connection that was lost since the last read is replaced within the same read; one that timed
+    out is closed (a late answer must not be taken for the next request's) and reopened next time.
+    """
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, unit: int = 1, *, register_map: RegisterMap | str,
+                 timeout_s: float = 2.0, source: str | None = None) -> None:
+        self.host, self.port, self.unit, self.timeout_s = host, port, unit, timeout_s
+        self._map_path: Path | None = None
+        if isinstance(register_map, str):
+            regmap = get_map(register_map)  # unknown or invalid: the caller's mistake, raised now
+            self._map_path = regmap.path
+        else:
+            regmap = register_map
+        self._plan(regmap)
+        self.source = source or modbus_source(host, port, unit, regmap.name)
+        self.connects = 0  # connections opened so far (what the tests count)
+        self._client: Any = None
+        self._identity: dict[str, Value] = {}
+
+    def _plan(self, regmap: RegisterMap) -> None:
+        self.regmap = regmap
+        self._blocks = plan_blocks([*regmap.identity, *regmap.registers], max_gap=regmap.max_gap)
+        self._reading_blocks = plan_blocks(list(regmap.registers), max_gap=regmap.max_gap)
+        wide = plan_blocks(list(regmap.registers), max_gap=max(WIDE_GAP, regmap.max_gap))
+        self._wide_blocks = wide if len(wide) < len(self._reading_blocks) else None
+        self._wide_refused = False
+
+    def _current_map(self) -> RegisterMap:
+        """The map, re-loaded when the operator edited its file (cached by modification time)."""
+        if self._map_path is not None:
+            try:
+                regmap = map_at(self._map_path)
+            except MapError:
+                regmap = self.regmap  # a broken edit: keep reading with the last good map
+            if regmap is not self.regmap:
+                self._plan(regmap)
+                self._identity = {}
+        return self.regmap
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and bool(self._client.connected)
+
+    async def _connect(self) -> tuple[str, str] | None:
+        """Open a new connection; (kind, message) of the problem when it cannot be opened."""
+        from pymodbus.client import AsyncModbusTcpClient
+
+        self.close()
+        client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0)
+        self.connects += 1
+        self._identity = {}
+        try:
+            async with asyncio.timeout(self.timeout_s + 0.5):
+                connected = await client.connect()
+        except (TimeoutError, OSError):
+            connected = False
+        if not connected:
+            client.close()
+            return await _classify_connect_failure(self.host, self.port, self.timeout_s)
+        self._client = client
+        return None
+
+    async def read(self) -> PowerReadings:
+        """Every register of the map; never raises for device trouble."""
+        regmap = self._current_map()
+        reused = self.connected
+        if not reused:
+            failure = await self._connect()
+            if failure:
+                return self._result(regmap, problem=("connect", *failure))
+        result, state = await self._read_once(regmap)
+        if reused and any(p.kind == "refused" for p in result.errors):
+            # the kept connection was closed under us (device restarted): once more on a new one
+            failure = await self._connect()
+            if failure:
+                return self._result(regmap, problem=("connect", *failure))
+            result, state = await self._read_once(regmap)
+        if any(p.kind in ("timeout", "refused") for p in result.errors):
+            self.close()
+        _infer(result.readings, regmap)
+        vendor, model = state.identity.get("device.mfr"), state.identity.get("device.model")
+        result.vendor = str(vendor) if vendor not in (None, "") else result.vendor
+        result.model = str(model) if model not in (None, "") else result.model
+        return result
+
+    def _result(self, regmap: RegisterMap, problem: tuple[str, str, str] | None = None) -> PowerReadings:
+        result = PowerReadings(source=self.source, kind=regmap.kind, vendor=regmap.vendor,  # type: ignore[arg-type]
+                               model=regmap.model)
+        if problem:
+            result.errors.append(PowerProblem(self.source, *problem))
+        return result
+
+    async def _read_once(self, regmap: RegisterMap) -> tuple[PowerReadings, _Read]:
+        result = self._result(regmap)
+        state = _Read(self._client, regmap, self.unit, self.timeout_s, result,
+                      frozenset(r.name for r in regmap.identity), self._identity)
+        # identity once per connection: it says what the device is, which a reconnect may change
+        if not self._identity:
+            await _read_blocks(state, self._blocks)
+        elif self._wide_blocks and not self._wide_refused:
+            if not await _read_wide(state, self._wide_blocks):
+                self._wide_refused = True  # this device wants the map's blocks: from now on
+                return await self._read_once(regmap)
+        else:
+            await _read_blocks(state, self._reading_blocks)
+        return result, state
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
 async def read_modbus(host: str, port: int = DEFAULT_PORT, unit: int = 1, *, register_map: RegisterMap | str,
                       timeout_s: float = 2.0, source: str | None = None) -> PowerReadings:
     """Read every register of ``register_map`` (a map or its name) from one Modbus TCP device.
@@ -145,32 +280,35 @@ async def read_modbus(host: str, port: int = DEFAULT_PORT, unit: int = 1, *, reg
     Never raises for device trouble: refused, timeouts, exception responses and sentinels become
     problems on the result. An unknown or invalid map raises :class:`MapError` (caller's mistake).
     """
-    regmap = get_map(register_map) if isinstance(register_map, str) else register_map
-    src = source or modbus_source(host, port, unit, regmap.name)
-    result = PowerReadings(source=src, kind=regmap.kind, vendor=regmap.vendor, model=regmap.model)  # type: ignore[arg-type]
-    blocks = plan_blocks([*regmap.identity, *regmap.registers], max_gap=regmap.max_gap)
-
-    from pymodbus.client import AsyncModbusTcpClient
-
-    client = AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0)
-    state = _Read(client, regmap, unit, timeout_s, result, frozenset(r.name for r in regmap.identity))
+    session = ModbusSession(host, port, unit, register_map=register_map, timeout_s=timeout_s, source=source)
     try:
-        try:
-            connected = await asyncio.wait_for(client.connect(), timeout_s + 0.5)
-        except (TimeoutError, OSError):
-            connected = False
-        if not connected:
-            kind, message = await _classify_connect_failure(host, port, timeout_s)
-            state.problem("connect", kind, message)
-            return result
-        await _read_blocks(state, blocks)
+        return await session.read()
     finally:
-        client.close()
-    _infer(result.readings, regmap)
-    vendor, model = state.identity.get("device.mfr"), state.identity.get("device.model")
-    result.vendor = str(vendor) if vendor not in (None, "") else result.vendor
-    result.model = str(model) if model not in (None, "") else result.model
-    return result
+        session.close()
+
+
+async def _read_wide(state: _Read, blocks: list[Block]) -> bool:
+    """Read blocks that span unused registers; False (nothing stored) when the device refused one
+    with an exception response, so the caller reads by the map's blocks instead. A timeout or a
+    lost connection is reported as with the map's blocks."""
+    got: list[tuple[Block, list[int]]] = []
+    for block in blocks:
+        operation = f"read {block.start}+{block.count}"
+        try:
+            got.append((block, await state.read(block.start, block.count)))
+        except _Timeout as exc:
+            state.problem(operation, "timeout", f"unit {state.unit} did not answer: {exc}")
+            return True
+        except _Refused as exc:
+            state.problem(operation, "refused", f"connection lost: {exc}")
+            return True
+        except _ExceptionResponse:
+            return False
+    for block, words in got:
+        for reg in block.registers:
+            offset = reg.address - block.start
+            state.store(reg, words[offset:offset + reg.width])
+    return True
 
 
 async def _read_blocks(state: _Read, blocks: list[Block]) -> None:

@@ -424,8 +424,8 @@ class _SessionWalker:
             self.problem(operation, "error", f"{exc.__class__.__name__}: {exc}")
         return {}
 
-    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None
-                   ) -> list[tuple[str, Any]]:
+    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None,
+                   expect_rows: int | None = None) -> list[tuple[str, Any]]:
         rows: list[tuple[str, Any]] = []
         try:
             async for oid, value in self._session.fetch(base):
@@ -482,9 +482,15 @@ async def read_snmp_ups(target: SnmpTarget, *, source: str | None = None) -> Pow
     The table comes from sysObjectID; an agent whose sysObjectID matches no table is still tried
     with the fallback table (UPS-MIB), since many UPS cards identify as their maker's OEM.
     """
+    result, _found = await _read_identified(target, source or snmp_source(target))
+    return result
+
+
+async def _read_identified(target: SnmpTarget, source: str) -> tuple[PowerReadings, tuple[str, Family] | None]:
+    """:func:`read_snmp_ups`, also giving (sysObjectID, family) when a family answered."""
     from infra_mgr.network.snmp.engine import PollAbort, default_engine
 
-    result = PowerReadings(source=source or snmp_source(target))
+    result = PowerReadings(source=source)
     async with default_engine().session(target) as walker:
         try:
             first = await walker.get([SYS_OBJECT_ID], operation="get sysObjectID")
@@ -496,22 +502,73 @@ async def read_snmp_ups(target: SnmpTarget, *, source: str | None = None) -> Pow
             if not result.errors:
                 result.errors.append(PowerProblem(result.source, "get sysObjectID", "error",
                                                   "the agent answered without a sysObjectID"))
-            return result
+            return result, None
         tables = load_oid_tables()
         family = family_for(sys_oid, tables)
         candidates = [family] if family else tables.fallbacks
-        found = False
         for fam in candidates:
             start = len(walker.problems)
             found = await _collect(walker, fam, result)
             _copy_problems(walker, start, result)
             if found:
-                break
-        if not found and not result.errors:
+                return result, (sys_oid, fam)
+        if not result.errors:
             names = ", ".join(f.name for f in candidates)
             result.errors.append(PowerProblem(result.source, "get", "error",
                                               f"not a UPS: sysObjectID {sys_oid} answers none of the OIDs of {names}"))
+        return result, None
+
+
+class SnmpUpsSession:
+    """Repeated reads of one UPS (the poller's device loop): the table found on the first read
+    is kept, so a read is one pass of GETs of sysObjectID together with that table's OIDs instead
+    of a GET of sysObjectID and then the table's. When sysObjectID changes (another device at the
+    address) or does not come back, the next read identifies the device again. SNMP is
+    connectionless: the transport is the process-wide poll engine's, as for single reads."""
+
+    def __init__(self, target: SnmpTarget, *, source: str | None = None) -> None:
+        self.target = target
+        self.source = source or snmp_source(target)
+        self._known: tuple[str, Family] | None = None
+
+    async def read(self) -> PowerReadings:
+        """Canonical readings of the UPS; never raises for device trouble."""
+        if self._known is None:
+            result, self._known = await _read_identified(self.target, self.source)
+            return result
+        from infra_mgr.network.snmp.engine import PollAbort, default_engine
+
+        sys_oid, family = self._known
+        result = PowerReadings(source=self.source)
+        async with default_engine().session(self.target) as walker:
+            alarm_oids: list[str] = []
+            try:
+                values = await _get(walker, [SYS_OBJECT_ID, *family.oids()])
+                if _text(values.get(SYS_OBJECT_ID)) == sys_oid and family.alarms \
+                        and isinstance(values.get(family.alarms.count_oid), int) \
+                        and values[family.alarms.count_oid] > 0:
+                    rows = await walker.walk(family.alarms.table_oid, max_rows=256, operation="power alarms")
+                    alarm_oids = [str(v) for _, v in rows if isinstance(v, str)]
+            except PollAbort:
+                values = {}
+            _copy_problems(walker, 0, result)
+        if _text(values.get(SYS_OBJECT_ID)) != sys_oid:
+            self._known = None
+            if values:  # it answered as another device: identify it now
+                result, self._known = await _read_identified(self.target, self.source)
+            elif not result.errors:
+                result.errors.append(PowerProblem(self.source, "get", "error", "the agent answered nothing"))
+            return result
+        if not build_readings(family, values, alarm_oids, self.source, result):
+            self._known = None
+            if not result.errors:
+                result.errors.append(PowerProblem(self.source, "get", "error",
+                                                  f"the agent no longer answers the OIDs of {family.name}"))
         return result
+
+    def close(self) -> None:
+        """Nothing to release (the engine's sessions are per read); forgets the table."""
+        self._known = None
 
 
 def _walker_source(walker: Any) -> str:
