@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import func, or_
 from sqlalchemy.orm import aliased
@@ -871,3 +872,79 @@ def parse_id(raw: str | None) -> int | None:
     if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < 1:
         return None
     return int(value)
+
+
+# --------------------------------------------------------------------------- power page: readings chart
+
+# The ranges of the readings chart: key → (seconds, max_points asked of /api/v1/power/series). The
+# point budgets pick the store's resolution (TelemetryStore.resolution_for): 1 h of raw samples,
+# 6 h and 24 h of 5-minute roll-ups, 7 days of 5-minute and 90 days of hourly ones.
+POWER_CHART_RANGES: dict[str, tuple[int, int]] = {
+    "1h": (3600, 720), "6h": (6 * 3600, 600), "24h": (86400, 600), "7d": (7 * 86400, 2016), "90d": (90 * 86400, 2160),
+}
+POWER_CHART_DEFAULT_RANGE = "1h"
+POWER_CHART_LIVE_MAX_S = 6 * 3600  # ranges up to this are redrawn every few seconds
+POWER_CHART_DEFAULT_READING = "battery.charge"
+# The unit of a canonical reading → the id of its display string (``runit.<id>`` in web/i18n).
+POWER_UNIT_KEYS = {"%": "pct", "V": "v", "A": "a", "Hz": "hz", "W": "w", "kW": "kw", "kWh": "kwh", "°C": "c",
+                   "kPa": "kpa", "rpm": "rpm", "s": "s", "count": "count", "L": "l"}
+
+
+def power_chart_readings(session: Session, devices: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """Device id → the canonical numeric readings it can chart, in ``CANONICAL``'s order: those
+    stored in the telemetry store (one query for every device) and those it reports now."""
+    from infra_mgr.power.readings import CANONICAL
+    from infra_mgr.telemetry.models import MetricSeries
+
+    stored: dict[int, set[str]] = {}
+    for source_id, name in session.exec(select(MetricSeries.source_id, MetricSeries.name)
+                                        .where(MetricSeries.source_kind == "power_device")).all():
+        stored.setdefault(int(source_id), set()).add(name)
+    order = {name: i for i, name in enumerate(CANONICAL)}
+    out: dict[int, list[str]] = {}
+    for d in devices:
+        names = set(stored.get(d["id"], set()))
+        names |= {k for k, v in (d.get("readings") or {}).items()
+                  if isinstance(v, int | float) and not isinstance(v, bool)}
+        out[d["id"]] = sorted((n for n in names if n in CANONICAL and CANONICAL[n][0] != "text"), key=order.__getitem__)
+    return out
+
+
+def power_chart(session: Session, devices: list[dict[str, Any]], device: str | None, reading: str | None,
+                range_key: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What the Readings card shows: every power device with its chartable readings, and the
+    selection — from ``?chart_device=&chart_reading=&chart_range=`` when valid, else the first
+    critical UPS or DRUPS with readings and its ``battery.charge`` (or its first reading) over 1 h.
+    ``src`` is the series request for that selection (the link shown without JavaScript)."""
+    from infra_mgr.power.models import PowerDevice
+    from infra_mgr.power.readings import CANONICAL
+
+    now = now or dt.datetime.now(dt.UTC)
+    readings = power_chart_readings(session, devices)
+    critical = {int(i): bool(c) for i, c in session.exec(select(PowerDevice.id, PowerDevice.critical)).all()}
+    ids = [d["id"] for d in devices]
+    chosen = parse_id(device)
+    if chosen not in readings:
+        with_data = [d for d in devices if readings.get(d["id"])]
+        first = next((d for d in with_data if critical.get(d["id"]) and d["kind"] in ("ups", "drups")), None)
+        chosen = (first or (with_data[0] if with_data else None) or {"id": ids[0] if ids else None})["id"]
+    names = readings.get(chosen or 0, [])
+    name = reading if reading in names else (
+        POWER_CHART_DEFAULT_READING if POWER_CHART_DEFAULT_READING in names else (names[0] if names else None))
+    key = range_key if range_key in POWER_CHART_RANGES else POWER_CHART_DEFAULT_RANGE
+    seconds, max_points = POWER_CHART_RANGES[key]
+    src = None
+    if chosen is not None and name is not None:
+        end = now.astimezone(dt.UTC).replace(microsecond=0)
+        start = end - dt.timedelta(seconds=seconds)
+        src = "/api/v1/power/series?" + urlencode({
+            "device_id": chosen, "name": name, "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "max_points": max_points})
+    return {
+        "devices": [{"id": d["id"], "name": d["name"], "kind": d["kind"],
+                     "readings": [{"name": n, "unit": CANONICAL[n][0]} for n in readings.get(d["id"], [])]}
+                    for d in devices],
+        "device": chosen, "reading": name, "range": key, "src": src,
+        "ranges": {k: {"seconds": s, "max_points": p, "live": s <= POWER_CHART_LIVE_MAX_S}
+                   for k, (s, p) in POWER_CHART_RANGES.items()},
+    }

@@ -533,9 +533,30 @@ def _fmt_iso(value: str | None, with_seconds: bool = True) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
 
 
+def _power_chart(session: Session, t: Translator, view: dict[str, Any], device: str | None, reading: str | None,
+                 range_key: str | None) -> dict[str, Any]:
+    """The Readings card's data (queries.power_chart) with each reading's text for people: its
+    label when web/i18n has one (``reading.<name>``), its canonical name and its unit."""
+    chart = queries.power_chart(session, view["devices"], device, reading, range_key)
+    for d in chart["devices"]:
+        d["text"] = t("power.chart_device_option", name=_isolate(d["name"]), kind=t(f"pkind.{d['kind']}")
+                      if t.has(f"pkind.{d['kind']}") else d["kind"])
+        for r in d["readings"]:
+            unit_key = f"runit.{queries.POWER_UNIT_KEYS.get(r['unit'], '')}"
+            r["unit_text"] = t(unit_key) if t.has(unit_key) else r["unit"]
+            r["label"] = t(f"reading.{r['name']}") if t.has(f"reading.{r['name']}") else ""
+            r["text"] = (t("power.chart_reading_option", label=r["label"], name=_isolate(r["name"]),
+                           unit=r["unit_text"]) if r["label"] else
+                         t("power.chart_reading_plain", name=_isolate(r["name"]), unit=r["unit_text"]))
+    return chart
+
+
 @router.get("/power")
-def power(request: Request, session: DbSession, user: Principal = User_, outage: str | None = None) -> Response:
-    """Power: the chain coloured by live state, gauges, PUE, outages; power.js keeps it live over SSE."""
+def power(request: Request, session: DbSession, user: Principal = User_, outage: str | None = None,
+          chart_device: str | None = None, chart_reading: str | None = None, chart_range: str | None = None
+          ) -> Response:
+    """Power: the chain coloured by live state, gauges, PUE, outages, a chart of any reading;
+    power.js keeps it live over SSE."""
     view = _power_payload(request, session, outage=outage)
     if view is None:
         return _empty_state(request, user, "power")
@@ -550,6 +571,7 @@ def power(request: Request, session: DbSession, user: Principal = User_, outage:
         "power_tones": queries.POWER_TONES,
         "power_strings": _power_strings(t), "fmt_duration": lambda s: _fmt_duration(t, s), "fmt_num": _fmt_num,
         "fmt_iso": _fmt_iso, "pue_days": POWER_PUE_DAYS, "chain_mirror": t.dir == "rtl",
+        "chart": _power_chart(session, t, view, chart_device, chart_reading, chart_range),
     }, section="power", user=user)
 
 

@@ -460,3 +460,86 @@ def test_power_js_strings_exist() -> None:
     from infra_mgr.web.routes import _POWER_JS_PREFIXES
 
     assert all(key.startswith(_POWER_JS_PREFIXES) for key in used)
+
+
+# --------------------------------------------------------------------------- readings chart
+
+
+def _selected(html: str, select_id: str) -> str | None:
+    block = re.search(rf'<select [^>]*id="{select_id}".*?</select>', html, re.S)
+    assert block, select_id
+    found = re.search(r'<option value="([^"]*)"[^>]*selected', block.group(0))
+    return found.group(1) if found else None
+
+
+def _options(html: str, select_id: str) -> list[tuple[str, str]]:
+    block = re.search(rf'<select [^>]*id="{select_id}".*?</select>', html, re.S)
+    assert block, select_id
+    return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', block.group(0))
+
+
+def test_chart_readings_are_stored_or_reported_numeric_ones(app: FastAPI) -> None:
+    ids = app.state.ids
+    with Session(app.state.engine) as s:
+        view = queries.power_view(s, PowerService(app.state.engine).status(), {"pue": None})
+        assert view is not None
+        readings = queries.power_chart_readings(s, view["devices"])
+    # dc-ups1 reports battery and load now and has output power in the store; ups.status is text.
+    assert readings[ids["dc-ups1"]] == ["ups.load", "battery.charge", "battery.runtime", "output.power"]
+    assert readings[ids["dc-drups1"]] == ["output.power", "kinetic.level", "fuel.day.level", "fuel.main.level"]
+    assert readings[ids["dc-pdu-b1"]] == []
+
+
+def test_readings_card_defaults_and_selection(client: TestClient, app: FastAPI) -> None:
+    ids = app.state.ids
+    html = client.get("/power?lang=en").text
+    # The first critical UPS or DRUPS (by name: the DRUPS), its first numeric reading (no battery
+    # charge on a DRUPS), the last hour; the card links to the same series for browsers without scripts.
+    assert _selected(html, "chart-device") == str(ids["dc-drups1"])
+    assert _selected(html, "chart-reading") == "output.power"
+    assert _selected(html, "chart-range") == "1h"
+    assert [v for v, _ in _options(html, "chart-range")] == ["1h", "6h", "24h", "7d", "90d"]
+    assert ("output.power", "Output power — \u2068output.power\u2069 (kW)") in _options(html, "chart-reading")
+    assert (str(ids["dc-ups1"]), "\u2068dc-ups1\u2069 (UPS)") in _options(html, "chart-device")
+    link = re.search(r'<a href="([^"]+)" id="reading-chart-json">', html)
+    assert link and link.group(1).startswith(f"/api/v1/power/series?device_id={ids['dc-drups1']}&amp;name=output.power")
+    assert "max_points=720" in link.group(1) and "The chart needs JavaScript" in html
+    chart = json.loads(re.search(r'<script type="application/json" id="power-chart">(.*?)</script>', html, re.S)
+                       .group(1))  # type: ignore[union-attr]
+    assert chart["device"] == ids["dc-drups1"] and chart["ranges"]["6h"]["live"] and not chart["ranges"]["24h"]["live"]
+
+    # A linked chart: the query's selection, its readings with labels and units.
+    html = client.get(f"/power?chart_device={ids['dc-ups1']}&chart_reading=battery.charge&chart_range=7d").text
+    assert (_selected(html, "chart-device"), _selected(html, "chart-reading"), _selected(html, "chart-range")) == (
+        str(ids["dc-ups1"]), "battery.charge", "7d")
+    assert [v for v, _ in _options(html, "chart-reading")] == ["ups.load", "battery.charge", "battery.runtime",
+                                                               "output.power"]
+    assert ("battery.runtime", "Battery runtime — \u2068battery.runtime\u2069 (s)") in _options(html, "chart-reading")
+    link = re.search(r'<a href="([^"]+)" id="reading-chart-json">', html)
+    assert link and "name=battery.charge" in link.group(1) and "max_points=2016" in link.group(1)
+    series = client.get(link.group(1).replace("&amp;", "&"))
+    assert series.status_code == 200 and series.json()["unit"] == "%"
+
+    # Nonsense falls back to the defaults; a reading the device lacks to its default reading.
+    html = client.get("/power?chart_device=abc&chart_reading=ups.status&chart_range=2y").text
+    assert (_selected(html, "chart-device"), _selected(html, "chart-reading"), _selected(html, "chart-range")) == (
+        str(ids["dc-drups1"]), "output.power", "1h")
+    html = client.get(f"/power?chart_device={ids['dc-ups2']}&chart_reading=kinetic.level").text
+    assert (_selected(html, "chart-device"), _selected(html, "chart-reading")) == (
+        str(ids["dc-ups2"]), "battery.charge")
+    # A device without numeric readings: nothing to choose, and the card says why.
+    html = client.get(f"/power?chart_device={ids['dc-pdu-b1']}").text
+    assert _selected(html, "chart-device") == str(ids["dc-pdu-b1"])
+    assert re.search(r'<select [^>]*id="chart-reading" name="chart_reading" disabled>', html)
+    assert "This device has no numeric readings recorded yet." in html and 'id="reading-chart-json"' not in html
+
+
+def test_readings_card_in_arabic(client: TestClient, app: FastAPI) -> None:
+    ids = app.state.ids
+    html = client.get(f"/power?lang=ar&chart_device={ids['dc-ups1']}&chart_reading=battery.charge").text
+    assert ("battery.charge", "شحن البطارية — \u2068battery.charge\u2069 (٪)") in _options(html, "chart-reading")
+    assert "القراءات" in html and "آخر 24 ساعة" in html
+    # The language switch keeps the chart.
+    toggle = re.search(r'id="lang-toggle" href="([^"]+)"', html)
+    assert toggle and "chart_reading=battery.charge" in toggle.group(1)
+    client.get("/power?lang=en")

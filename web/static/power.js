@@ -13,6 +13,9 @@
  * reconnects; a device whose data grows older than its grace period turns grey ("stale") even
  * while the stream is down, so old data is never shown as live.
  *
+ * The Readings card charts any numeric reading of a device from /api/v1/power/series (see the
+ * "readings chart" part below); its selection is kept in the page's URL.
+ *
  * CSP: our own file only, no inline script or style; every text goes in with textContent.
  * `window.infraPower` exposes the state for the browser tests and for debugging from the console.
  */
@@ -427,6 +430,349 @@
       .catch(function (err) { if (window.console) { window.console.warn('power: PUE chart', err); } });
   }
 
+  /* ------------------------------------------------------------------ readings chart */
+
+  // Any numeric reading of a device over a range, from /api/v1/power/series: the average as a line,
+  // with the min–max band when the points are roll-ups. A step longer than 3× the resolution (or 3×
+  // the median step of raw samples) breaks the line and is shaded: missing data is never drawn over.
+  // The selection lives in the URL (?chart_device=&chart_reading=&chart_range=), so a chart can be
+  // linked and survives a reload; short ranges are redrawn every 10 s.
+  var chartData = parse('power-chart');
+  var CHART_LIVE_MS = 10000;
+  var GAP_FACTOR = 3;
+  var LRI = '\u2066', PDI = '\u2069';  // keep a number in one piece inside Arabic text
+  var chart = api.chart = {
+    device: null, reading: null, range: null, points: 0, segments: 0, gaps: 0, resolution: null, unit: '',
+    ready: false, loads: 0, error: null
+  };
+  var chartSeq = 0;
+  var chartTimer = null;
+
+  function chartDevice(id) {
+    return (chartData.devices || []).filter(function (d) { return String(d.id) === String(id); })[0] || null;
+  }
+
+  function chartReading() {
+    var dev = chartDevice(chart.device);
+    return dev ? dev.readings.filter(function (r) { return r.name === chart.reading; })[0] || null : null;
+  }
+
+  function chartRange() { return (chartData.ranges || {})[chart.range] || { seconds: 3600, max_points: 720, live: true }; }
+
+  // The device's readings as options; keeps the reading asked for when the device has it.
+  function fillReadings(select, dev, wanted) {
+    var list = dev ? dev.readings : [];
+    var names = list.map(function (r) { return r.name; });
+    select.textContent = '';
+    list.forEach(function (r) {
+      var o = el('option', null, r.text);
+      o.value = r.name;
+      o.setAttribute('data-unit', r.unit);
+      select.appendChild(o);
+    });
+    select.disabled = !list.length;
+    var pick = names.indexOf(wanted) >= 0 ? wanted : (names.indexOf('battery.charge') >= 0 ? 'battery.charge'
+      : (names[0] || ''));
+    select.value = pick;
+    return pick || null;
+  }
+
+  function seriesUrl(startMs, endMs) {
+    return '/api/v1/power/series?device_id=' + encodeURIComponent(chart.device) +
+      '&name=' + encodeURIComponent(chart.reading) +
+      '&start=' + encodeURIComponent(new Date(startMs).toISOString()) +
+      '&end=' + encodeURIComponent(new Date(endMs).toISOString()) +
+      '&max_points=' + chartRange().max_points;
+  }
+
+  // The selection into this page's URL and into the language switch, so both keep it.
+  function keepSelection() {
+    var set = function (url) {
+      if (chart.device !== null) { url.searchParams.set('chart_device', String(chart.device)); }
+      if (chart.reading) { url.searchParams.set('chart_reading', chart.reading); } else { url.searchParams.delete('chart_reading'); }
+      url.searchParams.set('chart_range', chart.range);
+      return url.pathname + url.search + url.hash;
+    };
+    try {
+      window.history.replaceState(window.history.state, '', set(new URL(window.location.href)));
+      var toggle = document.getElementById('lang-toggle');
+      if (toggle) { toggle.setAttribute('href', set(new URL(toggle.getAttribute('href'), window.location.href))); }
+    } catch (e) { if (window.console) { window.console.warn('power: chart URL', e); } }
+  }
+
+  function hhmm(d) { return pad2(d.getHours()) + ':' + pad2(d.getMinutes()); }
+  function mmdd(d) { return pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()); }
+  function localTime(ms, withDate) {
+    var d = new Date(ms);
+    return (withDate ? d.getFullYear() + '-' + mmdd(d) + ' ' : '') + hhmm(d);
+  }
+
+  // Time ticks at round local times (the browser's zone): about six over any range.
+  var TICK_STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 604800,
+                    1209600, 2592000];
+  function timeTicks(startMs, endMs) {
+    var span = (endMs - startMs) / 1000;
+    var step = TICK_STEPS.filter(function (s) { return span / s <= 7; })[0] || TICK_STEPS[TICK_STEPS.length - 1];
+    var out = [];
+    var s = new Date(startMs);
+    if (step < 86400) {
+      var anchor = new Date(s.getFullYear(), s.getMonth(), s.getDate()).getTime();
+      for (var ms = anchor + Math.ceil((startMs - anchor) / (step * 1000)) * step * 1000; ms <= endMs; ms += step * 1000) {
+        var d = new Date(ms);
+        out.push({ ms: ms, text: d.getHours() === 0 && d.getMinutes() === 0 ? mmdd(d) : hhmm(d) });
+      }
+    } else {
+      var days = step / 86400;
+      var day = new Date(s.getFullYear(), s.getMonth(), s.getDate() + 1);
+      for (; day.getTime() <= endMs; day = new Date(day.getFullYear(), day.getMonth(), day.getDate() + days)) {
+        out.push({ ms: day.getTime(), text: mmdd(day) });
+      }
+    }
+    return out;
+  }
+
+  // Round value ticks (1, 2, 5 × 10ⁿ) covering [lo, hi], and the decimals their labels need.
+  function valueTicks(lo, hi) {
+    if (hi - lo < 1e-9) { var padV = Math.max(Math.abs(hi) * 0.05, 1); lo -= padV; hi += padV; }
+    var raw = (hi - lo) / 4;
+    var mag = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10));
+    var step = [1, 2, 2.5, 5, 10].map(function (m) { return m * mag; }).filter(function (v) { return v >= raw; })[0];
+    var first = Math.floor(lo / step) * step, last = Math.ceil(hi / step) * step;
+    var ticks = [];
+    for (var v = first; v <= last + step / 2; v += step) { ticks.push(Math.round(v / step) * step); }
+    var digits = 0;
+    while (digits < 6 && Math.abs(Math.round(step * Math.pow(10, digits)) - step * Math.pow(10, digits)) > 1e-6) { digits += 1; }
+    return { ticks: ticks, lo: first, hi: last, digits: digits };
+  }
+
+  function valueText(v, digits, reading) {
+    var n = fmtNum(v, digits === 0 ? 0 : digits);
+    if (!reading || reading.unit === 'count') { return n; }
+    return t('power.chart_tick', { n: LRI + n + PDI, unit: reading.unit_text });
+  }
+
+  // The largest step between two points that is not a gap: 3× the roll-up resolution, or 3× the
+  // median step of raw samples (which come every 1–5 s depending on the device).
+  function gapLimit(pts, res) {
+    if (res > 0) { return GAP_FACTOR * res * 1000; }
+    var steps = [];
+    for (var i = 1; i < pts.length; i++) { steps.push(pts[i][0] - pts[i - 1][0]); }
+    if (!steps.length) { return Infinity; }
+    steps.sort(function (a, b) { return a - b; });
+    return GAP_FACTOR * steps[Math.floor(steps.length / 2)];
+  }
+
+  function chartMessage(box, key) {
+    box.textContent = '';
+    box.appendChild(el('p', 'small text-body-secondary fst-italic mb-0 p-2 empty-state', t(key)));
+  }
+
+  function drawReadings(data, startMs, endMs) {
+    var box = document.getElementById('reading-chart');
+    var summary = document.getElementById('reading-chart-summary');
+    var legend = document.getElementById('reading-chart-legend');
+    if (!box) { return; }
+    var reading = chartReading();
+    var dev = chartDevice(chart.device);
+    var res = data && isNum(data.resolution_s) ? data.resolution_s : 0;
+    var pts = ((data && data.points) || []).filter(function (p) { return isNum(p[0]) && isNum(p[2]); });
+    chart.points = pts.length;
+    chart.resolution = res;
+    chart.unit = data ? data.unit || '' : '';
+    chart.error = null;
+    if (summary) { summary.textContent = ''; }
+    box.setAttribute('data-points', String(pts.length));
+    if (!pts.length) {
+      chart.segments = 0;
+      chart.gaps = 0;
+      chartMessage(box, reading ? 'power.chart_empty' : 'power.chart_no_readings');
+      if (legend) { legend.hidden = true; }
+      return;
+    }
+
+    // Split at the gaps.
+    var limit = gapLimit(pts, res);
+    var half = res * 500;  // a roll-up is drawn at the middle of its bucket
+    var segments = [[pts[0]]];
+    var gaps = [];
+    for (var i = 1; i < pts.length; i++) {
+      if (pts[i][0] - pts[i - 1][0] > limit) {
+        gaps.push([pts[i - 1][0] + half, pts[i][0] + half]);
+        segments.push([]);
+      }
+      segments[segments.length - 1].push(pts[i]);
+    }
+    var lastTs = pts[pts.length - 1][0];
+    var silentEnd = endMs - lastTs > limit + res * 1000;  // the data stopped before now
+    chart.segments = segments.length;
+    chart.gaps = gaps.length;
+
+    var W = 720, H = 240, yAxisW = 70, side = 12, top = 10, bottom = 24;
+    var rtl = document.documentElement.dir === 'rtl';
+    var px0 = rtl ? side : yAxisW;
+    var px1 = rtl ? W - yAxisW : W - side;
+    var py0 = top, py1 = H - bottom;
+    var x = function (ms) {
+      var f = Math.max(0, Math.min(1, (ms - startMs) / (endMs - startMs)));
+      return rtl ? px1 - f * (px1 - px0) : px0 + f * (px1 - px0);
+    };
+    var lo = Infinity, hi = -Infinity;
+    pts.forEach(function (p) {
+      lo = Math.min(lo, res > 0 && isNum(p[1]) ? p[1] : p[2]);
+      hi = Math.max(hi, res > 0 && isNum(p[3]) ? p[3] : p[2]);
+    });
+    var scale = valueTicks(lo, hi);
+    var y = function (v) { return py1 - (py1 - py0) * (v - scale.lo) / (scale.hi - scale.lo); };
+    var f1 = function (v) { return v.toFixed(1); };
+
+    var chartSvg = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', class: 'rc-svg', role: 'img',
+                                'aria-label': t('power.chart_aria', { reading: reading ? reading.text : chart.reading,
+                                                                      device: dev ? dev.name : '' }) });
+    // Gaps first (under everything): the shaded stretches without data.
+    var shade = function (a, b, cls) {
+      var xa = x(a), xb = x(b);
+      var r = svg('rect', { x: Math.min(xa, xb), y: py0, width: Math.max(1, Math.abs(xb - xa)), height: py1 - py0,
+                            class: cls, 'data-from': a, 'data-to': b });
+      r.appendChild(svg('title', {}, t('power.chart_gap_title', { from: localTime(a, true), to: localTime(b, true) })));
+      chartSvg.appendChild(r);
+    };
+    gaps.forEach(function (g) { shade(g[0], g[1], 'rc-gap'); });
+    if (silentEnd) { shade(lastTs + half, endMs, 'rc-gap rc-gap-end'); }
+
+    scale.ticks.forEach(function (v) {
+      var gy = y(v);
+      chartSvg.appendChild(svg('line', { x1: px0, x2: px1, y1: gy, y2: gy, class: 'rc-grid' }));
+      chartSvg.appendChild(svg('text', { x: rtl ? px1 + 4 : px0 - 4, y: gy + 4, 'text-anchor': 'end',
+                                         direction: rtl ? 'rtl' : 'ltr', class: 'rc-ytick', 'data-value': v },
+                               valueText(v, scale.digits, reading)));
+    });
+    timeTicks(startMs, endMs).forEach(function (tk) {
+      var tx = x(tk.ms);
+      chartSvg.appendChild(svg('line', { x1: tx, x2: tx, y1: py0, y2: py1, class: 'rc-grid rc-grid-time' }));
+      chartSvg.appendChild(svg('text', { x: tx, y: H - 8, 'text-anchor': 'middle', direction: 'ltr', class: 'rc-xtick',
+                                         'data-ts': tk.ms }, tk.text));
+    });
+    chartSvg.appendChild(svg('line', { x1: px0, x2: px1, y1: py1, y2: py1, class: 'rc-axis' }));
+
+    segments.forEach(function (seg, n) {
+      var g = svg('g', { class: 'rc-segment', 'data-segment': n, 'data-points': seg.length,
+                         'data-from': seg[0][0], 'data-to': seg[seg.length - 1][0] });
+      if (res > 0) {
+        var upper = seg.map(function (p) { return f1(x(p[0] + half)) + ' ' + f1(y(isNum(p[3]) ? p[3] : p[2])); });
+        var lower = seg.slice().reverse().map(function (p) { return f1(x(p[0] + half)) + ' ' + f1(y(isNum(p[1]) ? p[1] : p[2])); });
+        g.appendChild(svg('path', { d: 'M' + upper.concat(lower).join(' L') + ' Z', class: 'rc-band' }));
+      }
+      if (seg.length === 1) {
+        g.appendChild(svg('circle', { cx: f1(x(seg[0][0] + half)), cy: f1(y(seg[0][2])), r: 2, class: 'rc-dot' }));
+      } else {
+        g.appendChild(svg('path', { d: 'M' + seg.map(function (p) { return f1(x(p[0] + half)) + ' ' + f1(y(p[2])); }).join(' L'),
+                                    class: 'rc-line' }));
+      }
+      chartSvg.appendChild(g);
+    });
+    box.textContent = '';
+    box.appendChild(chartSvg);
+
+    if (legend) {
+      legend.hidden = false;
+      legend.querySelector('[data-legend="band"]').hidden = !(res > 0);
+      legend.querySelector('[data-legend="gap"]').hidden = !(gaps.length || silentEnd);
+    }
+    if (summary) {
+      var last = pts[pts.length - 1];
+      var parts = [t('power.chart_summary', { res: t('power.chart_res_' + (res > 0 ? res : 'raw')), n: pts.length })];
+      if (gaps.length) { parts.push(t('power.chart_gaps', { n: gaps.length })); }
+      parts.push(t('power.chart_latest', { value: valueText(last[2], Math.min(2, scale.digits + 1), reading),
+                                            time: LRI + localTime(last[0], endMs - startMs > 86400000) + PDI }));
+      summary.textContent = parts.join(' · ');
+    }
+  }
+
+  function loadReadings() {
+    var box = document.getElementById('reading-chart');
+    if (!box) { return; }
+    var seq = ++chartSeq;
+    var link = document.getElementById('reading-chart-json');
+    if (!chart.device || !chart.reading) {
+      drawReadings(null, 0, 1);
+      chart.ready = true;
+      box.setAttribute('data-ready', 'true');
+      return;
+    }
+    var endMs = serverNow();
+    var startMs = endMs - chartRange().seconds * 1000;
+    var url = seriesUrl(startMs, endMs);
+    if (link) { link.href = url; }
+    box.setAttribute('data-src', url);
+    fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (resp) {
+        if (resp.status === 401) { signedOut(); }
+        if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
+        return resp.json();
+      })
+      .then(function (data) {
+        if (seq !== chartSeq) { return; }  // the selection changed meanwhile
+        drawReadings(data, startMs, endMs);
+        chart.loads += 1;
+        chart.ready = true;
+        box.setAttribute('data-ready', 'true');
+      })
+      .catch(function (err) {
+        if (seq !== chartSeq) { return; }
+        chart.error = String(err);
+        var summary = document.getElementById('reading-chart-summary');
+        if (summary) { summary.textContent = t('power.chart_error'); }
+        if (window.console) { window.console.warn('power: readings chart', err); }
+      });
+  }
+
+  function scheduleReadings() {
+    if (chartTimer) { window.clearInterval(chartTimer); chartTimer = null; }
+    if (chartRange().live) {
+      chartTimer = window.setInterval(function () { if (!document.hidden) { loadReadings(); } }, CHART_LIVE_MS);
+    }
+  }
+
+  function readChartForm() {
+    var devSel = document.getElementById('chart-device');
+    var readSel = document.getElementById('chart-reading');
+    var rangeSel = document.getElementById('chart-range');
+    chart.device = devSel && devSel.value ? Number(devSel.value) : null;
+    chart.reading = readSel && !readSel.disabled && readSel.value ? readSel.value : null;
+    chart.range = rangeSel ? rangeSel.value : '1h';
+  }
+
+  function chartChanged() {
+    readChartForm();
+    chart.ready = false;
+    var box = document.getElementById('reading-chart');
+    if (box) { box.setAttribute('data-ready', 'false'); }
+    keepSelection();
+    loadReadings();
+    scheduleReadings();
+  }
+
+  function initChart() {
+    var form = document.getElementById('chart-form');
+    if (!form) { return; }
+    var nojs = document.getElementById('reading-chart-nojs');
+    if (nojs) { nojs.hidden = true; }
+    var submit = document.getElementById('chart-submit');
+    if (submit) { submit.hidden = true; }
+    var devSel = document.getElementById('chart-device');
+    var readSel = document.getElementById('chart-reading');
+    devSel.addEventListener('change', function () {
+      fillReadings(readSel, chartDevice(devSel.value), chart.reading);
+      chartChanged();
+    });
+    readSel.addEventListener('change', chartChanged);
+    document.getElementById('chart-range').addEventListener('change', chartChanged);
+    form.addEventListener('submit', function (ev) { ev.preventDefault(); chartChanged(); });
+    readChartForm();  // as the server chose it (from the URL, or the defaults)
+    loadReadings();
+    scheduleReadings();
+  }
+
   /* ------------------------------------------------------------------ events */
 
   function addEvent(item) {
@@ -673,6 +1019,7 @@
   Array.prototype.forEach.call(document.querySelectorAll('.pnode'), fitTexts);
   loadChart();
   window.setInterval(loadChart, CHART_EVERY_MS);
+  initChart();
   window.setInterval(tick, 1000);
   if (view.live_updates && typeof window.EventSource === 'function') {
     setLive('connecting');
