@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, insert, or_
 from sqlmodel import Session, select
 
 from infra_mgr.common import utcnow
@@ -392,12 +392,15 @@ class Reconciler:
         self.s.add(poll)
         self.r.found.append(dev.hostname)
         self.r.problems.extend(best.result.errors)
-        self.interfaces(dev, best.result, existed=dev.hostname not in self.r.new)
-        self.neighbors(dev, best.result, existed=dev.hostname not in self.r.new)
+        existed = dev.hostname not in self.r.new
+        if_ids = self.interfaces(dev, best.result, existed)
+        self.neighbors(dev, best.result, existed, if_ids)
         return dev
 
-    def interfaces(self, dev: Device, result: ProbeResult, existed: bool) -> None:
-        current = {i.name: i for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
+    def interfaces(self, dev: Device, result: ProbeResult, existed: bool) -> dict[str, int]:
+        """Create, update and remove the device's interfaces; returns name → id."""
+        current = ({i.name: i for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
+                   if existed else {})  # a device created just now has none
         seen: set[str] = set()
         new_rows: list[dict[str, Any]] = []
         for fi in result.interfaces:
@@ -427,12 +430,16 @@ class Reconciler:
                 if name not in seen:
                     self.s.delete(row)
         self.s.flush()
-        insert_tracked(self.s, Interface, new_rows)  # one statement, each row in the history
+        ids = insert_tracked(self.s, Interface, new_rows)  # one statement, each row in the history
+        names = {name: row.id for name, row in current.items() if name in seen and row.id is not None}
+        names.update((row["name"], i) for row, i in zip(new_rows, ids, strict=True))
+        return names
 
-    def neighbors(self, dev: Device, result: ProbeResult, existed: bool) -> None:
-        rows = {(n.protocol, n.local_interface, n.remote_chassis_id, n.remote_port): n
-                for n in self.s.exec(select(Neighbor).where(Neighbor.device_id == dev.id)).all()}
-        if_ids = {i.name: i.id for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
+    def neighbors(self, dev: Device, result: ProbeResult, existed: bool, if_ids: dict[str, int]) -> None:
+        rows = ({(n.protocol, n.local_interface, n.remote_chassis_id, n.remote_port): n
+                 for n in self.s.exec(select(Neighbor).where(Neighbor.device_id == dev.id)).all()}
+                if existed else {})
+        new_rows: list[dict[str, Any]] = []
         seen = set()
         for n in result.neighbors:
             key = (n.protocol, (n.local_interface or "")[:128], (n.remote_chassis_id or "").lower()[:64],
@@ -440,20 +447,22 @@ class Reconciler:
             if key in seen:
                 continue
             seen.add(key)
+            values = {"interface_id": if_ids.get(key[1]), "remote_system_name": (n.remote_system_name or "")[:255],
+                      "remote_address": (n.remote_address or "")[:45],
+                      "remote_platform": (n.remote_platform or "")[:255], "last_seen": self.now}
             row = rows.get(key)
             if row is None:
-                row = Neighbor(device_id=dev.id or 0, protocol=key[0], local_interface=key[1], remote_chassis_id=key[2],
-                               remote_port=key[3], first_seen=self.now)
+                # not inventory (no history): plain rows, inserted together below
+                new_rows.append({"device_id": dev.id or 0, "protocol": key[0], "local_interface": key[1],
+                                 "remote_chassis_id": key[2], "remote_port": key[3], "first_seen": self.now,
+                                 **values})
                 if existed:
                     self.event("neighbor.changed", f"{dev.hostname} {key[1]}: new {n.protocol} neighbour "
                                f"{n.remote_system_name or key[2]} {key[3]}", device=dev,
                                data={"interface": key[1], "remote": n.remote_system_name, "port": key[3]})
-            row.interface_id = if_ids.get(key[1])
-            row.remote_system_name = (n.remote_system_name or "")[:255]
-            row.remote_address = (n.remote_address or "")[:45]
-            row.remote_platform = (n.remote_platform or "")[:255]
-            row.last_seen = self.now
-            self.s.add(row)
+                continue
+            for field_name, value in values.items():
+                setattr(row, field_name, value)
         for key, row in rows.items():
             if key not in seen:
                 self.event("neighbor.changed", f"{dev.hostname} {key[1]}: {row.protocol} neighbour "
@@ -461,6 +470,8 @@ class Reconciler:
                            {"interface": key[1], "remote": row.remote_system_name, "port": key[3], "gone": True})
                 self.s.delete(row)
         self.s.flush()
+        if new_rows:
+            self.s.execute(insert(Neighbor), new_rows)
 
     def links(self, device_ids: set[int]) -> None:
         """Turn neighbour rows into inventory links between known interfaces of known devices."""
