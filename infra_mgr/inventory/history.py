@@ -147,8 +147,9 @@ def insert_tracked(session: OrmSession, model: type, rows: list[dict[str, Any]])
             raise ValueError(f"{model.__name__} rows need exactly {sorted(wanted)}; got {sorted(row)}")
     now = utcnow()
     stamps = {k: now for k in _IGNORED_FIELDS if k in columns}
-    result = session.execute(insert(model).returning(model.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
-                             [{**row, **stamps} for row in rows])
+    table = model.__table__  # type: ignore[attr-defined]
+    result = session.connection().execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                          [{**row, **stamps} for row in rows])
     ids = [int(r[0]) for r in result]
     actor = session.info.get("actor") or current_actor.get()
     changes = [dict(time=now, actor=actor, action="create", object_type=kind, object_id=i, before=None,

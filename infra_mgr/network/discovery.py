@@ -471,7 +471,7 @@ class Reconciler:
                 self.s.delete(row)
         self.s.flush()
         if new_rows:
-            self.s.execute(insert(Neighbor), new_rows)
+            self.s.connection().execute(insert(Neighbor.__table__), new_rows)  # type: ignore[attr-defined]
 
     def links(self, device_ids: set[int]) -> None:
         """Turn neighbour rows into inventory links between known interfaces of known devices."""
