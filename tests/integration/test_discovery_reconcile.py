@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from infra_mgr.events.models import Event
-from infra_mgr.inventory.models import Device, Interface, Link, Prefix, Site
+from infra_mgr.inventory.models import Device, Interface, Link, ObjectChange, Prefix, Site
 from infra_mgr.network.discovery import Answer, Crawler, CrawlResult, CredentialOption, NoAnswer, reconcile
 from infra_mgr.network.models import DevicePoll, Neighbor
 from infra_mgr.network.snmp.facts import DeviceFacts, InterfaceFacts, NeighborFacts, ProbeResult, SnmpTarget
@@ -105,6 +105,28 @@ def test_a_crash_mid_reconcile_writes_nothing(engine: Engine, monkeypatch: pytes
         assert s.exec(select(Device)).all() == []
         assert s.exec(select(Interface)).all() == []
         assert s.exec(select(Event)).all() == []
+
+
+def test_interfaces_created_by_discovery_are_in_the_history(engine: Engine) -> None:
+    """Reconcile inserts new interfaces in one statement; each must still have its ``create``
+    change, with the same snapshot the flush hook writes for an interface added through the ORM."""
+    _sites(engine)
+    reconcile(engine, CrawlResult(answers=[_answer("127.1.0.1", "jed-hq-core1", "aa:aa:aa:aa:aa:01")]),
+              actor="discovery")
+    with Session(engine) as s:
+        dev = s.exec(select(Device)).one()
+        rows = {i.id: i for i in s.exec(select(Interface)).all()}
+        changes = s.exec(select(ObjectChange).where(ObjectChange.object_type == "interface")).all()
+        assert sorted(c.object_id for c in changes) == sorted(rows) and len(rows) == 2
+        assert {c.actor for c in changes} == {"discovery"} and {c.action for c in changes} == {"create"}
+        by_hook = Interface(device_id=dev.id or 0, name="Gi9/9/9", if_index=99, oper_status="up", admin_status="up")
+        s.add(by_hook)
+        s.commit()
+        hook = s.exec(select(ObjectChange).where(ObjectChange.object_id == by_hook.id,
+                                                 ObjectChange.object_type == "interface")).one()
+        bulk = next(c for c in changes if rows[c.object_id].name == "Gi1/0/1")
+        assert set(bulk.after or {}) == set(hook.after or {})
+        assert (bulk.after or {})["name"] == "Gi1/0/1" and (bulk.after or {})["oper_status"] == "up"
 
 
 def test_unplaceable_device_is_reported_not_guessed(engine: Engine) -> None:
