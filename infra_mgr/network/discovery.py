@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_
+from sqlalchemy import Engine, insert
 from sqlmodel import Session, select
 
 from infra_mgr.common import utcnow
@@ -304,20 +304,43 @@ def _remote_interface(candidates: list[Interface], port: str) -> Interface | Non
     return None
 
 
-def _find_device(session: Session, group: list[Answer]) -> Device | None:
-    f = group[0].result.facts
-    addresses = [a.address for a in group]
-    if f.chassis_id:
-        row = session.exec(select(Device).join(DevicePoll, DevicePoll.device_id == Device.id)
-                           .where(DevicePoll.chassis_id == f.chassis_id.lower())).first()
-        if row:
-            return row
-    conds = [Device.management_address.in_(addresses)]  # type: ignore[union-attr]
-    if f.serial:
-        conds.append(Device.serial == f.serial)
-    if f.sys_name:
-        conds.append(Device.hostname == _hostname(f.sys_name, addresses[0]))
-    return session.exec(select(Device).where(or_(*conds))).first()
+class _DeviceIndex:
+    """The inventory's devices by LLDP chassis id, management address, serial and hostname, loaded
+    once per reconcile and kept up to date as devices are added or changed (a lookup per device
+    against the database cost more than the rest of its reconcile)."""
+
+    def __init__(self, session: Session) -> None:
+        self.by_chassis: dict[str, Device] = {}
+        self.by_address: dict[str, Device] = {}
+        self.by_serial: dict[str, Device] = {}
+        self.by_hostname: dict[str, Device] = {}
+        devices = {d.id: d for d in session.exec(select(Device).order_by(Device.id.desc())).all()}  # type: ignore[union-attr]
+        for dev in devices.values():  # highest id first: the lowest id wins a shared key, as before
+            self.add(dev)
+        for poll in session.exec(select(DevicePoll).order_by(DevicePoll.device_id.desc())).all():  # type: ignore[attr-defined]
+            if poll.chassis_id and poll.device_id in devices:
+                self.by_chassis[poll.chassis_id] = devices[poll.device_id]
+
+    def add(self, dev: Device, chassis: str = "") -> None:
+        if chassis:
+            self.by_chassis[chassis] = dev
+        if dev.management_address:
+            self.by_address[dev.management_address] = dev
+        if dev.serial:
+            self.by_serial[dev.serial] = dev
+        self.by_hostname[dev.hostname] = dev
+
+    def find(self, group: list[Answer]) -> Device | None:
+        f = group[0].result.facts
+        addresses = [a.address for a in group]
+        if f.chassis_id and f.chassis_id.lower() in self.by_chassis:
+            return self.by_chassis[f.chassis_id.lower()]
+        found = [self.by_address.get(a) for a in addresses]
+        if f.serial:
+            found.append(self.by_serial.get(f.serial))
+        if f.sys_name:
+            found.append(self.by_hostname.get(_hostname(f.sys_name, addresses[0])))
+        return min((d for d in found if d is not None), key=lambda d: d.id or 0, default=None)
 
 
 class Reconciler:
@@ -327,6 +350,7 @@ class Reconciler:
         self.default_site_id = default_site_id
         self.now = utcnow()
         self.placer = _Placer(session)
+        self.index = _DeviceIndex(session)
 
     def event(self, kind: str, message: str, severity: str = "info", device: Device | None = None,
               data: dict[str, Any] | None = None) -> None:
@@ -338,7 +362,7 @@ class Reconciler:
         best = group[0]
         f = best.result.facts
         addresses = [a.address for a in group]
-        dev = _find_device(self.s, group)
+        dev = self.index.find(group)
         site_id = self.placer.place(addresses, f.location) or (dev.site_id if dev else None) or self.default_site_id
         hostname = _hostname(f.sys_name, best.address)
         if site_id is None:
@@ -347,14 +371,12 @@ class Reconciler:
         values = {"vendor": f.vendor or "", "platform": f.platform or "", "model": f.model or "",
                   "os_version": f.os_version or ""}
         if dev is None:
-            clash = self.s.exec(select(Device).where(Device.hostname == hostname)).first()
-            if clash is not None:
+            if hostname in self.index.by_hostname:
                 hostname = f"{hostname}-{best.address}"
             dev = Device(site_id=site_id, hostname=hostname, management_address=best.address,
                          serial=f.serial or "", status=DeviceStatus.active.value, first_seen=self.now,
                          last_seen=self.now, **values)
-            taken = self.s.exec(select(Device).where(Device.management_address == best.address)).first()
-            if taken is not None:
+            if best.address in self.index.by_address:
                 dev.management_address = None
             self.s.add(dev)
             self.s.flush()
@@ -390,6 +412,7 @@ class Reconciler:
         poll.message = "; ".join(f"{p.operation}: {p.message}" for p in best.result.errors)[:500]
         poll.last_polled = poll.last_ok = self.now
         self.s.add(poll)
+        self.index.add(dev, poll.chassis_id)
         self.r.found.append(dev.hostname)
         self.r.problems.extend(best.result.errors)
         existed = dev.hostname not in self.r.new
