@@ -165,3 +165,37 @@ def test_crawl_follows_neighbours_only_inside_the_allow_list() -> None:
     assert [(n.address, n.name_hint, n.reason) for n in result.no_answer] == [("127.2.1.2", "b1-sw", "unreachable")]
     assert result.outside_allow == {"198.51.100.7": "isp-router"}
     assert "198.51.100.7" not in probed
+
+
+def test_crawl_goes_on_to_neighbours_reported_before_the_probe_ends() -> None:
+    """With ``early``, a probe reports its neighbours as soon as it has read them: the crawl must
+    start them while that probe is still reading (here the core's probe cannot finish until its
+    neighbour's probe has started), and still follow the allow-list."""
+    core_neighbors = [NeighborFacts("", "lldp", "b1", "Gi0", "c2", "127.2.1.1"),
+                      NeighborFacts("", "cdp", "isp-router", "Gi9", "c9", "198.51.100.7")]
+    started: dict[str, asyncio.Event] = {}
+    probed: list[str] = []
+
+    async def probe(target: SnmpTarget, on_neighbors=None) -> ProbeResult:  # type: ignore[no-untyped-def]
+        probed.append(target.address)
+        started.setdefault(target.address, asyncio.Event()).set()
+        facts = DeviceFacts(sys_name=target.address, sys_object_id="1.3.6.1.4.1.9")
+        if target.address != "127.1.0.1":
+            return ProbeResult(target.address, 161, facts)
+        assert on_neighbors is not None
+        on_neighbors(core_neighbors)
+        await asyncio.wait_for(started.setdefault("127.2.1.1", asyncio.Event()).wait(), 5)  # interfaces "still read"
+        named = [NeighborFacts("Gi1/0/1", n.protocol, n.remote_system_name, n.remote_port, n.remote_chassis_id,
+                               n.remote_address) for n in core_neighbors]
+        return ProbeResult(target.address, 161, facts, neighbors=named)
+
+    async def alive(address: str, port: int, timeout: float) -> bool:
+        return False
+
+    crawler = Crawler(probe, [CredentialOption(1, SnmpTarget(address=""))], ["127.0.0.0/8"], alive=alive, early=True)
+    result = asyncio.run(crawler.run(["127.1.0.1"]))
+    assert sorted(a.address for a in result.answers) == ["127.1.0.1", "127.2.1.1"]
+    assert probed.count("127.2.1.1") == 1 and "198.51.100.7" not in probed
+    assert result.outside_allow == {"198.51.100.7": "isp-router"}
+    core = next(a for a in result.answers if a.address == "127.1.0.1")
+    assert {n.local_interface for n in core.result.neighbors} == {"Gi1/0/1"}  # the complete ones are kept
