@@ -13,7 +13,9 @@ kind            program                                      address (``info``)
 ``modbus-drups``  same, ``--device drups``                   127.3.0.12:<tcp>, unit 1
 ``modbus-meter``  same, ``--device meter``                   127.3.0.13:<tcp>, unit 1 facility, 2 IT
 ``snmp-ups``    snmpsim with the ``powerlab`` variation      dc-ups2 (APC) 127.3.0.22, dc-ups3
-                                                             (RFC 1628) 127.3.0.23, community public
+                                                             (RFC 1628) 127.3.0.23, dc-pdu1 (APC rack
+                                                             PDU) 127.3.0.24, dc-ats1 (APC ATS)
+                                                             127.3.0.25, community public
 =============== ============================================ =========================================
 
 Ports are free ports taken when the spec is built. NUT runs as root when we are root
@@ -214,15 +216,19 @@ class ModbusEndpoint:
 
 @dataclass(frozen=True)
 class SnmpUpsAgents:
-    """The SNMP UPS agents: the APC one and the RFC 1628 one (each host, port, community)."""
+    """The SNMP power agents (each host, port, community): the APC UPS, the RFC 1628 UPS, and —
+    on the same snmpsim — the APC rack PDU and the APC ATS (None on a record from before they existed)."""
 
     apc: SnmpAgent
     rfc1628: SnmpAgent
+    pdu: SnmpAgent | None = None
+    ats: SnmpAgent | None = None
 
     @classmethod
     def from_record(cls, record: PeerRecord) -> SnmpUpsAgents:
         agents = {a.name: a for a in snmp_agents(record)}
-        return cls(apc=agents["dc-ups2"], rfc1628=agents["dc-ups3"])
+        return cls(apc=agents["dc-ups2"], rfc1628=agents["dc-ups3"], pdu=agents.get("dc-pdu1"),
+                   ats=agents.get("dc-ats1"))
 
 
 @dataclass(frozen=True)

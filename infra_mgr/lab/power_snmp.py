@@ -1,11 +1,18 @@
-"""SNMP UPS agents of the power lab (on snmpsim) whose values follow the outage scenario.
+"""SNMP power agents of the power lab (on snmpsim) whose values follow the outage scenario.
 
-Two UPSs on the generator-backed panel answer SNMP v2c (community ``public``):
+Two UPSs on the generator-backed panel, a rack PDU and a transfer switch answer SNMP v2c
+(community ``public``):
 
 * ``dc-ups2``: an APC Smart-UPS with a network management card: sysObjectID
   ``1.3.6.1.4.1.318.1.3.27`` and PowerNet-MIB ``upsBasic``/``upsAdv``/``upsHighPrec`` values.
 * ``dc-ups3``: a UPS whose card speaks only RFC 1628 UPS-MIB (``1.3.6.1.2.1.33.1``); the card runs
   embedded Linux with net-snmp, so its sysObjectID is net-snmp's generic Linux one.
+* ``dc-pdu1``: an APC switched rack PDU (AP8941-style, single phase, 24 outlets), sysObjectID
+  ``1.3.6.1.4.1.318.1.3.4.5`` and PowerNet-MIB ``rPDU2`` values. It is fed by a UPS, so its
+  values are static (the load does not move with the outage).
+* ``dc-ats1``: an APC rack ATS (AP4423-style), sysObjectID ``1.3.6.1.4.1.318.1.3.11``, for
+  single-corded gear: source A (preferred) is raw utility mains, source B the DRUPS-protected bus.
+  When mains fails it selects B and reports redundancy lost; when mains returns it goes back to A.
 
 How values change at run time (measured with snmpsim 1.2.2): snmpsim notices a rewritten
 ``.snmprec`` by its modification time in whole seconds and re-indexes it, so a regenerated
@@ -50,11 +57,21 @@ VARIATION = "powerlab"
 APC = "1.3.6.1.4.1.318.1.1.1"
 UPS_MIB = "1.3.6.1.2.1.33.1"
 APC_SYS_OBJECT_ID = "1.3.6.1.4.1.318.1.3.27"
+RPDU2 = "1.3.6.1.4.1.318.1.1.26"
+ATS = "1.3.6.1.4.1.318.1.1.8"
+APC_PDU_SYS_OBJECT_ID = "1.3.6.1.4.1.318.1.3.4.5"
+APC_ATS_SYS_OBJECT_ID = "1.3.6.1.4.1.318.1.3.11"
 NET_SNMP_LINUX = "1.3.6.1.4.1.8072.3.2.10"
 POWER_LOCATION = "أمانة جدة - مركز البيانات - غرفة الطاقة"
 
 # host per UPS agent (127.3.0.x: the lab's power devices)
-SNMP_UPS_HOSTS = {"dc-ups2": "127.3.0.22", "dc-ups3": "127.3.0.23"}
+SNMP_UPS_HOSTS = {"dc-ups2": "127.3.0.22", "dc-ups3": "127.3.0.23", "dc-pdu1": "127.3.0.24", "dc-ats1": "127.3.0.25"}
+# the rack PDU's static readings (what the generated record says and the tests expect)
+PDU_WATTS = 3420  # rPDU2DeviceStatusPower is in 0.01 kW: 342
+PDU_VA = 3600  # rPDU2DeviceStatusApparentPower in 0.01 kVA: 360
+PDU_AMPS = 15.6  # rPDU2PhaseStatusCurrent in 0.1 A: 156
+PDU_OUTLETS = 24
+ATS_MIN_VOLTS = 100.0  # below this an ATS input is dead
 
 
 class Context:
@@ -75,7 +92,26 @@ class Context:
         return int(round(float(value or 0) * factor))  # type: ignore[arg-type]
 
 
-Dynamic = tuple[SnmpType, Callable[[Context], int]]
+class AtsContext:
+    """What the ATS's dynamic OIDs are computed from: raw utility mains (the DRUPS's intake reading)
+    on source A, the DRUPS output (live through the whole outage) on source B."""
+
+    def __init__(self, outage: Outage, now: float) -> None:
+        self.now = now
+        drups = device_readings("drups", outage, now)
+        self.volts_a = float(drups["mains.voltage"] or 0.0)  # type: ignore[arg-type]
+        self.volts_b = float(drups["output.voltage"] or 0.0)  # type: ignore[arg-type]
+        self.hz_b = float(drups["output.frequency"] or 0.0)  # type: ignore[arg-type]
+        self.a_ok = self.volts_a >= ATS_MIN_VOLTS
+        self.b_ok = self.volts_b >= ATS_MIN_VOLTS
+        self.selected = 1 if self.a_ok or not self.b_ok else 2  # prefers A; stays on A when both are dead
+
+    @property
+    def out_volts(self) -> float:
+        return self.volts_a if self.selected == 1 else self.volts_b
+
+
+Dynamic = tuple[SnmpType, Callable[[Any], int]]
 
 # OID -> (type, value from the scenario): the values that move during an outage.
 APC_DYNAMIC: dict[str, Dynamic] = {
@@ -113,7 +149,21 @@ RFC1628_DYNAMIC: dict[str, Dynamic] = {
     f"{UPS_MIB}.6.1.0": (SnmpType.GAUGE32, lambda c: 1 if c.r["output.source"] == "battery" else 0),  # upsAlarmsPresent
 }
 
-DYNAMIC: dict[str, dict[str, Dynamic]] = {"dc-ups2": APC_DYNAMIC, "dc-ups3": RFC1628_DYNAMIC}
+ATS_DYNAMIC: dict[str, Dynamic] = {
+    f"{ATS}.5.1.2.0": (SnmpType.INTEGER, lambda c: c.selected),  # atsStatusSelectedSource: 1 A, 2 B
+    # atsStatusRedundancyState: 1 atsRedundancyLost, 2 atsFullyRedundant
+    f"{ATS}.5.1.3.0": (SnmpType.INTEGER, lambda c: 2 if c.a_ok and c.b_ok else 1),
+    # atsStatusVoltageOutStatus: 1 fail, 2 ok
+    f"{ATS}.5.1.15.0": (SnmpType.INTEGER, lambda c: 2 if c.out_volts >= ATS_MIN_VOLTS else 1),
+    f"{ATS}.5.3.3.1.3.1.1.1": (SnmpType.INTEGER, lambda c: round(c.volts_a)),  # atsInputVoltage A
+    f"{ATS}.5.3.3.1.3.2.1.1": (SnmpType.INTEGER, lambda c: round(c.volts_b)),  # atsInputVoltage B
+    # atsInputFrequency of B: -1 while B is dead (no frequency to measure)
+    f"{ATS}.5.3.2.1.4.2": (SnmpType.INTEGER, lambda c: round(c.hz_b) if c.b_ok else -1),
+    f"{ATS}.5.4.5.1.6.1": (SnmpType.INTEGER, lambda c: round(c.out_volts)),  # atsOutputBankOutputVoltage
+}
+
+DYNAMIC: dict[str, dict[str, Dynamic]] = {"dc-ups2": APC_DYNAMIC, "dc-ups3": RFC1628_DYNAMIC, "dc-pdu1": {},
+                                          "dc-ats1": ATS_DYNAMIC}
 
 
 def _system(descr: str, object_id: str, name: str) -> list[SnmpRecord]:
@@ -177,10 +227,61 @@ def rfc1628_ups_records(outage: Outage | None = None, now: float | None = None) 
     return records + _dynamic_records(ups.name, outage or Outage(), time.time() if now is None else now)
 
 
+def apc_pdu_records() -> list[SnmpRecord]:
+    """The APC rack PDU ``dc-pdu1``: rPDU2 identity, properties, device and phase 1 status (static)."""
+    serial, model = "5A2211E01234", "AP8941"
+    descr = f"APC Web/SNMP Management Card (MB:v4.3.6 PF:v7.0.4 PN:apc_hw05_aos_704.bin) {model} SN:{serial}"
+    dev, phase = f"{RPDU2}.4.3.1", f"{RPDU2}.6.3.1"
+    return _system(descr, APC_PDU_SYS_OBJECT_ID, "dc-pdu1") + [
+        SnmpRecord(f"{RPDU2}.2.1.1.1", SnmpType.INTEGER, 1),  # rPDU2IdentIndex
+        SnmpRecord(f"{RPDU2}.2.1.3.1", SnmpType.OCTET_STRING, "dc-pdu1"),  # rPDU2IdentName
+        SnmpRecord(f"{RPDU2}.2.1.6.1", SnmpType.OCTET_STRING, "v7.0.4"),  # rPDU2IdentFirmwareRev
+        SnmpRecord(f"{RPDU2}.2.1.8.1", SnmpType.OCTET_STRING, model),  # rPDU2IdentModelNumber
+        SnmpRecord(f"{RPDU2}.2.1.9.1", SnmpType.OCTET_STRING, serial),  # rPDU2IdentSerialNumber
+        SnmpRecord(f"{RPDU2}.4.2.1.4.1", SnmpType.INTEGER, PDU_OUTLETS),  # rPDU2DevicePropertiesNumOutlets
+        SnmpRecord(f"{RPDU2}.4.2.1.7.1", SnmpType.INTEGER, 1),  # rPDU2DevicePropertiesNumPhases
+        SnmpRecord(f"{dev}.4.1", SnmpType.INTEGER, 2),  # rPDU2DeviceStatusLoadState: normal
+        SnmpRecord(f"{dev}.5.1", SnmpType.INTEGER, PDU_WATTS // 10),  # rPDU2DeviceStatusPower (0.01 kW)
+        SnmpRecord(f"{dev}.9.1", SnmpType.INTEGER, 187_452),  # rPDU2DeviceStatusEnergy (0.1 kWh)
+        SnmpRecord(f"{dev}.16.1", SnmpType.INTEGER, PDU_VA // 10),  # rPDU2DeviceStatusApparentPower (0.01 kVA)
+        SnmpRecord(f"{dev}.17.1", SnmpType.INTEGER, 95),  # rPDU2DeviceStatusPowerFactor (0.01)
+        SnmpRecord(f"{phase}.3.1", SnmpType.INTEGER, 1),  # rPDU2PhaseStatusNumber
+        SnmpRecord(f"{phase}.4.1", SnmpType.INTEGER, 2),  # rPDU2PhaseStatusLoadState: normal
+        SnmpRecord(f"{phase}.5.1", SnmpType.GAUGE32, round(PDU_AMPS * 10)),  # rPDU2PhaseStatusCurrent (0.1 A)
+        SnmpRecord(f"{phase}.6.1", SnmpType.INTEGER, int(PLANT.mains_voltage)),  # rPDU2PhaseStatusVoltage (V)
+    ]
+
+
+def apc_ats_records(outage: Outage | None = None, now: float | None = None) -> list[SnmpRecord]:
+    """The APC ATS ``dc-ats1``: identity and configuration plus the scenario's sources at ``now``."""
+    serial, model = "5A1516T15268", "AP4423"
+    descr = f"APC Web/SNMP Management Card (MB:v3.9.2 PF:v6.5.6 PN:apc_hw05_aos_656.bin) {model} SN:{serial}"
+    records = _system(descr, APC_ATS_SYS_OBJECT_ID, "dc-ats1") + [
+        SnmpRecord(f"{ATS}.1.2.0", SnmpType.OCTET_STRING, "6.5.6"),  # atsIdentFirmwareRev
+        SnmpRecord(f"{ATS}.1.5.0", SnmpType.OCTET_STRING, model),  # atsIdentModelNumber
+        SnmpRecord(f"{ATS}.1.6.0", SnmpType.OCTET_STRING, serial),  # atsIdentSerialNumber
+        SnmpRecord(f"{ATS}.1.7.0", SnmpType.INTEGER, int(PLANT.mains_voltage)),  # atsIdentNominalLineVoltage
+        SnmpRecord(f"{ATS}.4.2.0", SnmpType.INTEGER, 1),  # atsConfigPreferredSource: sourceA
+        SnmpRecord(f"{ATS}.5.1.4.0", SnmpType.INTEGER, 2),  # atsStatusOverCurrentState: atsCurrentOK
+        SnmpRecord(f"{ATS}.5.3.1.0", SnmpType.INTEGER, 2),  # atsNumInputs
+        SnmpRecord(f"{ATS}.5.3.2.1.4.1", SnmpType.INTEGER, int(PLANT.mains_frequency)),  # atsInputFrequency A
+        SnmpRecord(f"{ATS}.5.4.2.1.4.1", SnmpType.INTEGER, int(PLANT.mains_frequency)),  # atsOutputFrequency
+        SnmpRecord(f"{ATS}.5.4.5.1.4.1", SnmpType.GAUGE32, 88),  # atsOutputBankCurrent (0.1 A)
+        SnmpRecord(f"{ATS}.5.4.5.1.15.1", SnmpType.INTEGER, 1883),  # atsOutputBankPower (W)
+    ]
+    now = time.time() if now is None else now
+    ctx = AtsContext(outage or Outage(), now)
+    return records + [SnmpRecord(oid, kind, fn(ctx)) for oid, (kind, fn) in ATS_DYNAMIC.items()]
+
+
+def _context(device: str, outage: Outage, now: float) -> Any:
+    return AtsContext(outage, now) if device == "dc-ats1" else Context(UPS_PROFILES[device], outage, now)
+
+
 def snmp_value(device: str, oid: str, outage: Outage, now: float) -> int:
     """The value a dynamic OID of ``device`` has at ``now``."""
     kind_fn = DYNAMIC[device][oid.lstrip(".")]
-    return kind_fn[1](Context(UPS_PROFILES[device], outage, now))
+    return kind_fn[1](_context(device, outage, now))
 
 
 # --- the snmpsim variation module --------------------------------------------------------------------
@@ -246,16 +347,19 @@ def write_dynamic_recording(path: Path, records: list[SnmpRecord], device: str) 
 
 
 def snmp_ups_devices(lab_dir: Path) -> list[SnmpsimDevice]:
-    """The two SNMP UPS agents, with their values as of now."""
+    """The SNMP power agents (two UPSs, the rack PDU, the ATS), with their values as of now."""
     outage, now = load_outage(lab_dir), time.time()
     return [
         SnmpsimDevice("dc-ups2", apc_ups_records(outage, now), host=SNMP_UPS_HOSTS["dc-ups2"]),
         SnmpsimDevice("dc-ups3", rfc1628_ups_records(outage, now), host=SNMP_UPS_HOSTS["dc-ups3"]),
+        SnmpsimDevice("dc-pdu1", apc_pdu_records(), host=SNMP_UPS_HOSTS["dc-pdu1"]),
+        SnmpsimDevice("dc-ats1", apc_ats_records(outage, now), host=SNMP_UPS_HOSTS["dc-ats1"]),
     ]
 
 
 def snmp_ups_spec(lab_dir: Path, *, name: str = "snmp-ups") -> PeerSpec:
-    """One snmpsim process serving the APC and RFC 1628 UPS agents, following the scenario."""
+    """One snmpsim process serving the APC and RFC 1628 UPS, rack PDU and ATS agents, following the
+    scenario."""
     lab = Path(lab_dir).absolute()
     devices = snmp_ups_devices(lab)
     spec = snmpsim_spec(lab, devices, name=name)

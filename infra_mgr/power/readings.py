@@ -15,7 +15,10 @@ from typing import Any, Literal
 Value = float | int | str | None
 DeviceKind = Literal["ups", "drups", "genset", "ats", "pdu", "meter"]
 
-# name -> (unit, meaning). Units: V, A, Hz, %, s, W, kW, kWh, °C, kPa, L, rpm, count, text.
+# name -> (unit, meaning). Units: V, A, Hz, %, s, W, VA, kW, kWh, °C, kPa, L, rpm, count, text.
+# Rack PDUs and ATSs use NUT's device and input/outlet collections (device.model, input.realpower,
+# input.source …); a per-phase or per-input variant (input.L1.current, input.2.voltage) shares its
+# base name's unit (see power/collectors/maps.py: canonical_base).
 CANONICAL: dict[str, tuple[str, str]] = {
     "ups.status": ("text", "NUT status flags: OL OB LB HB RB CHRG DISCHRG BYPASS CAL OFF OVER TRIM BOOST FSD"),
     "ups.load": ("%", "output load as a percentage of capacity"),
@@ -33,11 +36,23 @@ CANONICAL: dict[str, tuple[str, str]] = {
     "input.voltage": ("V", "input (mains) voltage"),
     "input.frequency": ("Hz", "input frequency"),
     "input.transfer.reason": ("text", "cause of the last transfer to battery"),
+    "input.current": ("A", "input current (PDU; per phase: input.L1.current …)"),
+    "input.realpower": ("W", "real input power (PDU)"),
+    "input.power": ("VA", "apparent input power (PDU)"),
+    "input.energy": ("kWh", "energy counter of the input (PDU)"),
+    "input.phases": ("count", "number of input phases"),
+    "input.source": ("text", "A | B: the input an ATS feeds the load from"),
+    "input.source.preferred": ("text", "A | B | none: the ATS's preferred input"),
+    "ats.redundancy": ("text", "redundant | lost (lost: only one ATS input is usable)"),
+    "outlet.count": ("count", "number of outlets (PDU)"),
+    "device.model": ("text", "model name (PDU, ATS: NUT's device collection)"),
+    "device.serial": ("text", "serial number (PDU, ATS)"),
     "output.voltage": ("V", "output voltage"),
     "output.current": ("A", "output current"),
     "output.frequency": ("Hz", "output frequency"),
     "output.source": ("text", "normal | battery | bypass | booster | reducer | none | other"),
     "output.power": ("kW", "output active power (DRUPS, genset)"),
+    "output.realpower": ("W", "real output power (ATS)"),
     "mains.status": ("text", "ok | failed (per feed: mains.1.status, mains.2.status)"),
     "mains.voltage": ("V", "mains voltage at the intake"),
     "drups.mode": ("text", "mains | diesel | bypass | kinetic | off"),

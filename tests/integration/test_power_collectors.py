@@ -392,3 +392,42 @@ def test_snmp_probe_cli_adds_power_for_a_ups_only(snmp_ups: SnmpUpsAgents, snmps
     assert ups["power"]["readings"]["ups.status"].split()[0] in ("OL", "OB")
     switch = probe_json(snmpsim_agent.host, snmpsim_agent.port, snmpsim_agent.community)
     assert switch["power"] is None and switch["facts"]["sys_name"]
+
+
+def _snmp_probe_json(agent: SnmpAgent) -> dict[str, Any]:
+    """``infra-mgr snmp probe HOST:PORT --json`` as a user runs it."""
+    out = subprocess.run([sys.executable, "-m", "infra_mgr", "snmp", "probe", f"{agent.host}:{agent.port}",
+                          "--community", agent.community, "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_snmp_apc_pdu_and_ats(snmp_ups: SnmpUpsAgents) -> None:
+    """The APC rack PDU and ATS through ``power probe`` and the poller's ``read_url``."""
+    assert snmp_ups.pdu is not None and snmp_ups.ats is not None
+    pdu = read(snmp_url(snmp_ups.pdu))
+    assert (pdu.kind, pdu.vendor, pdu.model) == ("pdu", "APC", "AP8941") and not pdu.errors, pdu.errors
+    assert pdu.readings["input.realpower"] == 3420 and pdu.readings["input.power"] == 3600
+    assert pdu.readings["input.current"] == pytest.approx(15.6) and pdu.readings["outlet.count"] == 24
+    assert pdu.readings["ups.status"] == "OL"
+    agent = snmp_ups.ats
+    ats = asyncio.run(read_url(f"snmp://{agent.host}:{agent.port}", timeout_s=1.0,
+                               secrets={"kind": "snmp_v2c", "community": agent.community}))
+    assert (ats.kind, ats.model) == ("ats", "AP4423") and not ats.errors, ats.errors
+    assert ats.readings["input.source"] in ("A", "B") and ats.readings["input.source.preferred"] == "A"
+    assert ats.readings["input.2.voltage"] > 200 and ats.readings["output.current"] == pytest.approx(8.8)  # type: ignore[operator]
+    assert ats.readings["ats.redundancy"] in ("redundant", "lost") and ats.readings["ups.status"] == "OL"
+    done = cli("probe", snmp_url(snmp_ups.pdu), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["kind"] == "pdu", done.stderr
+
+
+def test_snmp_probe_cli_power_for_pdu_and_ats(snmp_ups: SnmpUpsAgents, snmpsim_agent) -> None:  # type: ignore[no-untyped-def]
+    """`infra-mgr snmp probe` carries a "power" object of kind pdu / ats, and null for a switch."""
+    assert snmp_ups.pdu is not None and snmp_ups.ats is not None
+    pdu = _snmp_probe_json(snmp_ups.pdu)["power"]
+    assert pdu["kind"] == "pdu" and pdu["vendor"] == "APC" and pdu["model"] == "AP8941"
+    assert pdu["readings"]["input.realpower"] == 3420 and pdu["readings"]["input.voltage"] == 230
+    ats = _snmp_probe_json(snmp_ups.ats)["power"]
+    assert ats["kind"] == "ats" and ats["readings"]["input.source"] in ("A", "B")
+    assert ats["readings"]["output.realpower"] == 1883 and ats["readings"]["input.1.frequency"] > 0
+    assert _snmp_probe_json(snmpsim_agent)["power"] is None

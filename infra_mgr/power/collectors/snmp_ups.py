@@ -1,4 +1,5 @@
-"""SNMP UPS collector: UPS-MIB (RFC 1628), APC PowerNet and Eaton XUPS read through tables of data.
+"""SNMP power collector: UPSs (UPS-MIB (RFC 1628), APC PowerNet, Eaton XUPS), APC rack PDUs and
+APC ATSs read through tables of data.
 
 Vendor differences live in ``infra_mgr/power/oids.yaml`` (which OID means which canonical reading,
 its scale, enumerations, sentinels, per-model corrections); this module picks the table by
@@ -17,16 +18,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
 from infra_mgr.network.snmp.facts import PollProblem, SnmpTarget
 from infra_mgr.power.collectors.maps import canonical_unit, is_canonical
-from infra_mgr.power.readings import PowerProblem, PowerReadings, Value
+from infra_mgr.power.readings import DeviceKind, PowerProblem, PowerReadings, Value
 
 OIDS_FILE = Path(__file__).resolve().parents[1] / "oids.yaml"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
+# where the identity is: NUT's ups.* for UPSs, its device.* collection for PDUs and ATSs
+MODEL_NAMES = ("ups.model", "device.model")
 GET_CHUNK = 24  # OIDs per GET: small enough for any agent's PDU size, few requests per UPS
 STATUS_ORDER = ("OL", "OB", "LB", "HB", "RB", "CHRG", "DISCHRG", "BYPASS", "CAL", "OFF", "OVER", "TRIM",
                 "BOOST", "FSD")
@@ -196,6 +200,8 @@ def _family(name: str, raw: Any, source: str) -> Family:
             raise OidTableError(f"{where} models #{i + 1}: multiply must map reading names to numbers")
         models.append(ModelFix(pattern, {str(k): float(v) for k, v in multiply.items()}))
     kind = str(raw.get("kind") or "ups")
+    if kind not in DEVICE_KINDS:  # a typo here would reach the database as an unknown device kind
+        raise OidTableError(f"{where}: kind {kind!r} is not one of {', '.join(DEVICE_KINDS)}")
     identify = tuple(_oid(o, f"{where} identify") for o in raw.get("identify") or [])
     if raw.get("fallback") and not identify:
         raise OidTableError(f"{where}: a fallback family needs identify OIDs (probed before a full read)")
@@ -378,7 +384,7 @@ def build_readings(family: Family, values: dict[str, Any], alarm_oids: Sequence[
             flags.extend(alarm_flags)
     if not answered:
         return False
-    model = _text(result.readings.get("ups.model"))
+    model = next((m for m in (_text(result.readings.get(n)) for n in MODEL_NAMES) if m), None)
     for fix in family.models:
         if model and fix.pattern.search(model):
             for name, factor in fix.multiply.items():
@@ -617,7 +623,8 @@ async def power_facts_for_snmp(target_or_session: Any, sys_object_id: str | None
     tables claims gets the full read; an unknown one costs one small GET of the fallback family's
     identify OIDs (UPS cards on embedded Linux say net-snmp's sysObjectID), none at all when it is
     under ``never_probe`` (switches, routers). A claimed device that has none of the table's OIDs
-    (an APC PDU under APC's prefix) gives None; one that stops answering gives readings with errors.
+    (some other APC product under APC's prefix) gives None; one that stops answering gives readings
+    with errors. Rack PDUs and ATSs have families of their own (``kind`` pdu / ats).
     """
     if isinstance(target_or_session, SnmpTarget):
         from infra_mgr.network.snmp.engine import default_engine
