@@ -171,10 +171,12 @@ def test_first_read_after_a_mains_failure_makes_the_events(
         assert {(e.data["power_device"], e.kind) for e in rows} >= {
             ("dc-drups1", "power.mains_failed"), ("dc-drups1", "power.on_kinetic"),
             ("dc-ups2", "power.mains_failed"), ("dc-ups2", "power.on_battery")}
-        outages = s.exec(select(Outage)).all()
-        assert len(outages) == 1, [(o.status, o.started_at, o.ended_at, o.timeline) for o in outages]
+        everything = s.exec(select(Outage)).all()
+        # an outage left over from the peers' previous scenario may have opened and closed before
+        # the reset reached them; the one this test starts must be the only open one
+        outages = [o for o in everything if o.status == "open"]
+        assert len(outages) == 1, [(o.status, o.started_at, o.ended_at, o.timeline) for o in everything]
         record = outages[0]
-        assert record.status == "open"
         assert {"power.mains_failed", "power.on_kinetic"} <= {t["kind"] for t in record.timeline}
         drups = s.get(PowerDevice, ids["dc-drups1"])
         assert drups is not None and drups.state in ("kinetic", "diesel") and "mains_failed" in drups.flags
