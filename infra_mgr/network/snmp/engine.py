@@ -432,8 +432,10 @@ class GufoWalker:
         that is empty only when asked big lowers this device's cap (agents with a small maximum
         message size, such as Cisco's default 1,500 bytes, answer tooBig to a long GET).
         """
-        if self.target.version == "1" or not bases or not indexes:
-            return None if self.target.version == "1" else []
+        if self.target.version == "1":
+            return None
+        if not bases or not indexes:
+            return []
         if self._session is None:
             await self.open()
         session = self._session

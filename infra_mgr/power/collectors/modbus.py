@@ -138,6 +138,18 @@ class _Read:
         self.result.errors.append(PowerProblem(self.source, operation, "error",
                                                f"register {reg.address} ({reg.name}): {message}"))
 
+    def store_block(self, block: Block, words: Sequence[int]) -> None:
+        for reg in block.registers:
+            offset = reg.address - block.start
+            self.store(reg, words[offset:offset + reg.width])
+
+    def lost(self, operation: str, exc: Exception) -> None:
+        """The device stopped answering (timeout) or the connection went: the read ends here."""
+        if isinstance(exc, _Timeout):
+            self.problem(operation, "timeout", f"unit {self.unit} did not answer: {exc}")
+        else:
+            self.problem(operation, "refused", f"connection lost: {exc}")
+
     def problem(self, operation: str, kind: str, message: str) -> None:
         self.result.errors.append(PowerProblem(self.source, operation, kind, message))
 
@@ -296,18 +308,13 @@ async def _read_wide(state: _Read, blocks: list[Block]) -> bool:
         operation = f"read {block.start}+{block.count}"
         try:
             got.append((block, await state.read(block.start, block.count)))
-        except _Timeout as exc:
-            state.problem(operation, "timeout", f"unit {state.unit} did not answer: {exc}")
-            return True
-        except _Refused as exc:
-            state.problem(operation, "refused", f"connection lost: {exc}")
+        except (_Timeout, _Refused) as exc:
+            state.lost(operation, exc)
             return True
         except _ExceptionResponse:
             return False
     for block, words in got:
-        for reg in block.registers:
-            offset = reg.address - block.start
-            state.store(reg, words[offset:offset + reg.width])
+        state.store_block(block, words)
     return True
 
 
@@ -319,11 +326,8 @@ async def _read_blocks(state: _Read, blocks: list[Block]) -> None:
         operation = f"read {block.start}+{block.count}"
         try:
             words = await state.read(block.start, block.count)
-        except _Timeout as exc:
-            state.problem(operation, "timeout", f"unit {state.unit} did not answer: {exc}")
-            return
-        except _Refused as exc:
-            state.problem(operation, "refused", f"connection lost: {exc}")
+        except (_Timeout, _Refused) as exc:
+            state.lost(operation, exc)
             return
         except _ExceptionResponse as exc:
             if index == 0 and exc.code not in (0, ILLEGAL_ADDRESS):
@@ -336,9 +340,7 @@ async def _read_blocks(state: _Read, blocks: list[Block]) -> None:
             for reg in block.registers:
                 state.failed(reg, operation, str(exc))
             continue
-        for reg in block.registers:
-            offset = reg.address - block.start
-            state.store(reg, words[offset:offset + reg.width])
+        state.store_block(block, words)
 
 
 async def _read_one_by_one(state: _Read, block: Block) -> bool:
@@ -347,11 +349,8 @@ async def _read_one_by_one(state: _Read, block: Block) -> bool:
         operation = f"read {reg.address}+{reg.width}"
         try:
             words = await state.read(reg.address, reg.width)
-        except _Timeout as exc:
-            state.problem(operation, "timeout", f"unit {state.unit} did not answer: {exc}")
-            return False
-        except _Refused as exc:
-            state.problem(operation, "refused", f"connection lost: {exc}")
+        except (_Timeout, _Refused) as exc:
+            state.lost(operation, exc)
             return False
         except _ExceptionResponse as exc:
             state.failed(reg, operation, str(exc))
