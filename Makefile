@@ -35,8 +35,15 @@ test: setup
 lint: venv
 	$(VENV)/bin/ruff check infra_mgr tests bench
 
+# Every benchmark, one after the other (they share the machine's cores, so never in parallel). Each
+# writes bench/results/<bench>-<date>.txt; the root-only ones (network namespaces, upsd) say so and
+# fail when not run as root. `make bench BENCH_ARGS=--smoke` runs them all at tiny sizes.
+BENCHES := api_interfaces city_discovery city_scale conformance power_detect snmp_sweep
 bench: setup
-	$(PY) bench/api_interfaces.py
+	@status=0; for b in $(BENCHES); do \
+	  echo "== bench/$$b.py $(BENCH_ARGS)"; \
+	  $(PY) bench/$$b.py $(BENCH_ARGS) || { echo "bench/$$b.py failed"; status=1; }; \
+	done; exit $$status
 
 clean:
 	-$(VENV)/bin/infra-mgr lab down

@@ -8,6 +8,7 @@ PKGS=(
   snmp snmpd                                          # net-snmp tools and agent
   nut-server nut-client                               # NUT upsd + dummy-ups (power lab), upsc/upsrw
   chromium                                            # browser tests
+  fonts-dejavu-core fonts-noto-core                   # the dashboard's Latin and Arabic fonts (app.css)
   nodejs npm                                          # front-end assets from the npm registry
 )
 

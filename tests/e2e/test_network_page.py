@@ -30,6 +30,7 @@ ALIAS_AR = "وصلة إلى المقر الرئيسي"
 LOCATION_AR = "جدة، حي البلد، المبنى التاريخي"
 B07_AR = "فرع البلد التاريخي"
 # What the seed below must look like on the map.
+MAP_NAMES = {"en": "City network topology", "ar": "مخطط شبكة المدينة"}
 SITE_STATES = {"JED-HQ": "ok", "JED-B07": "degraded", "JED-B12": "down"}
 DEVICE_STATES = {"jed-hq-core01": "ok", "jed-hq-dist01": "ok", "jed-b07-sw01": "degraded",
                  "jed-b12-sw01": "down", "jed-b12-rtr01": "down"}
@@ -150,12 +151,10 @@ def _node_colour(page: Any, node_id: str) -> str:
     return str(page.evaluate("id => window.infraTopology.cy.getElementById(id).style('background-color')", node_id))
 
 
-def _click_node(page: Any, node_id: str) -> None:
-    """Click the canvas where cytoscape drew a node (what a person does; no element to target)."""
-    page.locator("#topology").scroll_into_view_if_needed()
-    box = page.locator("#topology").bounding_box()
-    pos = page.evaluate("id => window.infraTopology.cy.getElementById(id).renderedPosition()", node_id)
-    page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+def _map_link(page: Any, name: str) -> Any:
+    """A site's or device's name on the map, as a person sees and clicks it (a link over the canvas)."""
+    return page.get_by_role("group", name=MAP_NAMES[page.evaluate("document.documentElement.lang")]).get_by_role(
+        "link", name=name, exact=True)
 
 
 def test_topology_then_device_page_in_both_languages(page: Any) -> None:
@@ -188,8 +187,9 @@ def test_topology_then_device_page_in_both_languages(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "network-topology.png"), full_page=True)
 
     # Click the branch switch on the canvas: its device page.
-    sw07 = page.evaluate("() => window.infraTopology.data.nodes.find(n => n.label === 'jed-b07-sw01').id")
-    _click_node(page, sw07)
+    # Every name on the map is a visible link, in the state's colour family; the branch switch opens its page.
+    assert _map_link(page, "Al-Rawdah branch").get_attribute("data-state") == "down"
+    _map_link(page, "jed-b07-sw01").click()
     page.wait_for_url("**/devices/*")
     assert page.locator("#device-name").inner_text() == "jed-b07-sw01"
     assert page.locator("#device-state").get_attribute("data-state") == "degraded"
@@ -226,14 +226,8 @@ def test_topology_then_device_page_in_both_languages(page: Any) -> None:
     assert page.evaluate("() => window.infraTopology.cy.getElementById('site:JED-B07').data('label')") == B07_AR
     assert "رابطًا" in page.locator("#topology-status").inner_text()
     page.screenshot(path=str(ARTIFACTS / "network-topology-ar.png"), full_page=True)
-    # A site's compound box: click its label band, above its devices.
-    box = page.evaluate("""() => {
-        const bb = window.infraTopology.cy.getElementById('site:JED-B12').renderedBoundingBox({includeLabels: false});
-        return {x: (bb.x1 + bb.x2) / 2, y: bb.y1 + 4};
-    }""")
-    page.locator("#topology").scroll_into_view_if_needed()
-    frame = page.locator("#topology").bounding_box()
-    page.mouse.click(frame["x"] + box["x"], frame["y"] + box["y"])
+    # Clicking a site's name on the map opens the site page.
+    _map_link(page, "فرع الروضة").click()
     page.wait_for_url("**/sites/JED-B12")
 
     # An unknown device: an HTML 404 page, still in Arabic.

@@ -32,7 +32,7 @@
   var SPACING = 80;   // between devices inside a site
   var GAP = 70;       // between sites on the ring
   var ZIGZAG_FROM = 16;  // more branches than this: two rings
-  var LABEL_PX = 12;     // site labels never drawn smaller than this, however far out the view is
+  var FAR_ZOOM = 0.6;    // zoomed out further: site labels show the short code, device labels hide
 
   window.infraTopology = { ready: false, nodes: 0, edges: 0, sites: {}, devices: {}, cy: null };
 
@@ -161,11 +161,61 @@
     return pos;
   }
 
+  /* ------------------------------------------------------------------ labels */
+
+  /* Names on the map are HTML links laid over the canvas, not text drawn into it: the browser
+   * shapes Latin and Arabic text with the page's own fonts, a person can click, tab to or have read
+   * out a site or a device by its name, and what opens the site page does not depend on where a
+   * font happened to put a label on the canvas. The layer follows every pan and zoom. A click on
+   * a site's box itself (not its label) is still a cytoscape tap on the site's node. */
+  function labelLayer(cy) {
+    var layer = el('div', 'topology-labels');
+    box.appendChild(layer);
+    var links = [];
+    cy.nodes().forEach(function (n) {
+      var site = n.data('kind') === 'site';
+      var a = el('a', 'topology-label ' + (site ? 'topology-label-site' : 'topology-label-device'), n.data('label'));
+      a.href = n.data('url');
+      a.setAttribute('dir', 'auto');
+      a.setAttribute('data-node', n.id());
+      a.setAttribute('data-state', n.data('state'));
+      a.addEventListener('mouseenter', function () { n.emit('mouseover'); });
+      a.addEventListener('mouseleave', function () { n.emit('mouseout'); });
+      layer.appendChild(a);
+      links.push({ node: n, a: a, site: site });
+    });
+    var pending = false;
+    function place() {
+      pending = false;
+      var z = cy.zoom();
+      var far = z < FAR_ZOOM;
+      links.forEach(function (l) {
+        var x, y;
+        if (l.site) {
+          var bb = l.node.renderedBoundingBox({ includeLabels: false });
+          x = (bb.x1 + bb.x2) / 2;
+          y = bb.y1;
+          l.a.textContent = far ? l.node.data('site') : l.node.data('label');
+        } else {
+          var p = l.node.renderedPosition();
+          x = p.x;
+          y = p.y + 12 * z + 2;
+          l.a.hidden = far;
+        }
+        l.a.style.left = x + 'px';
+        l.a.style.top = y + 'px';
+      });
+    }
+    cy.on('render viewport resize', function () {
+      if (!pending) { pending = true; window.requestAnimationFrame(place); }
+    });
+    place();
+  }
+
   /* ------------------------------------------------------------------ graph */
 
   function draw(data, sites, devices, devicesBySite) {
     var pos = positions(sites, devicesBySite);
-    var font = window.getComputedStyle(document.body).fontFamily || 'sans-serif';
     var elements = [];
     sites.forEach(function (s) {
       elements.push({ group: 'nodes', data: Object.assign({}, s, { color: COLORS[s.state] || COLORS.never }),
@@ -187,19 +237,13 @@
       boxSelectionEnabled: false,
       autoungrabify: true,
       style: [
-        { selector: 'node', style: { 'font-family': font, 'font-size': 11, color: '#212529' } },
         { selector: 'node.device', style: {
-          label: 'data(label)', shape: 'data(shape)', 'background-color': 'data(color)', width: 24, height: 24,
-          'border-width': 1, 'border-color': '#343a40', 'text-valign': 'bottom', 'text-margin-y': 4,
-          'text-background-color': '#ffffff', 'text-background-opacity': 0.85, 'text-background-padding': 2,
-          'min-zoomed-font-size': 6 } },
+          shape: 'data(shape)', 'background-color': 'data(color)', width: 24, height: 24,
+          'border-width': 1, 'border-color': '#343a40' } },
         { selector: 'node.site', style: {
-          label: 'data(label)', shape: 'round-rectangle', 'background-color': 'data(color)',
-          'background-opacity': 0.22, 'border-color': 'data(color)', 'border-width': 3, padding: 14,
-          'text-valign': 'top', 'text-halign': 'center', 'text-margin-y': -4, 'font-weight': 'bold',
-          'font-size': 13 } },
-        { selector: 'node.site[!central]', style: { 'border-style': 'solid' } },
-        { selector: 'node.site[?central]', style: { 'border-width': 4, 'font-size': 15 } },
+          shape: 'round-rectangle', 'background-color': 'data(color)',
+          'background-opacity': 0.22, 'border-color': 'data(color)', 'border-width': 3, padding: 14 } },
+        { selector: 'node.site[?central]', style: { 'border-width': 4 } },
         { selector: 'edge', style: { width: 2, 'line-color': '#6c757d', 'curve-style': 'bezier', opacity: 0.8 } },
         { selector: 'edge[state = "down"]', style: { 'line-color': COLORS.down, 'line-style': 'dashed', width: 3 } },
         { selector: 'edge[state = "unknown"]', style: { 'line-color': '#adb5bd', 'line-style': 'dotted' } },
@@ -207,26 +251,18 @@
       ]
     });
 
-    // Zoomed out over the whole city, device names are too small to draw (cytoscape hides them)
-    // but a person still has to find *which* branch is red: site labels switch to the short code
-    // and grow against the zoom, and site borders thicken, so they stay readable.
+    // Zoomed out over the whole city, site borders thicken so a red branch still stands out.
     var pending = false;
     function scaleSites() {
       pending = false;
-      var z = cy.zoom();
-      var far = z < 0.6;
-      var size = Math.min(80, Math.max(13, LABEL_PX / z));
-      var border = Math.min(16, Math.max(3, 2.5 / z));
-      cy.batch(function () {
-        cy.nodes('.site').forEach(function (n) {
-          n.style({ label: far ? n.data('site') : n.data('label'), 'font-size': size, 'border-width': border });
-        });
-      });
+      var border = Math.min(16, Math.max(3, 2.5 / cy.zoom()));
+      cy.batch(function () { cy.nodes('.site').style('border-width', border); });
     }
     cy.on('zoom', function () {
       if (!pending) { pending = true; window.requestAnimationFrame(scaleSites); }
     });
     scaleSites();
+    labelLayer(cy);
 
     var names = {};
     devices.forEach(function (d) { names[d.id] = d.label; });
