@@ -6,11 +6,16 @@ uplink ``mgmt0`` and ``lo`` — 52 rows in ifTable/ifXTable, served by net-snmp 
 own kernel interface list. Port descriptions (ifAlias, English and Arabic, some empty) are set
 over SNMP after start-up, since net-snmp keeps ifAlias in its own memory.
 
-Addressing (exists only inside what this module creates, never on a real network)::
+Extra groups (``groups``: ports and agents each) get a namespace each, after the main ones: agents
+whose ifTable has another size than the main fleet's (8 or 500 rows, say), to show that a figure
+per varbind does not hang on one table size.
 
-    root namespace   bridge <prefix>br0 10.77.0.1/16, route 10.78.<k>.0/24 via the namespace k
-    namespace k      mgmt0 10.77.<hi>.<lo>/16 (veth to the bridge), default route via 10.77.0.1
-    agent j of k     10.(78 + k // 256).(k % 256).(j + 1)/32 on lo, one ``snmpd`` bound there
+Addressing (exists only inside what this module creates, never on a real network; ``net`` is 77
+unless a second fleet, such as a smoke run, must live beside a first one)::
+
+    root namespace   bridge <prefix>br0 10.<net>.0.1/16, route 10.<net+1>.<k>.0/24 via namespace k
+    namespace k      mgmt0 10.<net>.<hi>.<lo>/16 (veth to the bridge), default route via the bridge
+    agent j of k     10.(net + 1 + k // 256).(k % 256).(j + 1)/32 on lo, one ``snmpd`` bound there
 
 Several agents may share one namespace (``per_namespace``): each is its own ``snmpd`` process on
 its own address, answering with the namespace's interface table. That is how 1,000 agents run
@@ -56,9 +61,10 @@ SNMPSET = "/usr/bin/snmpset"
 SETPRIV = "/usr/bin/setpriv"
 WAVE = 100  # agents started, awaited and configured together
 PREFIX = "isb"  # "infra-mgr SNMP bench": every namespace, link and lock of ours starts with it
-BRIDGE_ADDR = "10.77.0.1"
+NET = 77  # second octet of the bridge's /16; agents live in the next two /16s
+SET_CHUNK = 100  # assignments per snmpset command (net-snmp's limit is 128)
 RW_COMMUNITY = "isb-bench-rw"  # accepted only from the bridge address, only to set ifAlias
-MAX_NAMESPACES = 512  # 10.78.0.0/15 holds 512 /24s
+MAX_NAMESPACES = 512  # the two /16s after the bridge's hold 512 /24s
 # Only the MIB modules a discovery walk needs (plus access control and the cache table): the
 # default set polls CPU, memory and IP tables every few seconds, which adds up over 1,000 agents.
 SNMPD_MODULES = "system_mib,sysORTable,ifTable,ifXTable,vacm_conf,vacm_vars,nsCache"
@@ -87,13 +93,16 @@ class Agent:
     namespace: str
     sys_name: str
     pid: int
+    interfaces: int = 52  # rows of its ifTable (ports + 2 bridges + mgmt0 + lo)
 
 
 @dataclass
 class _Namespace:
     name: str
-    transit: str  # mgmt0 address, 10.77.x.y
-    subnet_prefix: str  # "10.78.k" — agents are <subnet_prefix>.<j + 1>
+    transit: str  # mgmt0 address, 10.<net>.x.y
+    subnet_prefix: str  # "10.<net + 1>.k" — agents are <subnet_prefix>.<j + 1>
+    ports: int = 48
+    agents: int = 1  # agents in this namespace
     if_indexes: dict[str, int] = field(default_factory=dict)
 
 
@@ -111,23 +120,33 @@ def _quote(s: str) -> str:
 class AgentFleet:
     """Build, run and tear down ``n_agents`` snmpd agents spread over network namespaces.
 
-    Use as a context manager; :meth:`start` returns the agents once every one answers.
+    Use as a context manager; :meth:`start` returns the agents once every one answers: the
+    ``n_agents`` main ones first (``ports`` ports each), then those of each extra group.
     """
 
     def __init__(self, n_agents: int, community: str = "isb-bench", namespaces: int | None = None,
-                 ports: int = 48, prefix: str = PREFIX, seed: int = 27, verbose: bool = True) -> None:
+                 ports: int = 48, prefix: str = PREFIX, seed: int = 27, verbose: bool = True,
+                 groups: Sequence[tuple[int, int]] = (), net: int = NET) -> None:
         if n_agents < 1:
             raise ValueError("n_agents must be >= 1")
-        if ports < 2 or ports % 2:
-            raise ValueError("ports must be an even number >= 2 (they are veth pairs)")
+        for p in (ports, *(g[0] for g in groups)):
+            if p < 2 or p % 2:
+                raise ValueError("ports must be an even number >= 2 (they are veth pairs)")
+        if any(not 1 <= g[1] <= 250 for g in groups):
+            raise ValueError("an extra group has 1 to 250 agents (one namespace)")
+        if not 1 <= net <= 250:
+            raise ValueError("net is the bridge's second octet, 1..250")
         self.n_agents = n_agents
         self.community = community
-        self.n_namespaces = min(n_agents, namespaces or min(n_agents, 50), MAX_NAMESPACES)
+        self.n_namespaces = min(n_agents, namespaces or min(n_agents, 50), MAX_NAMESPACES - len(groups))
         self.per_namespace = math.ceil(n_agents / self.n_namespaces)
         if self.per_namespace > 250:
             raise ValueError("more than 250 agents per namespace: raise namespaces")
         self.ports = ports
+        self.groups = list(groups)
         self.prefix = prefix
+        self.net = net
+        self.bridge_addr = f"10.{net}.0.1"
         self.bridge = f"{prefix}br0"
         self.seed = seed
         self.verbose = verbose
@@ -168,9 +187,10 @@ class AgentFleet:
         self._make_network()
         self._start_agents(ready_timeout_s)
         self.setup_s = time.perf_counter() - t0
+        extra = "".join(f", {n} with {p + 4}" for p, n in self.groups)
         self._log(f"{len(self.agents)} agents in {len(self._namespaces)} namespaces "
-                  f"({self.per_namespace} per namespace, {self.ports + 4} interfaces each) ready in "
-                  f"{self.setup_s:.1f} s")
+                  f"({self.per_namespace} per namespace, {self.n_agents} with {self.ports + 4} interfaces{extra}) "
+                  f"ready in {self.setup_s:.1f} s")
         return self.agents
 
     def close(self) -> None:
@@ -276,13 +296,14 @@ class AgentFleet:
 
     def _make_network(self) -> None:
         t0 = time.perf_counter()
-        for k in range(self.n_namespaces):
+        sizes = [(self.ports, self.per_namespace)] * self.n_namespaces + self.groups
+        for k, (ports, agents) in enumerate(sizes):
             host = k + 2
             self._namespaces.append(_Namespace(
-                name=f"{self.prefix}-{k}", transit=f"10.77.{host >> 8}.{host & 255}",
-                subnet_prefix=f"10.{78 + k // 256}.{k % 256}"))
+                name=f"{self.prefix}-{k}", transit=f"10.{self.net}.{host >> 8}.{host & 255}",
+                subnet_prefix=f"10.{self.net + 1 + k // 256}.{k % 256}", ports=ports, agents=agents))
         self._bridge_made = True
-        root = [f"link add {self.bridge} type bridge", f"addr add {BRIDGE_ADDR}/16 dev {self.bridge}",
+        root = [f"link add {self.bridge} type bridge", f"addr add {self.bridge_addr}/16 dev {self.bridge}",
                 f"link set {self.bridge} up"]
         for k, ns in enumerate(self._namespaces):
             veth = f"{self.prefix}v{k}"
@@ -293,14 +314,14 @@ class AgentFleet:
 
         def build(ns: _Namespace) -> None:
             lines = ["link set lo up", f"addr add {ns.transit}/16 dev mgmt0", "link set mgmt0 up",
-                     f"route add default via {BRIDGE_ADDR}"]
-            for j in range(self.per_namespace):
+                     f"route add default via {self.bridge_addr}"]
+            for j in range(ns.agents):
                 lines.append(f"addr add {ns.subnet_prefix}.{j + 1}/32 dev lo")
-            for p in range(1, self.ports + 1, 2):
+            for p in range(1, ns.ports + 1, 2):
                 lines.append(f"link add Gi1-0-{p} type veth peer name Gi1-0-{p + 1}")
             for b in ("Vlan1", "Vlan10"):
                 lines += [f"link add {b} type bridge", f"link set {b} up"]
-            for p in range(1, self.ports + 1):
+            for p in range(1, ns.ports + 1):
                 if p % 7 != 0:  # every 7th port administratively down, like unused access ports
                     lines.append(f"link set Gi1-0-{p} up")
             _ip_batch(lines, namespace=ns.name)
@@ -310,18 +331,16 @@ class AgentFleet:
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(build, self._namespaces))
-        self._log(f"{self.n_namespaces} namespaces with {self.ports + 4} interfaces each built in "
-                  f"{time.perf_counter() - t0:.1f} s")
+        self._log(f"{len(self._namespaces)} namespaces built in {time.perf_counter() - t0:.1f} s")
 
     def _agent_plan(self) -> Iterator[tuple[int, _Namespace, str, str]]:
-        i = 0
-        for j in range(self.per_namespace):
-            for ns in self._namespaces:
-                if i >= self.n_agents:
-                    return
-                branch = i % 63 + 1
-                yield i, ns, f"{ns.subnet_prefix}.{j + 1}", f"jed-b{branch:02d}-acc-{i // 63 + 1:02d}"
-                i += 1
+        """The main agents round-robin over the main namespaces, then each extra group's."""
+        main, extra = self._namespaces[:self.n_namespaces], self._namespaces[self.n_namespaces:]
+        slots = [(ns, j) for j in range(self.per_namespace) for ns in main][:self.n_agents]
+        slots += [(ns, j) for ns in extra for j in range(ns.agents)]
+        for i, (ns, j) in enumerate(slots):
+            branch = i % 63 + 1
+            yield i, ns, f"{ns.subnet_prefix}.{j + 1}", f"jed-b{branch:02d}-acc-{i // 63 + 1:02d}"
 
     def _start_agents(self, ready_timeout_s: float) -> None:
         """Start agents in waves: each wave answers and is configured before the next starts.
@@ -348,7 +367,7 @@ class AgentFleet:
         conf.write_text(
             f"agentaddress udp:{addr}:161\n"
             f"rocommunity {self.community} default\n"
-            f"rwcommunity {RW_COMMUNITY} {BRIDGE_ADDR}/32\n"
+            f"rwcommunity {RW_COMMUNITY} {self.bridge_addr}/32\n"
             f"sysName {sys_name}\n"
             f"sysLocation Jeddah, branch {i % 63 + 1:02d}, comms room\n"
             "sysContact noc@jeddah-municipality.invalid\n"
@@ -368,7 +387,8 @@ class AgentFleet:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self._procs.append(proc)
         self._pid_proc[proc.pid] = proc
-        return Agent(index=i, address=addr, port=161, namespace=ns.name, sys_name=sys_name, pid=proc.pid)
+        return Agent(index=i, address=addr, port=161, namespace=ns.name, sys_name=sys_name, pid=proc.pid,
+                     interfaces=ns.ports + 4)
 
     def _wait_ready(self, agents: Sequence[Agent], timeout_s: float) -> None:
         """Until every agent answers sysName.0 with its own name."""
@@ -410,15 +430,18 @@ class AgentFleet:
         for a in agents:
             ns = by_ns[a.namespace]
             rng = random.Random(self.seed * 100_003 + a.index)
-            args = [SNMPSET, "-v2c", "-c", RW_COMMUNITY, "-t", "3", "-r", "2", "-Ln", f"udp:{a.address}:{a.port}"]
-            for p in range(1, self.ports + 1):
+            head = [SNMPSET, "-v2c", "-c", RW_COMMUNITY, "-t", "3", "-r", "2", "-Ln", f"udp:{a.address}:{a.port}"]
+            sets: list[list[str]] = []
+            for p in range(1, ns.ports + 1):
                 r = rng.random()
                 alias = rng.choice(ALIASES_AR) if r < 0.15 else rng.choice(ALIASES_EN) if r < 0.6 else ""
                 if alias:
-                    args += [f"1.3.6.1.2.1.31.1.1.1.18.{ns.if_indexes[f'Gi1-0-{p}']}", "s", alias]
-            args += [f"1.3.6.1.2.1.31.1.1.1.18.{ns.if_indexes['mgmt0']}", "s", "management uplink",
-                     IFTABLE_CACHE_TIMEOUT_OID, "i", str(IFTABLE_CACHE_TIMEOUT_S)]
-            jobs.append(args)
+                    sets.append([f"1.3.6.1.2.1.31.1.1.1.18.{ns.if_indexes[f'Gi1-0-{p}']}", "s", alias])
+            sets += [[f"1.3.6.1.2.1.31.1.1.1.18.{ns.if_indexes['mgmt0']}", "s", "management uplink"],
+                     [IFTABLE_CACHE_TIMEOUT_OID, "i", str(IFTABLE_CACHE_TIMEOUT_S)]]
+            # snmpset takes at most 128 assignments per command
+            for start in range(0, len(sets), SET_CHUNK):
+                jobs.append(head + [word for one in sets[start:start + SET_CHUNK] for word in one])
 
         def run(args: list[str]) -> str:
             proc = subprocess.run(args, capture_output=True, text=True)
@@ -436,12 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agents", type=int, default=5)
     ap.add_argument("--namespaces", type=int, default=None, help="default: min(agents, 50)")
     ap.add_argument("--community", default="isb-bench")
+    ap.add_argument("--group", action="append", default=[], metavar="PORTS:AGENTS",
+                    help="an extra namespace of AGENTS agents with PORTS ports each (repeatable)")
     args = ap.parse_args(argv)
+    groups = [(int(g.split(":")[0]), int(g.split(":")[1])) for g in args.group]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with AgentFleet(args.agents, community=args.community, namespaces=args.namespaces) as fleet:
+    with AgentFleet(args.agents, community=args.community, namespaces=args.namespaces, groups=groups) as fleet:
         agents = fleet.start()
-        for a in agents[:10]:
-            print(f"{a.sys_name:<20} {a.address:<15} ns {a.namespace:<8} pid {a.pid}")
+        for a in agents[:10] + agents[max(10, len(agents) - 5):]:
+            print(f"{a.sys_name:<20} {a.address:<15} ns {a.namespace:<8} pid {a.pid} ({a.interfaces} interfaces)")
         a = agents[0]
         print(f"try: snmpbulkwalk -v2c -c {args.community} -Cr25 {a.address} 1.3.6.1.2.1.31.1.1.1.18")
         print("Ctrl-C stops and removes everything")
