@@ -651,6 +651,19 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
                  site_ids={site.id or 0} if site else None, default_site_id=site.id if site else None)
 
 
+def known_addresses(session: Session, site_ids: set[int] | None) -> list[str]:
+    """Addresses at which the scope's devices were polled before. A re-discovery (what runs every
+    day) asks all of them at once, beside the seeds, instead of finding them again hop by hop
+    through LLDP/CDP from the seeds: the crawl is as wide as its concurrency from the first second,
+    and a device whose neighbours stopped reporting it is still read. The caller keeps only the
+    addresses the allow-list still admits."""
+    query = select(DevicePoll.address).join(Device, Device.id == DevicePoll.device_id).where(  # type: ignore[arg-type]
+        DevicePoll.address != "")
+    if site_ids is not None:
+        query = query.where(Device.site_id.in_(site_ids))  # type: ignore[attr-defined]
+    return sorted(set(session.exec(query).all()))
+
+
 async def discover(engine: Engine, master: bytes, *, site_code: str | None = None, all_sites: bool = False,
                    seeds: Sequence[str] = (), follow: bool = True,
                    probe: ProbeFn | None = None, alive: AliveFn | None = None, concurrency: int = 64,
@@ -683,11 +696,14 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
         options = credential_options(session, master, timeout_s, retries)
         preferred = {p.address: p.credential_id for p in session.exec(select(DevicePoll)).all()
                      if p.credential_id is not None}
+        # Runs over a site or the city re-read what they know; a run of just some seeds reads those.
+        known = known_addresses(session, scope.site_ids) if follow and (site_code or all_sites) else []
     if not options:
         raise Invalid("no SNMP credential stored: add one (kind snmp_v2c or snmp_v3)", field="credentials")
     crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress,
                       early=early)
-    crawl = await crawler.run(scope.seeds, preferred, follow)  # type: ignore[arg-type]
+    seeds = [*scope.seeds, *(a for a in known if crawler.allowed(a))]
+    crawl = await crawler.run(seeds, preferred, follow)  # type: ignore[arg-type]
     crawled = time.perf_counter()
     report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
                                      scope_site_ids=scope.site_ids, actor=actor,

@@ -157,6 +157,23 @@ def test_a_seed_range_finds_what_no_neighbour_names(city_db: Engine, city: Runni
     assert cut_off["hostname"] in report["new"]
 
 
+def test_rediscovery_reads_every_known_device(city_db: Engine, city: RunningCity,
+                                              first_run: dict) -> None:  # type: ignore[type-arg]
+    """The daily run asks every device it knows, not only those a neighbour names: a branch whose
+    uplink is down, once known, is read again by the next city run instead of being marked missing."""
+    cut_off = city.with_fault("uplink_down")
+    _run(city_db, seeds=[cut_off["address"].rsplit(".", 1)[0] + ".0/29"])
+    with Session(city_db) as s:
+        dev = s.exec(select(Device).where(Device.hostname == cut_off["hostname"])).one()
+        before = s.exec(select(DevicePoll).where(DevicePoll.device_id == dev.id)).one().last_polled
+    report = _run(city_db, all_sites=True)
+    assert cut_off["hostname"] not in report["missing"]
+    with Session(city_db) as s:
+        dev = s.exec(select(Device).where(Device.hostname == cut_off["hostname"])).one()
+        after = s.exec(select(DevicePoll).where(DevicePoll.device_id == dev.id)).one().last_polled
+    assert dev.status != "missing" and before is not None and after is not None and after > before
+
+
 def test_site_scope_and_allow_list(city_db: Engine, city: RunningCity, first_run: dict) -> None:  # type: ignore[type-arg]
     core = city.device("jed-hq-core1")
     # a seed outside the allow-list of a site run is still allowed (it was asked for), its neighbours
