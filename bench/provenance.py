@@ -76,7 +76,7 @@ def record(bench: str, *, smoke: bool = False, argv: Sequence[str] | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     commit, clean = git_state()
     args = list(sys.argv[1:] if argv is None else argv)
-    with path.open("w", encoding="utf-8") as fh:
+    with path.open("w", encoding="utf-8", buffering=1) as fh:  # line by line: children forked later inherit no buffer
         fh.write(f"# bench: {bench}{' (smoke: figures mean nothing)' if smoke else ''}\n")
         fh.write(f"# commit: {commit} ({'clean tree' if clean else 'UNCOMMITTED CHANGES in the tree'})\n")
         fh.write(f"# started: {started:%Y-%m-%dT%H:%M:%SZ}\n")

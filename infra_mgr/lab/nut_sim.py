@@ -3,7 +3,8 @@
 Run as ``python -m infra_mgr.lab.nut_sim --config-dir D --lab-dir L`` (the ``nut`` peer kind does
 this; :func:`write_config` writes ``D`` first). The process starts one ``dummy-ups`` driver per UPS
 and then ``upsd`` (as its children, so the supervisor stops them as one process group), and then
-pushes the scenario's values (:mod:`infra_mgr.lab.power_scenario`) into upsd every 0.5 s.
+pushes the scenario's values (:mod:`infra_mgr.lab.power_scenario`) into upsd every 0.5 s, and at
+once when the scenario file changes.
 
 How values reach clients (measured here with NUT 2.8.0): ``dummy-ups`` re-reads a changed ``.dev``
 file at its next poll (``pollinterval`` 2 s): 1.4-2.0 s until ``upsc`` shows it. ``SET VAR`` through
@@ -30,10 +31,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from infra_mgr.lab.power_scenario import UPS_PROFILES, Outage, OutageReader, Readings, device_readings
+from infra_mgr.lab.power_scenario import (
+    UPS_PROFILES,
+    Outage,
+    OutageReader,
+    Readings,
+    device_readings,
+    outage_path,
+)
 
 NUT_BIN = Path("/lib/nut")
 PUSH_INTERVAL = 0.5
+# Between pushes the pusher looks at the scenario file this often, and pushes at once when it
+# changes: an outage's start then reaches upsd within ~20 ms plus what upsd and dummy-ups take,
+# like the Modbus and SNMP peers that answer from the file at once, not up to PUSH_INTERVAL later.
+FILE_WATCH_INTERVAL = 0.02
 # What the pusher keeps in line with the scenario, and how each value is written.
 PUSHED: dict[str, str] = {
     "ups.status": "{}",
@@ -267,8 +279,10 @@ def push(
     lab_dir: Path,
     children: list[subprocess.Popen[bytes]],
 ) -> None:
-    """Every 0.5 s, ``SET VAR`` what changed in the scenario (one logged-in connection)."""
+    """Every 0.5 s, and at once when the scenario file changes, ``SET VAR`` what changed in the
+    scenario (one logged-in connection)."""
     reader = OutageReader(lab_dir)
+    scenario = outage_path(lab_dir)
     sent: dict[tuple[str, str], str] = {}
     conn: NutConnection | None = None
     complained: set[str] = set()
@@ -276,6 +290,7 @@ def push(
         if any(child.poll() is not None for child in children):
             raise SystemExit("nut_sim: a NUT program exited")
         started = time.monotonic()
+        stamp = _file_stamp(scenario)  # before reading it: a change from here on wakes the next push
         try:
             if conn is None:
                 conn = NutConnection(host, port)
@@ -300,7 +315,18 @@ def push(
             if conn is not None:
                 conn.sock.close()
             conn = None
-        time.sleep(max(0.05, PUSH_INTERVAL - (time.monotonic() - started)))
+        time.sleep(FILE_WATCH_INTERVAL)
+        while time.monotonic() - started < PUSH_INTERVAL and _file_stamp(scenario) == stamp:
+            time.sleep(FILE_WATCH_INTERVAL)
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """Modification time and size of a file (None when it does not exist)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def main(argv: list[str] | None = None) -> None:
