@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system venv web demo test lint bench clean
+.PHONY: setup system venv web demo test lint bench clean lock
 
 setup: system venv web
 
@@ -15,8 +15,11 @@ $(PY):
 	/usr/bin/python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+# Installs are reproducible: exact versions come from requirements.lock (refresh with `make lock`
+# after changing the dependencies in pyproject.toml); the project itself is installed editable on top.
+$(STAMP): pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -44,6 +47,15 @@ bench: setup
 	  echo "== bench/$$b.py $(BENCH_ARGS)"; \
 	  $(PY) bench/$$b.py $(BENCH_ARGS) || { echo "bench/$$b.py failed"; status=1; }; \
 	done; exit $$status
+
+# Resolve pyproject.toml's ranges afresh in a throw-away venv and pin the result.
+lock:
+	rm -rf .lock-venv && /usr/bin/python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q '.[dev]'
+	{ echo "# Exact versions of every dependency (pyproject.toml [dev] extra); made by \`make lock\`."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^infra-mgr'; } > requirements.lock
+	rm -rf .lock-venv build
 
 clean:
 	-$(VENV)/bin/infra-mgr lab down
