@@ -62,6 +62,9 @@ class Table:
     entry: str
     columns: tuple[Column, ...]
     walk: str = "columns"  # or "entry": one walk of the whole entry, unwanted columns dropped
+    # the first column may be missing while others are filled (ENTITY-MIB agents without
+    # entPhysicalClass): when it comes back empty, the other columns are still walked
+    first_optional: bool = False
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -100,6 +103,17 @@ class DescrRule:
 
 
 @dataclass(frozen=True)
+class Signature:
+    """A vendor OID whose answer (matching ``match`` when given) says whose box a generic agent is."""
+
+    oid: str
+    vendor: str
+    platform: str | None = None
+    match: re.Pattern[str] | None = None
+    scalars: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class VendorEntry:
     prefix: tuple[int, ...]
     vendor: str
@@ -109,6 +123,10 @@ class VendorEntry:
     serial: Pattern | None = None
     descr: tuple[DescrRule, ...] = ()
     scalars: tuple[tuple[str, str], ...] = ()  # (field, oid)
+    # sysDescr describes a management card in the device (a UPS's network card): its model and
+    # serial are the card's, so the vendor scalars (the device's own) are always asked for
+    card: bool = False
+    signatures: tuple[Signature, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,8 @@ def tables() -> dict[str, Table]:
         columns = tuple(Column(col, int(c["id"]), c["type"]) for col, c in spec["columns"].items())
         if not columns or any(c.type not in _TYPES for c in columns):
             raise ValueError(f"tables.yaml: table {name}: bad columns")
-        out[name] = Table(name, str(spec["entry"]), columns, spec.get("walk", "columns"))
+        out[name] = Table(name, str(spec["entry"]), columns, spec.get("walk", "columns"),
+                          bool(spec.get("first_optional", False)))
     return out
 
 
@@ -179,6 +198,11 @@ def vendors() -> Vendors:
             serial=_pattern(v.get("serial")),
             descr=tuple(_rule(r) for r in v.get("descr", ())),
             scalars=tuple((k, str(o)) for k, o in (v.get("scalars") or {}).items()),
+            card=bool(v.get("card", False)),
+            signatures=tuple(Signature(str(g["oid"]), str(g["vendor"]), g.get("platform"),
+                                       re.compile(g["match"]) if g.get("match") else None,
+                                       tuple((k, str(o)) for k, o in (g.get("scalars") or {}).items()))
+                             for g in v.get("signatures") or ()),
         )
         for v in raw["vendors"]
     ]
@@ -343,6 +367,8 @@ class Identity:
     serial: str | None = None
     os_version: str | None = None
     scalars: tuple[tuple[str, str], ...] = ()  # vendor OIDs that can fill what is still unknown
+    card: bool = False  # sysDescr's model/serial are a management card's (see VendorEntry)
+    signatures: tuple[Signature, ...] = ()
 
 
 def identify(sys_object_id: str | None, sys_descr: str | None) -> Identity:
@@ -359,6 +385,7 @@ def identify(sys_object_id: str | None, sys_descr: str | None) -> Identity:
     rules: Sequence[DescrRule] = table.fallback
     if entry is not None:
         ident.vendor, ident.platform, ident.scalars = entry.vendor, entry.platform, entry.scalars
+        ident.card, ident.signatures = entry.card, entry.signatures
         patterns = {"version": entry.version, "model": entry.model, "serial": entry.serial}
         rules = entry.descr
     for rule in rules:
@@ -373,6 +400,22 @@ def identify(sys_object_id: str | None, sys_descr: str | None) -> Identity:
         ident.model = patterns["model"].extract(descr) if patterns["model"] else None
         ident.serial = patterns["serial"].extract(descr) if patterns["serial"] else None
     return ident
+
+
+def apply_signature(ident: Identity, values: Mapping[str, ValueType] | None) -> None:
+    """The first signature whose OID answered names vendor and platform, and its scalars go first."""
+    if not isinstance(values, Mapping):
+        return
+    for sig in ident.signatures:
+        value = values.get(sig.oid)
+        text = decode_text(value) if isinstance(value, bytes) else (str(value) if value is not None else "")
+        if text.strip() and (sig.match is None or sig.match.search(text)):
+            ident.vendor, ident.platform = sig.vendor, sig.platform or ident.platform
+            ident.scalars = sig.scalars + ident.scalars
+            for name, _ in sig.scalars:  # the box's own answer beats what sysDescr (its kernel) says
+                if name in ("model", "serial", "os_version"):
+                    setattr(ident, name, None)
+            return
 
 
 def _chassis(entity: Rows) -> dict[str, Any]:
@@ -450,6 +493,7 @@ def parse_facts(system: Mapping[str, ValueType], entity: Iterable[VarBind] = (),
     if_number = _scalars("interfaces", system, problems, "facts").get("if_number")
     entity_rows = assemble(tables()["ent_physical"], entity, problems)
     ident = identify(sysvals.get("sys_object_id"), sysvals.get("sys_descr"))
+    apply_signature(ident, vendor_values)
     chassis = _chassis(entity_rows)
     extra: dict[str, str | None] = {}
     for name, oid in ident.scalars:
@@ -790,6 +834,10 @@ async def walk_table(walker: Walker, name: str, columns: Sequence[str] | None = 
         return await walker.walk(table.entry, max_rows=limit, operation=operation)
     first = f"{table.entry}.{wanted[0].id}"
     out = await walker.walk(first, operation=operation, expect_rows=expect_rows)
+    if not out and table.first_optional:
+        for column in wanted[1:]:
+            out.extend(await walker.walk(f"{table.entry}.{column.id}", operation=operation))
+        return out
     if not out or len(wanted) == 1:
         return out
     # The first column gave the row indexes: the other columns are fetched for exactly those rows,
@@ -844,12 +892,23 @@ async def get_facts(walker: Walker) -> DeviceFacts:
     system = await walker.get(oids, operation="facts")
     if len(walker.problems) == before and not any(s.oid in system for s in scalar_groups()["system"]):
         walker.problem("facts", "no_such_object", "the agent has none of the system group (noSuchObject)")
-    entity = await walk_table(walker, "ent_physical")
+    try:
+        entity = await walk_table(walker, "ent_physical")
+    except PollAbort:
+        # ENTITY-MIB is optional and some agents drop requests that reach into their broken
+        # groups: a device that has answered the system group keeps its facts (the timeout is
+        # on the walker's problems); a device that never answered is given up as before.
+        if not walker.answered or not any(s.oid in system for s in scalar_groups()["system"]):
+            raise
+        entity = []
     facts, problems = parse_facts(system, entity, address=walker.address)
     ident = identify(facts.sys_object_id, facts.sys_descr)
-    missing = [(name, oid) for name, oid in ident.scalars if getattr(facts, name, None) is None]
-    if missing:
-        extra = await walker.get([oid for _, oid in missing], operation="facts vendor")
+    missing = [(name, oid) for name, oid in ident.scalars
+               if getattr(facts, name, None) is None or (ident.card and name in ("model", "serial"))]
+    probes = [s.oid for s in ident.signatures] + [o for s in ident.signatures for _, o in s.scalars]
+    if missing or probes:
+        asked = list(dict.fromkeys([oid for _, oid in missing] + probes))
+        extra = await walker.get(asked, operation="facts vendor")
         facts, problems = parse_facts(system, entity, extra, address=walker.address)
     _keep(walker, problems)
     return facts

@@ -511,7 +511,7 @@ async def _read_identified(target: SnmpTarget, source: str) -> tuple[PowerReadin
             return result, None
         tables = load_oid_tables()
         family = family_for(sys_oid, tables)
-        candidates = [family] if family else tables.fallbacks
+        candidates = [family, *(f for f in tables.fallbacks if f is not family)] if family else tables.fallbacks
         for fam in candidates:
             start = len(walker.problems)
             found = await _collect(walker, fam, result)
@@ -605,6 +605,13 @@ async def _facts(walker: Any, sys_object_id: str | None, source: str) -> PowerRe
         if family is None:
             return None  # whatever went wrong while asking stays on the caller's walker
     found = await _collect(walker, family, result)
+    if not found and not family.fallback:
+        # a maker's card that speaks only the standard MIB (an Eaton 9PX card under XUPS's prefix
+        # with UPS-MIB alone, an MGE-era card): the fallback family reads it
+        for candidate in tables.fallbacks:
+            if await _collect(walker, candidate, result):
+                found, family = True, candidate
+                break
     _copy_problems(walker, start, result)
     if not found and not result.errors:
         return None
