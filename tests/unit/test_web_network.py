@@ -23,7 +23,8 @@ from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Device, Interface, Link, Site
 from infra_mgr.network.models import DevicePoll, Neighbor
-from infra_mgr.web import queries, routes
+from infra_mgr.web import format as fmt
+from infra_mgr.web import queries
 
 PASSWORD = "unit-test-password-2"
 ALIAS_AR = "وصلة إلى المقر الرئيسي"
@@ -239,4 +240,4 @@ def test_unknown_device_is_an_html_404(client: TestClient, raw: str) -> None:
     (10**9, ("gbps", "1")), (25 * 10**9, ("gbps", "25")), (400, ("bps", "400")), (10**12, ("tbps", "1")),
 ])
 def test_speed_is_human_readable(bps: int | None, expected: tuple[str, str] | None) -> None:
-    assert routes._speed(bps) == expected
+    assert fmt.speed(bps) == expected

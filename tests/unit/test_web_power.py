@@ -457,7 +457,7 @@ def test_power_js_strings_exist() -> None:
     used |= {f"pue.cat{n}" for n in (1, 2, 3)}  # t('pue.cat' + category)
     assert len(used) > 15
     assert sorted(used - set(catalog)) == []
-    from infra_mgr.web.routes import _POWER_JS_PREFIXES
+    from infra_mgr.web.power_pages import _POWER_JS_PREFIXES
 
     assert all(key.startswith(_POWER_JS_PREFIXES) for key in used)
 

@@ -1,0 +1,109 @@
+"""Sign-in, sign-out and the language choice: the only dashboard routes that change state."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import update
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from infra_mgr.api.deps import DbSession
+from infra_mgr.auth.api import start_session
+from infra_mgr.auth.models import User
+from infra_mgr.auth.service import authenticate
+from infra_mgr.db import write_session
+from infra_mgr.web.i18n import COOKIE, LANGS
+from infra_mgr.web.pages import LANG_COOKIE_AGE_S, current_principal, error_page, html_router, render, safe_next
+
+log = logging.getLogger("infra_mgr.web")
+router = html_router()
+
+
+def _check_csrf(request: Request, sent: Any) -> bool:
+    expected = request.session.get("csrf", "")
+    # Compare bytes: compare_digest raises TypeError on non-ASCII str, and a form can carry anything.
+    return (bool(expected) and isinstance(sent, str)
+            and secrets.compare_digest(sent.encode("utf-8"), str(expected).encode("utf-8")))
+
+
+def _form_str(form: Any, name: str, limit: int) -> str:
+    value = form.get(name, "")
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _authenticate(engine: Any, username: str, password: str) -> User | None:
+    """Check the password (argon2: slow by design, so it runs in a worker thread) and stamp last_login."""
+    with Session(engine, expire_on_commit=False) as session:
+        user = authenticate(session, username, password)
+    if user is not None:  # the stamp in its own short write (the check above only read)
+        with write_session(engine) as session:
+            session.execute(update(User).where(User.id == user.id).values(last_login=user.last_login))
+    return user
+
+
+def _login_page(request: Request, *, error: str = "", next_url: str = "/", username: str = "",
+                status_code: int = 200) -> HTMLResponse:
+    # An anonymous session still gets a CSRF token, so the login form cannot be posted from elsewhere.
+    if not request.session.get("csrf"):
+        request.session["csrf"] = secrets.token_urlsafe(24)
+    return render(request, "login.html", {"error": error, "next": next_url, "username": username},
+                  status_code=status_code, section="login")
+
+
+@router.get("/login")
+def login_form(request: Request, session: DbSession) -> Response:
+    next_url = safe_next(request.query_params.get("next"))
+    if current_principal(request, session) is not None:
+        return RedirectResponse(next_url, status_code=303)
+    return _login_page(request, next_url=next_url)
+
+
+@router.post("/login")
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    username = _form_str(form, "username", 64).strip()
+    password = _form_str(form, "password", 1024)
+    request.state.audit_user = username  # the audit log names who tried, whatever the outcome
+    next_url = safe_next(form.get("next"))
+    if not _check_csrf(request, form.get("csrf")):
+        request.session.pop("csrf", None)
+        return _login_page(request, error="login.expired", next_url=next_url, username=username, status_code=400)
+    user = await run_in_threadpool(_authenticate, request.app.state.engine, username, password)
+    if user is None:
+        log.info("dashboard: failed sign-in for %r from %s", username, request.client.host if request.client else "?")
+        return _login_page(request, error="login.error", next_url=next_url, username=username, status_code=401)
+    start_session(request, user)
+    log.info("dashboard: %s signed in", user.username)
+    return RedirectResponse(next_url, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if request.session.get("uid") is not None and not _check_csrf(request, form.get("csrf")):
+        return error_page(request, 403, "error.forbidden_title", "error.forbidden")
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/logout")
+def logout_get() -> Response:
+    """Signing out changes state, so it is a POST from the navbar; a typed-in address just goes home."""
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/lang")
+async def set_lang(request: Request) -> Response:
+    """Remember a language without JavaScript or a query string (the navbar toggle uses ``?lang=``)."""
+    form = await request.form()
+    lang = _form_str(form, "lang", 8)
+    resp = RedirectResponse(safe_next(form.get("next")), status_code=303)
+    if lang in LANGS:
+        resp.set_cookie(COOKIE, lang, max_age=LANG_COOKIE_AGE_S, samesite="lax", httponly=True,
+                        secure=bool(getattr(request.app.state.settings, "secure_cookies", False)))
+    return resp
