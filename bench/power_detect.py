@@ -100,9 +100,9 @@ from infra_mgr.events.models import Event  # noqa: E402
 from infra_mgr.inventory.history import acting_as  # noqa: E402
 from infra_mgr.inventory.importer import import_file  # noqa: E402
 from infra_mgr.lab.nut_sim import NutConnection  # noqa: E402
-from infra_mgr.lab.peers import build_spec  # noqa: E402
 from infra_mgr.lab.power_peers import NutEndpoint  # noqa: E402
 from infra_mgr.lab.power_scenario import reset_outage, start_outage, stop_outage  # noqa: E402
+from infra_mgr.lab.registry import build_spec  # noqa: E402
 from infra_mgr.lab.setup import configure_power  # noqa: E402
 from infra_mgr.lab.supervisor import Lab, LabError, free_port, process_tree  # noqa: E402
 from infra_mgr.power.models import Outage, PowerDevice  # noqa: E402

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra_mgr.lab.peers import DEFAULT_PEERS, PEER_KINDS, build_spec
+from infra_mgr.lab.registry import DEFAULT_PEERS, PEER_KINDS, build_spec
 from infra_mgr.lab.supervisor import Lab, LabError, PeerRecord
 
 lab_app = typer.Typer(help="Start, stop and inspect the lab's simulated peers.", no_args_is_help=True)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra_mgr.lab.city import (
+from infra_mgr.lab.city import pick_port
+from infra_mgr.lab.city_model import (
     ENT_PHYSICAL_ENTRY,
     IF_ENTRY,
     IF_NUMBER,
@@ -30,13 +31,10 @@ from infra_mgr.lab.city import (
     LLDP_LOC_PORT_ENTRY,
     LLDP_REM_ENTRY,
     LLDP_REM_MAN_ADDR_ENTRY,
-    STUB,
     SYS,
-    default_workers,
-    pick_port,
-    recording_text,
-    transport_id,
 )
+from infra_mgr.lab.city_records import STUB, recording_text, transport_id
+from infra_mgr.lab.city_snmpsim import default_workers
 from infra_mgr.lab.snmprec import SnmpRecord, SnmpType
 from infra_mgr.lab.supervisor import LabError, PeerSpec
 

@@ -52,7 +52,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -492,62 +492,3 @@ def liar_spec(lab_dir: Path, *, host: str = "127.0.0.1", name: str = "liar") -> 
         addresses=[f"{host}:{port}/udp"],
         info={"host": host, "port": port},
     )
-
-
-# --- the simulated city (infra_mgr.lab.city; imported when used: it imports this module) --------
-
-
-def city_peer(lab_dir: Path) -> PeerSpec:
-    """The whole simulated city (~134 devices, each on its own loopback address)."""
-    from infra_mgr.lab.city import city_spec
-
-    return city_spec(lab_dir)
-
-
-def city_liar_peer(lab_dir: Path) -> PeerSpec:
-    """The city's broken-walks device, served by the liar on its city address (after ``city``)."""
-    from infra_mgr.lab.city import city_liar_spec
-
-    return city_liar_spec(lab_dir)
-
-
-def power_peer(kind: str) -> Callable[[Path], PeerSpec]:
-    """A power-lab kind (``nut``, ``modbus-*``, ``snmp-ups``) from ``power_peers``, imported on use
-    because it builds on this module."""
-
-    def build(lab_dir: Path) -> PeerSpec:
-        from infra_mgr.lab.power_peers import POWER_KINDS
-
-        return POWER_KINDS[kind](lab_dir)
-
-    build.__doc__ = f"The power lab's {kind!r} peer (see infra_mgr.lab.power_peers)."
-    return build
-
-
-POWER_PEERS = ("nut", "modbus-dse", "modbus-drups", "modbus-meter", "snmp-ups")
-
-# --- registry ----------------------------------------------------------------------------------
-
-PeerKind = Callable[[Path], PeerSpec]
-
-PEER_KINDS: dict[str, PeerKind] = {
-    "snmpsim": snmpsim_spec,
-    "postgres": postgres_spec,
-    "liar": liar_spec,
-    "city": city_peer,
-    "city-liar": city_liar_peer,
-    **{kind: power_peer(kind) for kind in POWER_PEERS},
-}
-
-# `lab up` starts the city (the liar part needs the city's port, so it comes after) and PostgreSQL;
-# the single-device `snmpsim` kind stays for tests that want one small agent.
-DEFAULT_PEERS: tuple[str, ...] = ("city", "city-liar", "postgres", *POWER_PEERS)
-
-
-def build_spec(kind: str, lab_dir: Path) -> PeerSpec:
-    """The spec of a registered peer kind (``LabError`` for an unknown one)."""
-    try:
-        builder = PEER_KINDS[kind]
-    except KeyError:
-        raise LabError(f"unknown peer {kind!r} (known: {', '.join(sorted(PEER_KINDS))})") from None
-    return builder(lab_dir)

@@ -21,20 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra_mgr.lab.city import (
-    EXAMPLE_YAML,
-    FAULTS,
-    FLAP_PERIOD_S,
-    WRONG_COMMUNITY,
-    RunningCity,
-    _Recording,
-    _udp_inodes,
-    build_city,
-    city_counters,
-    city_pids,
-    city_spec,
-    write_city,
-)
+from infra_mgr.lab.city import RunningCity, _udp_inodes, city_counters, city_pids, city_spec
+from infra_mgr.lab.city_model import EXAMPLE_YAML, FAULTS, FLAP_PERIOD_S, WRONG_COMMUNITY, build_city
+from infra_mgr.lab.city_records import write_city
+from infra_mgr.lab.city_snmpsim import _Recording
 from infra_mgr.lab.peers import SYS_LOCATION, SYS_NAME, snmp_get
 from infra_mgr.lab.supervisor import Lab, group_members, pid_running
 
