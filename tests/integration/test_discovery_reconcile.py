@@ -15,8 +15,9 @@ from sqlmodel import Session, select
 
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Device, Interface, Link, ObjectChange, Prefix, Site
-from infra_mgr.network.discovery import Answer, Crawler, CrawlResult, CredentialOption, NoAnswer, reconcile
+from infra_mgr.network.crawl import Answer, Crawler, CrawlResult, CredentialOption, NoAnswer
 from infra_mgr.network.models import DevicePoll, Neighbor
+from infra_mgr.network.reconcile import reconcile
 from infra_mgr.network.snmp.facts import DeviceFacts, InterfaceFacts, NeighborFacts, ProbeResult, SnmpTarget
 
 
@@ -93,12 +94,12 @@ def test_dedup_placement_links_and_events(engine: Engine) -> None:
 
 def test_a_crash_mid_reconcile_writes_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     _sites(engine)
-    from infra_mgr.network import discovery
+    from infra_mgr.network import reconcile as reconcile_module
 
     def boom(self: object, device_ids: set[int]) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(discovery.Reconciler, "links", boom)
+    monkeypatch.setattr(reconcile_module.Reconciler, "links", boom)
     with pytest.raises(RuntimeError):
         reconcile(engine, CrawlResult(answers=[_answer("127.1.0.1", "jed-hq-core1", "aa:aa:aa:aa:aa:01")]))
     with Session(engine) as s:

@@ -1,0 +1,430 @@
+"""Discovery's reconcile: database only. In one transaction it folds a crawl into the source of
+truth: one device per identity (chassis id, serial or sysName, whatever addresses it answered on),
+placed in a site by prefix or else by sysLocation; interfaces, neighbours and links with first and
+last seen; and an event for each change worth telling (device new / missing / returned, serial
+changed, interface up / down, neighbour changed, link new). A crash inside leaves the database as
+it was.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, insert
+from sqlmodel import Session, select
+
+from infra_mgr.common import utcnow
+from infra_mgr.db import write_session
+from infra_mgr.events.service import record
+from infra_mgr.inventory.history import insert_tracked
+from infra_mgr.inventory.models import Device, DeviceStatus, Interface, Link, Prefix, Site
+from infra_mgr.network.crawl import Answer, CrawlResult, NoAnswer
+from infra_mgr.network.models import DevicePoll, Neighbor, PollStatus
+from infra_mgr.network.snmp.facts import PollProblem, ProbeResult
+
+ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
+AliveFn = Callable[[str, int, float], Awaitable[bool]]
+Progress = Callable[[str, int, int], None]  # (address, done, total)
+
+_HOSTNAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+
+# --------------------------------------------------------------------------- reconcile (database only)
+
+
+@dataclass
+class Unanswered:
+    address: str
+    name: str | None
+    reason: str
+
+
+@dataclass
+class DiscoveryReport:
+    found: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unanswered: list[Unanswered] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)
+    outside_allow: list[str] = field(default_factory=list)
+    links_total: int = 0
+    links_new: int = 0
+    events: int = 0
+    problems: list[PollProblem] = field(default_factory=list)
+    seconds: float = 0.0
+    crawl_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "found": len(self.found), "new": self.new, "missing": self.missing,
+            "unreachable": [u.__dict__ for u in self.unanswered if u.reason == "unreachable"],
+            "wrong_credentials": [u.__dict__ for u in self.unanswered if u.reason == "wrong_credentials"],
+            "unplaced": self.unplaced, "outside_allow_list": self.outside_allow,
+            "links": self.links_total, "links_new": self.links_new, "events": self.events,
+            "problems": [p.__dict__ for p in self.problems], "seconds": round(self.seconds, 2),
+            "crawl_seconds": round(self.crawl_seconds, 2),
+        }
+
+
+def _hostname(name: str | None, address: str) -> str:
+    base = _HOSTNAME_BAD.sub("-", (name or "").strip()).strip("-.")
+    return base[:253] or "dev-" + address.replace(":", "-").replace(".", "-")
+
+
+def _short(name: str) -> str:
+    return name.split(".")[0].lower()
+
+
+class _Placer:
+    """Site of a device: most specific prefix holding its address, else a site named in sysLocation."""
+
+    def __init__(self, session: Session) -> None:
+        self.sites = list(session.exec(select(Site)).all())
+        self.nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]] = []
+        for p in session.exec(select(Prefix).where(Prefix.site_id.is_not(None))).all():  # type: ignore[union-attr]
+            self.nets.append((ipaddress.ip_network(p.prefix), p.site_id or 0))
+        self.nets.sort(key=lambda t: t[0].prefixlen, reverse=True)
+
+    def place(self, addresses: Iterable[str], location: str | None) -> int | None:
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            for net, site_id in self.nets:
+                if ip.version == net.version and ip in net:
+                    return site_id
+        if location:
+            loc = location.casefold()
+            best: tuple[int, int] | None = None
+            for s in self.sites:
+                for text in (s.name_ar, s.name_en, s.code):
+                    if text and text.casefold() in loc and (best is None or len(text) > best[0]):
+                        best = (len(text), s.id or 0)
+            if best:
+                return best[1]
+        return None
+
+
+def _identity_groups(answers: list[Answer]) -> list[list[Answer]]:
+    """Answers that are the same box (shared chassis id, serial or sysName) grouped together."""
+    parent = list(range(len(answers)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for i, a in enumerate(answers):
+        f = a.result.facts
+        for key in (("chassis", (f.chassis_id or "").lower()), ("serial", (f.serial or "").strip()),
+                    ("name", _short(f.sys_name or ""))):
+            if not key[1]:
+                continue
+            if key in owner:
+                parent[find(i)] = find(owner[key])
+            else:
+                owner[key] = i
+    groups: dict[int, list[Answer]] = {}
+    for i, a in enumerate(answers):
+        groups.setdefault(find(i), []).append(a)
+    return list(groups.values())
+
+
+def _remote_interface(candidates: list[Interface], port: str) -> Interface | None:
+    """The interface a neighbour's port id names: by name, else by ifIndex (LLDP port id subtype
+    "local" on Junos and ArubaOS), else by description, alias or MAC (port id subtype MAC)."""
+    port = port.strip().lower()
+    if not port:
+        return None
+    for test in (lambda i: i.name.lower() == port,
+                 lambda i: port.isdigit() and i.if_index == int(port),
+                 lambda i: port in ((i.description or "").lower(), (i.alias or "").lower(), i.mac or "")):
+        match = next((i for i in candidates if test(i)), None)
+        if match is not None:
+            return match
+    return None
+
+
+class _DeviceIndex:
+    """The inventory's devices by LLDP chassis id, management address, serial and hostname, loaded
+    once per reconcile and kept up to date as devices are added or changed (a lookup per device
+    against the database cost more than the rest of its reconcile)."""
+
+    def __init__(self, session: Session) -> None:
+        self.by_chassis: dict[str, Device] = {}
+        self.by_address: dict[str, Device] = {}
+        self.by_serial: dict[str, Device] = {}
+        self.by_hostname: dict[str, Device] = {}
+        devices = {d.id: d for d in session.exec(select(Device).order_by(Device.id.desc())).all()}  # type: ignore[union-attr]
+        for dev in devices.values():  # highest id first: the lowest id wins a shared key, as before
+            self.add(dev)
+        for poll in session.exec(select(DevicePoll).order_by(DevicePoll.device_id.desc())).all():  # type: ignore[attr-defined]
+            if poll.chassis_id and poll.device_id in devices:
+                self.by_chassis[poll.chassis_id] = devices[poll.device_id]
+
+    def add(self, dev: Device, chassis: str = "") -> None:
+        if chassis:
+            self.by_chassis[chassis] = dev
+        if dev.management_address:
+            self.by_address[dev.management_address] = dev
+        if dev.serial:
+            self.by_serial[dev.serial] = dev
+        self.by_hostname[dev.hostname] = dev
+
+    def find(self, group: list[Answer]) -> Device | None:
+        f = group[0].result.facts
+        addresses = [a.address for a in group]
+        if f.chassis_id and f.chassis_id.lower() in self.by_chassis:
+            return self.by_chassis[f.chassis_id.lower()]
+        found = [self.by_address.get(a) for a in addresses]
+        if f.serial:
+            found.append(self.by_serial.get(f.serial))
+        if f.sys_name:
+            found.append(self.by_hostname.get(_hostname(f.sys_name, addresses[0])))
+        return min((d for d in found if d is not None), key=lambda d: d.id or 0, default=None)
+
+
+class Reconciler:
+    def __init__(self, session: Session, report: DiscoveryReport, default_site_id: int | None) -> None:
+        self.s = session
+        self.r = report
+        self.default_site_id = default_site_id
+        self.now = utcnow()
+        self.placer = _Placer(session)
+        self.index = _DeviceIndex(session)
+
+    def event(self, kind: str, message: str, severity: str = "info", device: Device | None = None,
+              data: dict[str, Any] | None = None) -> None:
+        record(self.s, kind, message, severity=severity, device_id=device.id if device else None,
+               site_id=device.site_id if device else None, data=data)
+        self.r.events += 1
+
+    def device(self, group: list[Answer]) -> Device | None:
+        best = group[0]
+        f = best.result.facts
+        addresses = [a.address for a in group]
+        dev = self.index.find(group)
+        site_id = self.placer.place(addresses, f.location) or (dev.site_id if dev else None) or self.default_site_id
+        hostname = _hostname(f.sys_name, best.address)
+        if site_id is None:
+            self.r.unplaced.append(hostname)
+            return None
+        values = {"vendor": f.vendor or "", "platform": f.platform or "", "model": f.model or "",
+                  "os_version": f.os_version or ""}
+        if dev is None:
+            if hostname in self.index.by_hostname:
+                hostname = f"{hostname}-{best.address}"
+            dev = Device(site_id=site_id, hostname=hostname, management_address=best.address,
+                         serial=f.serial or "", status=DeviceStatus.active.value, first_seen=self.now,
+                         last_seen=self.now, **values)
+            if best.address in self.index.by_address:
+                dev.management_address = None
+            self.s.add(dev)
+            self.s.flush()
+            self.r.new.append(dev.hostname)
+            self.event("device.new", f"new device {dev.hostname} at {best.address}", device=dev,
+                       data={"address": best.address, "vendor": dev.vendor, "platform": dev.platform})
+        else:
+            if f.serial and dev.serial and f.serial != dev.serial:
+                self.event("device.serial_changed", f"{dev.hostname}: serial {dev.serial} → {f.serial}",
+                           "warning", dev, {"before": dev.serial, "after": f.serial})
+            if dev.status == DeviceStatus.missing.value:
+                self.event("device.returned", f"{dev.hostname} answers again", device=dev)
+            for key, value in values.items():
+                if value and getattr(dev, key) != value:
+                    setattr(dev, key, value)
+            if f.serial:
+                dev.serial = f.serial
+            if dev.management_address is None:
+                dev.management_address = best.address
+            if dev.site_id != site_id and self.placer.place(addresses, f.location) is not None:
+                dev.site_id = site_id
+            dev.status = DeviceStatus.active.value
+            dev.first_seen = dev.first_seen or self.now
+            dev.last_seen = self.now
+        poll = self.s.get(DevicePoll, dev.id) or DevicePoll(device_id=dev.id or 0)
+        poll.address = best.address
+        poll.credential_id = best.credential_id
+        poll.sys_object_id = f.sys_object_id or ""
+        poll.chassis_id = (f.chassis_id or "").lower()
+        poll.location = (f.location or "")[:255]
+        poll.uptime_s = f.uptime_s
+        poll.status = PollStatus.ok.value
+        poll.message = "; ".join(f"{p.operation}: {p.message}" for p in best.result.errors)[:500]
+        poll.last_polled = poll.last_ok = self.now
+        self.s.add(poll)
+        self.index.add(dev, poll.chassis_id)
+        self.r.found.append(dev.hostname)
+        self.r.problems.extend(best.result.errors)
+        existed = dev.hostname not in self.r.new
+        if_ids = self.interfaces(dev, best.result, existed)
+        self.neighbors(dev, best.result, existed, if_ids)
+        return dev
+
+    def interfaces(self, dev: Device, result: ProbeResult, existed: bool) -> dict[str, int]:
+        """Create, update and remove the device's interfaces; returns name → id."""
+        current = ({i.name: i for i in self.s.exec(select(Interface).where(Interface.device_id == dev.id)).all()}
+                   if existed else {})  # a device created just now has none
+        seen: set[str] = set()
+        new_rows: list[dict[str, Any]] = []
+        for fi in result.interfaces:
+            name = (fi.name or fi.descr or f"if{fi.index}")[:128]
+            if name in seen:
+                name = f"{name} ({fi.index})"
+            seen.add(name)
+            values = {"if_index": fi.index, "description": (fi.descr or "")[:255], "alias": (fi.alias or "")[:255],
+                      "type": (fi.type or "")[:64], "speed_bps": fi.speed_bps, "mtu": fi.mtu, "mac": fi.mac,
+                      "admin_status": fi.admin_status or "unknown", "oper_status": fi.oper_status or "unknown"}
+            row = current.get(name)
+            if row is None:
+                new_rows.append({"device_id": dev.id or 0, "name": name, **values})
+                continue
+            before = row.oper_status
+            for key, value in values.items():
+                if getattr(row, key) != value:
+                    setattr(row, key, value)
+            if existed and before != row.oper_status and {before, row.oper_status} & {"up"}:
+                kind = "interface.up" if row.oper_status == "up" else "interface.down"
+                sev = "info" if kind == "interface.up" else ("warning" if row.admin_status == "up" else "info")
+                self.event(kind, f"{dev.hostname} {name} {before} → {row.oper_status}", sev, dev,
+                           {"interface": name, "if_index": fi.index, "alias": row.alias,
+                            "before": before, "after": row.oper_status})
+        if result.interfaces:
+            for name, row in current.items():
+                if name not in seen:
+                    self.s.delete(row)
+        self.s.flush()
+        ids = insert_tracked(self.s, Interface, new_rows)  # one statement, each row in the history
+        names = {name: row.id for name, row in current.items() if name in seen and row.id is not None}
+        names.update((row["name"], i) for row, i in zip(new_rows, ids, strict=True))
+        return names
+
+    def neighbors(self, dev: Device, result: ProbeResult, existed: bool, if_ids: dict[str, int]) -> None:
+        rows = ({(n.protocol, n.local_interface, n.remote_chassis_id, n.remote_port): n
+                 for n in self.s.exec(select(Neighbor).where(Neighbor.device_id == dev.id)).all()}
+                if existed else {})
+        new_rows: list[dict[str, Any]] = []
+        seen = set()
+        for n in result.neighbors:
+            key = (n.protocol, (n.local_interface or "")[:128], (n.remote_chassis_id or "").lower()[:64],
+                   (n.remote_port or "")[:128])
+            if key in seen:
+                continue
+            seen.add(key)
+            values = {"interface_id": if_ids.get(key[1]), "remote_system_name": (n.remote_system_name or "")[:255],
+                      "remote_address": (n.remote_address or "")[:45],
+                      "remote_platform": (n.remote_platform or "")[:255], "last_seen": self.now}
+            row = rows.get(key)
+            if row is None:
+                # not inventory (no history): plain rows, inserted together below
+                new_rows.append({"device_id": dev.id or 0, "protocol": key[0], "local_interface": key[1],
+                                 "remote_chassis_id": key[2], "remote_port": key[3], "first_seen": self.now,
+                                 **values})
+                if existed:
+                    self.event("neighbor.changed", f"{dev.hostname} {key[1]}: new {n.protocol} neighbour "
+                               f"{n.remote_system_name or key[2]} {key[3]}", device=dev,
+                               data={"interface": key[1], "remote": n.remote_system_name, "port": key[3]})
+                continue
+            for field_name, value in values.items():
+                setattr(row, field_name, value)
+        for key, row in rows.items():
+            if key not in seen:
+                self.event("neighbor.changed", f"{dev.hostname} {key[1]}: {row.protocol} neighbour "
+                           f"{row.remote_system_name or key[2]} gone", "warning", dev,
+                           {"interface": key[1], "remote": row.remote_system_name, "port": key[3], "gone": True})
+                self.s.delete(row)
+        self.s.flush()
+        if new_rows:
+            self.s.connection().execute(insert(Neighbor.__table__), new_rows)  # type: ignore[attr-defined]
+
+    def links(self, device_ids: set[int]) -> None:
+        """Turn neighbour rows into inventory links between known interfaces of known devices."""
+        polls = {p.chassis_id: p.device_id for p in self.s.exec(select(DevicePoll)).all() if p.chassis_id}
+        devices = self.s.exec(select(Device)).all()
+        by_name = {_short(d.hostname): d.id for d in devices}
+        by_addr = {d.management_address: d.id for d in devices if d.management_address}
+        ifaces: dict[int, list[Interface]] = {}
+        for i in self.s.exec(select(Interface).where(Interface.device_id.in_(list(device_ids)))).all():  # type: ignore[attr-defined]
+            ifaces.setdefault(i.device_id, []).append(i)
+        remote_cache: dict[int, list[Interface]] = {}
+        existing = {(lk.a_interface_id, lk.b_interface_id): lk for lk in self.s.exec(select(Link)).all()}
+        for n in self.s.exec(select(Neighbor).where(Neighbor.device_id.in_(list(device_ids)))).all():  # type: ignore[attr-defined]
+            rid = polls.get(n.remote_chassis_id) or by_name.get(_short(n.remote_system_name)) \
+                or by_addr.get(n.remote_address)
+            n.remote_device_id = rid
+            if rid is None or n.interface_id is None:
+                continue
+            if rid not in remote_cache:
+                remote_cache[rid] = ifaces.get(rid) or list(
+                    self.s.exec(select(Interface).where(Interface.device_id == rid)).all())
+            match = _remote_interface(remote_cache[rid], n.remote_port)
+            if match is None or match.id == n.interface_id:
+                continue
+            a, b = sorted((n.interface_id, match.id or 0))
+            link = existing.get((a, b))
+            if link is None:
+                link = Link(a_interface_id=a, b_interface_id=b, source=n.protocol, first_seen=self.now,
+                            last_seen=self.now)
+                self.s.add(link)
+                existing[(a, b)] = link
+                self.r.links_new += 1
+            else:
+                link.last_seen = self.now
+        self.s.flush()
+        self.r.links_total = len({k for k, lk in existing.items() if lk.last_seen == self.now})
+
+    def missing(self, found_ids: set[int], scope_site_ids: set[int] | None, unanswered: list[NoAnswer]) -> None:
+        by_addr = {na.address: na for na in unanswered}
+        stmt = select(Device, DevicePoll).join(DevicePoll, DevicePoll.device_id == Device.id)
+        for dev, poll in self.s.exec(stmt).all():
+            if dev.id in found_ids or (scope_site_ids is not None and dev.site_id not in scope_site_ids):
+                continue
+            na = by_addr.get(poll.address)
+            poll.last_polled = self.now
+            poll.status = (PollStatus.auth if na and na.reason == "wrong_credentials" else PollStatus.timeout).value
+            poll.message = "no answer to any credential" if na else "not found by this discovery"
+            self.s.add(poll)
+            if dev.status != DeviceStatus.missing.value:
+                dev.status = DeviceStatus.missing.value
+                self.s.add(dev)
+                self.r.missing.append(dev.hostname)
+                self.event("device.missing", f"{dev.hostname} did not answer discovery", "warning", dev,
+                           {"address": poll.address})
+
+
+def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None = None,
+              scope_site_ids: set[int] | None = None, actor: str = "discovery", mark_missing: bool = True
+              ) -> DiscoveryReport:
+    """Fold a crawl into the source of truth in one transaction. ``mark_missing``: devices of the
+    scope (one site, or every site when ``scope_site_ids`` is None) that were not found are missing;
+    a run from ad-hoc seeds marks nothing missing."""
+    report = DiscoveryReport()
+    with write_session(engine) as session:
+        session.info["actor"] = actor
+        rec = Reconciler(session, report, default_site_id)
+        found_ids: set[int] = set()
+        # Flushes are explicit (a device, then its interfaces and neighbours): autoflush before
+        # every lookup would flush each pending object on its own.
+        with session.no_autoflush:
+            for group in _identity_groups(crawl.answers):
+                dev = rec.device(group)
+                if dev is not None and dev.id is not None:
+                    found_ids.add(dev.id)
+        session.flush()
+        rec.links(found_ids)
+        if mark_missing:
+            rec.missing(found_ids, scope_site_ids, crawl.no_answer)
+        known = {d.management_address: d.hostname for d in session.exec(select(Device)).all()
+                 if d.management_address}
+        for na in crawl.no_answer:
+            report.unanswered.append(Unanswered(na.address, known.get(na.address) or na.name_hint, na.reason))
+        report.outside_allow = sorted(crawl.outside_allow)
+        session.commit()
+    return report
+
+
