@@ -121,15 +121,6 @@ def free_port(host: str = "127.0.0.1", kind: Literal["tcp", "udp"] = "tcp") -> i
         return int(sock.getsockname()[1])
 
 
-def tcp_connectable(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether a TCP connection to host:port is accepted."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat after the command name (state is [0], pgrp [2], start [19])."""
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, Integer, and_, delete, func, literal, select
@@ -182,11 +182,6 @@ class TelemetryStore:
                     r.bucket_ms <= end_ms).order_by(r.bucket_ms)).all()
                 pts = [Point(int(t), mn, av, mx) for t, mn, av, mx in rows]
         return res, pts
-
-    def latest(self, series_ids: Sequence[int]) -> dict[int, tuple[int, float]]:
-        out: dict[int, tuple[int, float]] = {}
-        if not series_ids:
-            return out
         with self.engine.connect() as conn:
             for sid in series_ids:
                 row = conn.execute(select(MetricSample.ts_ms, MetricSample.value).where(
