@@ -182,10 +182,3 @@ class TelemetryStore:
                     r.bucket_ms <= end_ms).order_by(r.bucket_ms)).all()
                 pts = [Point(int(t), mn, av, mx) for t, mn, av, mx in rows]
         return res, pts
-        with self.engine.connect() as conn:
-            for sid in series_ids:
-                row = conn.execute(select(MetricSample.ts_ms, MetricSample.value).where(
-                    MetricSample.series_id == sid).order_by(MetricSample.ts_ms.desc()).limit(1)).first()
-                if row:
-                    out[sid] = (int(row[0]), float(row[1]))
-        return out
