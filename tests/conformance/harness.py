@@ -289,9 +289,13 @@ def sensor_reading(sensor: dict[str, Any]) -> tuple[str, float] | None:
     if "bypass" in d or "outlet" in d or "branch" in d or "neutral" in d or "before alarm" in d:
         return None
     phase = _phase(d)
+    source = re.search(r"\binput ([ab])\b", d)
+    if source and cls in ("voltage", "frequency", "current"):  # an ATS's two inputs: ours input.1 / input.2
+        return (f"input.{'12'['ab'.index(source.group(1))]}.{cls}", 1.0)
     side = ("input" if re.search(r"\binput\b|\bin\b|\bin l|total input", d) else
             "output" if re.search(r"\boutput\b|\bout\b|\bout l", d) else
-            "battery" if "battery" in d or "batt" in d else None)
+            "battery" if "battery" in d or "batt" in d else
+            "input" if "cord" in d else None)  # a PDU's input cord
     if cls == "charge":
         return ("battery.charge", 1.0)
     if cls == "runtime":
@@ -310,6 +314,10 @@ def sensor_reading(sensor: dict[str, Any]) -> tuple[str, float] | None:
     if cls == "temperature":
         return ("battery.temperature", 1.0) if ("battery" in d or "internal" in d) else None
     if cls == "power":
+        if side is None and "phase" in d:
+            return None  # a PDU's per-phase (phase-pair) power: no canonical reading
+        if side == "input" and "cord" in d:
+            return ("input.realpower", 1.0) if "active" in d else None
         if side == "output" or "active power" in d:
             return ("ups.realpower", 1.0) if phase in (None, 1) else None
         if side == "input" or "total" in d:
@@ -321,13 +329,18 @@ def sensor_reading(sensor: dict[str, Any]) -> tuple[str, float] | None:
 _SOURCE = {"online": "normal", "normal": "normal", "onbattery": "battery", "battery": "battery",
            "onsmartboost": "booster", "booster": "booster", "onsmarttrim": "reducer", "reducer": "reducer",
            "bypass": "bypass", "onbypass": "bypass", "switchedbypass": "bypass", "softwarebypass": "bypass",
-           "hardwarefailurebypass": "bypass", "none": "none", "off": "none", "other": "other"}
+           "hardwarefailurebypass": "bypass", "none": "none", "off": "none", "other": "other",
+           "onbuck": "reducer", "onboost": "booster"}
 _STATE_READING = {
     "1.3.6.1.4.1.318.1.1.1.4.1.1.0": "output.source",  # upsBasicOutputStatus
     "1.3.6.1.2.1.33.1.4.1.0": "output.source",  # upsOutputSource
     "1.3.6.1.4.1.534.1.4.5.0": "output.source",  # xupsOutputSource
     "1.3.6.1.4.1.318.1.1.1.2.2.4.0": "battery.replace",  # upsAdvBatteryReplaceIndicator
     "1.3.6.1.4.1.318.1.1.8.5.1.2.0": "input.source",  # atsStatusSelectedSource
+    "1.3.6.1.4.1.3808.1.1.1.4.1.1.0": "output.source",  # CyberPower upsBaseOutputStatus
+    "1.3.6.1.4.1.3808.1.1.1.2.2.5.0": "battery.replace",  # CyberPower upsAdvanceBatteryReplaceIndicator
+    "1.3.6.1.4.1.935.1.1.1.4.1.1.0": "output.source",  # NetAgent upsBaseOutputStatus
+    "1.3.6.1.4.1.705.1.5.11.0": "battery.replace",  # MGE upsmgBatteryReplacement
 }
 
 

@@ -343,7 +343,7 @@ def test_shipped_oid_tables() -> None:
     tables = su.load_oid_tables()
     assert {"apc-powernet", "eaton-xups", "rfc1628"} <= set(tables.families)
     assert su.family_for("1.3.6.1.4.1.318.1.3.27").name == "apc-powernet"  # type: ignore[union-attr]
-    assert su.family_for(".1.3.6.1.4.1.705.1").name == "eaton-xups"  # type: ignore[union-attr]
+    assert su.family_for(".1.3.6.1.4.1.705.1").name == "mge-ups"  # type: ignore[union-attr]  # MGE-UPS-MIB, UPS-MIB fill
     assert su.family_for("1.3.6.1.2.1.33").name == "rfc1628"  # type: ignore[union-attr]
     assert su.family_for("1.3.6.1.4.1.3180.1") is None  # whole arcs only
     assert su.family_for("1.3.6.1.4.1.9.1.1") is None and su.family_for(None) is None

@@ -101,3 +101,38 @@ def test_family_kind_is_validated() -> None:
         parse_oid_tables(table)
     table["families"]["x"]["kind"] = "pdu"
     assert parse_oid_tables(table)["x"].kind == "pdu"
+
+
+def test_bad_data_files_name_the_file_and_key() -> None:
+    """oids.yaml, vendors.yaml and tables.yaml are validated by pydantic models at load: a wrong
+    file fails with the file and the key named, not later in a poll."""
+    from infra_mgr.network.snmp.getters import DataFileError, parse_tables, parse_vendors
+
+    with pytest.raises(OidTableError, match=r"oids.yaml: family x: .*fill_from 'nope'"):
+        parse_oid_tables({"families": {"x": {"fill_from": "nope", "readings": {"ups.load": {"oid": "1.2.3"}}}}},
+                         "oids.yaml")
+    with pytest.raises(OidTableError, match=r"oids.yaml: family x reading ups.load #1 scale: .*non-zero"):
+        parse_oid_tables({"families": {"x": {"readings": {"ups.load": {"oid": "1.2.3", "scale": 0}}}}}, "oids.yaml")
+    with pytest.raises(DataFileError, match=r"vendors.yaml: vendors #1 scalars.modle: "):
+        parse_vendors({"vendors": [{"prefix": "1.3.6.1.4.1.9", "vendor": "X", "scalars": {"modle": "1.2.3"}}]})
+    with pytest.raises(DataFileError, match=r"vendors.yaml: vendors #1 prefix: 'cisco' is not a numeric OID"):
+        parse_vendors({"vendors": [{"prefix": "cisco", "vendor": "X"}]})
+    with pytest.raises(DataFileError, match=r"tables.yaml: tables.t.columns.a.type: "):
+        parse_tables({"scalars": {}, "enums": {},
+                      "tables": {"t": {"entry": "1.3.6", "columns": {"a": {"id": 1, "type": "txt"}}}}})
+
+
+def test_fill_from_reads_missing_readings_from_the_other_family() -> None:
+    """A vendor family whose own OID gives nothing takes the reading from fill_from's sources (a
+    second GET, asked only for what is missing); a reading its own OID gives is not asked again."""
+    tables = parse_oid_tables({"families": {
+        "std": {"readings": {"battery.charge": {"oid": "9.1"}, "ups.load": {"oid": "9.2"}}},
+        "vendor": {"fill_from": "std", "readings": {"battery.charge": {"oid": "5.1"}, "ups.load": {"oid": "5.2"},
+                                                    "ups.model": {"oid": "5.3"}}}}})
+    fam = tables["vendor"]
+    assert fam.oids() == ["5.1", "5.2", "5.3"]
+    first = {"5.2": 40, "5.3": b"X-1"}
+    assert fam.later_oids(first) == ["9.1"]
+    result = PowerReadings(source="s")
+    assert build_readings(fam, {**first, "9.1": 87}, [], "s", result)
+    assert result.readings["battery.charge"] == 87 and result.readings["ups.load"] == 40

@@ -18,9 +18,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from infra_mgr.network.snmp.facts import PollProblem, SnmpTarget
 from infra_mgr.power.collectors.maps import canonical_unit, is_canonical
@@ -31,7 +41,9 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
 # where the identity is: NUT's ups.* for UPSs, its device.* collection for PDUs and ATSs
 MODEL_NAMES = ("ups.model", "device.model")
-GET_CHUNK = 24  # OIDs per GET: small enough for any agent's PDU size, few requests per UPS
+# OIDs per GET: a family's scalars in one request (APC's PowerNet family is 26), and the answer
+# (~35 bytes per numeric varbind) still well inside a 1,500-byte maximum message size
+GET_CHUNK = 32
 STATUS_ORDER = ("OL", "OB", "LB", "HB", "RB", "CHRG", "DISCHRG", "BYPASS", "CAL", "OFF", "OVER", "TRIM",
                 "BOOST", "FSD")
 OUTPUT_SOURCES = ("normal", "battery", "bypass", "booster", "reducer", "none", "other")
@@ -63,6 +75,8 @@ class OidSpec:
 class ReadingSpec:
     name: str
     candidates: tuple[OidSpec, ...]  # in order of preference
+    # asked in a second GET only when none of the candidates gives a value (``fill_from``)
+    later: tuple[OidSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,15 @@ class Family:
             seen[self.alarms.count_oid] = None
         return list(seen)
 
+    def later_oids(self, values: dict[str, Any]) -> list[str]:
+        """The second-pass OIDs of the readings that the first GET left without a value."""
+        seen: dict[str, None] = {}
+        for spec in self.readings:
+            if spec.later and evaluate(ReadingSpec(spec.name, spec.candidates), values).value is None:
+                for cand in spec.later:
+                    seen.setdefault(cand.oid, None)
+        return list(seen)
+
 
 _OID = re.compile(r"^\d+(\.\d+)+$")
 
@@ -137,77 +160,204 @@ def _code_map(raw: Any, where: str, what: str) -> dict[int, str]:
     return out
 
 
-def _spec(raw: Any, where: str) -> OidSpec:
-    if not isinstance(raw, dict) or "oid" not in raw:
-        raise OidTableError(f"{where}: each source needs an oid")
-    unknown = set(raw) - {"oid", "scale", "type", "sentinels", "enum", "flags", "alarm"}
-    if unknown:
-        raise OidTableError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-    scale = raw.get("scale", 0.01 if raw.get("type") == "timeticks" else 1)
-    if raw.get("type") not in (None, "timeticks"):
-        raise OidTableError(f"{where}: type may only be timeticks")
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale == 0:
-        raise OidTableError(f"{where}: scale must be a non-zero number")
-    sentinels = raw.get("sentinels") or []
-    if not isinstance(sentinels, list) or any(isinstance(s, bool) or not isinstance(s, int) for s in sentinels):
-        raise OidTableError(f"{where}: sentinels must be a list of integers")
-    enum = _code_map(raw.get("enum"), where, "enum") or None
-    flags = {code: _flags(text, f"{where} flags") for code, text in _code_map(raw.get("flags"), where, "flags").items()}
-    return OidSpec(oid=_oid(raw["oid"], where), scale=scale, sentinels=frozenset(sentinels), enum=enum, flags=flags,
-                   alarm=_code_map(raw.get("alarm"), where, "alarm"))
+# The shape of oids.yaml as pydantic models: a wrong file fails at load with the file, the family,
+# the reading and the key named (see _table_error), never later in a poll.
 
 
-def _family(name: str, raw: Any, source: str) -> Family:
-    where = f"{source}: family {name}"
-    if not isinstance(raw, dict):
-        raise OidTableError(f"{where}: must be a mapping")
-    prefixes = tuple(_oid(p, f"{where} sys_object_ids") for p in raw.get("sys_object_ids") or [])
-    readings_raw = raw.get("readings")
-    if not isinstance(readings_raw, dict) or not readings_raw:
-        raise OidTableError(f"{where}: readings must be a non-empty mapping")
-    readings = []
-    for rname, rraw in readings_raw.items():
-        rwhere = f"{where} reading {rname}"
-        if not (str(rname).startswith("_") or is_canonical(str(rname))):
-            raise OidTableError(f"{rwhere}: not a canonical reading name (see infra_mgr/power/readings.py)")
-        candidates = rraw if isinstance(rraw, list) else [rraw]
-        specs = tuple(_spec(c, rwhere) for c in candidates)
-        if rname == "output.source":
-            for spec in specs:
-                bad = sorted({v for v in (spec.enum or {}).values() if v not in OUTPUT_SOURCES})
-                if bad or not spec.enum:
-                    raise OidTableError(f"{rwhere}: enum values must be among {', '.join(OUTPUT_SOURCES)}"
-                                        + (f" (not {', '.join(bad)})" if bad else ""))
-        readings.append(ReadingSpec(str(rname), specs))
-    alarms = None
-    if raw.get("alarms"):
-        a = raw["alarms"]
-        known_raw = a.get("known") or {}
-        known = {_oid(k, f"{where} alarms"): (str((v or {}).get("text", k)),
-                                               _flags((v or {}).get("flags", ""), f"{where} alarm {k}"))
-                 for k, v in known_raw.items()}
-        alarms = AlarmSpec(_oid(a.get("count"), f"{where} alarms.count"), _oid(a.get("table"), f"{where} alarms.table"),
-                           known)
-    models = []
-    for i, m in enumerate(raw.get("models") or []):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class _SourceModel(_Strict):
+    """One OID that may give a reading."""
+
+    oid: Any
+    scale: StrictInt | StrictFloat | None = None
+    type: Literal["timeticks"] | None = None
+    sentinels: list[StrictInt] = []
+    enum: Any = None
+    flags: Any = None
+    alarm: Any = None
+
+    @field_validator("oid")
+    @classmethod
+    def _numeric(cls, value: Any) -> str:
+        return _oid(value, "oid")
+
+    @field_validator("scale")
+    @classmethod
+    def _non_zero(cls, value: float | None) -> float | None:
+        if value == 0:
+            raise ValueError("scale must be a non-zero number")
+        return value
+
+    @field_validator("enum", "alarm")
+    @classmethod
+    def _codes(cls, value: Any, info: ValidationInfo) -> dict[int, str]:
+        return _code_map(value, str(info.field_name), str(info.field_name))
+
+    @field_validator("flags")
+    @classmethod
+    def _status_flags(cls, value: Any) -> dict[int, tuple[str, ...]]:
+        return {code: _flags(text, "flags") for code, text in _code_map(value, "flags", "flags").items()}
+
+    def spec(self) -> OidSpec:
+        scale = self.scale if self.scale is not None else (0.01 if self.type == "timeticks" else 1)
+        return OidSpec(oid=self.oid, scale=scale, sentinels=frozenset(self.sentinels), enum=self.enum or None,
+                       flags=self.flags or {}, alarm=self.alarm or {})
+
+
+class _KnownAlarmModel(_Strict):
+    text: str | None = None
+    flags: Any = ""
+
+    @field_validator("flags")
+    @classmethod
+    def _status_flags(cls, value: Any) -> tuple[str, ...]:
+        return _flags(value, "flags")
+
+
+class _AlarmsModel(_Strict):
+    count: Any
+    table: Any
+    known: dict[str, _KnownAlarmModel | None] = {}
+
+    @field_validator("count", "table")
+    @classmethod
+    def _numeric(cls, value: Any, info: ValidationInfo) -> str:
+        return _oid(value, str(info.field_name))
+
+    @field_validator("known", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return {_oid(k, "known"): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class _ModelFixModel(_Strict):
+    match: str
+    multiply: dict[str, StrictInt | StrictFloat] = {}
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
         try:
-            pattern = re.compile(str(m["match"]), re.IGNORECASE)
-        except (KeyError, TypeError, re.error) as exc:
-            raise OidTableError(f"{where} models #{i + 1}: bad or missing match: {exc}") from None
-        multiply = m.get("multiply") or {}
-        if not isinstance(multiply, dict) or any(isinstance(v, bool) or not isinstance(v, int | float)
-                                                 for v in multiply.values()):
-            raise OidTableError(f"{where} models #{i + 1}: multiply must map reading names to numbers")
-        models.append(ModelFix(pattern, {str(k): float(v) for k, v in multiply.items()}))
-    kind = str(raw.get("kind") or "ups")
-    if kind not in DEVICE_KINDS:  # a typo here would reach the database as an unknown device kind
-        raise OidTableError(f"{where}: kind {kind!r} is not one of {', '.join(DEVICE_KINDS)}")
-    identify = tuple(_oid(o, f"{where} identify") for o in raw.get("identify") or [])
-    if raw.get("fallback") and not identify:
-        raise OidTableError(f"{where}: a fallback family needs identify OIDs (probed before a full read)")
-    return Family(name=name, description=str(raw.get("description") or ""), kind=kind,
-                  vendor=raw.get("vendor"), prefixes=prefixes, readings=tuple(readings), alarms=alarms,
-                  models=tuple(models), fallback=bool(raw.get("fallback")), identify=identify)
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad match: {exc}") from None
+        return value
+
+
+class _FamilyModel(_Strict):
+    description: str = ""
+    vendor: str | None = None
+    kind: str = "ups"
+    sys_object_ids: list[Any] = []
+    fallback: bool = False
+    identify: list[Any] = []
+    fill_from: str | None = None
+    readings: dict[str, list[_SourceModel]]
+    alarms: _AlarmsModel | None = None
+    models: list[_ModelFixModel] = []
+
+    @field_validator("sys_object_ids", "identify")
+    @classmethod
+    def _numeric(cls, value: list[Any], info: ValidationInfo) -> list[str]:
+        return [_oid(v, str(info.field_name)) for v in value]
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in DEVICE_KINDS:  # a typo here would reach the database as an unknown device kind
+            raise ValueError(f"kind {value!r} is not one of {', '.join(DEVICE_KINDS)}")
+        return value
+
+    @field_validator("readings", mode="before")
+    @classmethod
+    def _as_lists(cls, value: Any) -> Any:
+        """A reading is one source or a list of them in order of preference."""
+        if not isinstance(value, dict) or not value:
+            raise ValueError("readings must be a non-empty mapping")
+        return {str(k): (v if isinstance(v, list) else [v]) for k, v in value.items()}
+
+    @field_validator("readings")
+    @classmethod
+    def _names(cls, value: dict[str, list[_SourceModel]]) -> dict[str, list[_SourceModel]]:
+        for name, sources in value.items():
+            if not (name.startswith("_") or is_canonical(name)):
+                raise ValueError(f"reading {name}: not a canonical reading name (see infra_mgr/power/readings.py)")
+            if not sources:
+                raise ValueError(f"reading {name}: needs at least one source")
+            if name == "output.source":
+                for src in sources:
+                    bad = sorted({v for v in (src.enum or {}).values() if v not in OUTPUT_SOURCES})
+                    if bad or not src.enum:
+                        raise ValueError(f"reading {name}: enum values must be among {', '.join(OUTPUT_SOURCES)}"
+                                         + (f" (not {', '.join(bad)})" if bad else ""))
+        return value
+
+    @model_validator(mode="after")
+    def _fallback_identifies(self) -> _FamilyModel:
+        if self.fallback and not self.identify:
+            raise ValueError("a fallback family needs identify OIDs (probed before a full read)")
+        return self
+
+
+class _TablesModel(_Strict):
+    never_probe: list[Any] = []
+    families: dict[str, _FamilyModel]
+
+    @field_validator("never_probe")
+    @classmethod
+    def _numeric(cls, value: list[Any]) -> list[str]:
+        return [_oid(v, "never_probe") for v in value]
+
+    @model_validator(mode="after")
+    def _fill_known(self) -> _TablesModel:
+        for name, fam in self.families.items():
+            if fam.fill_from is not None and (fam.fill_from not in self.families or fam.fill_from == name):
+                raise ValueError(f"family {name}: fill_from {fam.fill_from!r} names no other family")
+        return self
+
+
+def _table_error(exc: ValidationError, source: str) -> OidTableError:
+    """The first problem, located the way the file is written: ``family f reading ups.load #1 flags``."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    if err["type"] == "extra_forbidden":
+        message, loc = f"unknown key(s) {loc[-1]}", loc[:-1]
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+    words: list[str] = []
+    for i, part in enumerate(loc):
+        previous = loc[i - 1] if i else None
+        if previous == "families":
+            words.append(f"family {part}")
+        elif previous == "readings" and i >= 2 and loc[i - 2] != "readings":
+            words.append(f"reading {part}")
+        elif part.isdigit():
+            words.append(f"#{int(part) + 1}")
+        elif part not in ("families", "readings"):
+            words.append(part)
+    return OidTableError(f"{source}: {' '.join(words)}: {message}" if words else f"{source}: {message}")
+
+
+def _family(name: str, model: _FamilyModel, fill: _FamilyModel | None) -> Family:
+    """The runtime family; with ``fill_from``, each reading both families define also gets the
+    other family's sources as second-pass candidates (read only when its own answer nothing)."""
+    readings = []
+    for rname, sources in model.readings.items():
+        later = tuple(s.spec() for s in fill.readings.get(rname, ())) if fill is not None else ()
+        readings.append(ReadingSpec(rname, tuple(s.spec() for s in sources), later))
+    alarms = None
+    if model.alarms is not None:
+        known = {oid: ((k.text if k and k.text else oid), (k.flags if k else ()))
+                 for oid, k in model.alarms.known.items()}
+        alarms = AlarmSpec(model.alarms.count, model.alarms.table, known)
+    models = tuple(ModelFix(re.compile(m.match, re.IGNORECASE), {k: float(v) for k, v in m.multiply.items()})
+                   for m in model.models)
+    return Family(name=name, description=model.description, kind=model.kind, vendor=model.vendor,
+                  prefixes=tuple(model.sys_object_ids), readings=tuple(readings), alarms=alarms, models=models,
+                  fallback=model.fallback, identify=tuple(model.identify))
 
 
 @dataclass(frozen=True)
@@ -232,10 +382,16 @@ class OidTables:
 
 
 def parse_oid_tables(data: Any, source: str = "oids.yaml") -> OidTables:
+    """Validate ``oids.yaml``'s content; :class:`OidTableError` names the file, family, reading and key."""
     if not isinstance(data, dict) or not isinstance(data.get("families"), dict):
         raise OidTableError(f"{source}: needs a 'families' mapping")
-    never = tuple(_oid(p, f"{source}: never_probe") for p in data.get("never_probe") or [])
-    return OidTables({str(name): _family(str(name), raw, source) for name, raw in data["families"].items()}, never)
+    try:
+        model = _TablesModel.model_validate(data)
+    except ValidationError as exc:
+        raise _table_error(exc, source) from None
+    families = {name: _family(name, fam, model.families[fam.fill_from] if fam.fill_from else None)
+                for name, fam in model.families.items()}
+    return OidTables(families, tuple(model.never_probe))
 
 
 @lru_cache(maxsize=4)
@@ -289,7 +445,7 @@ class _Outcome:
 def evaluate(spec: ReadingSpec, values: dict[str, Any]) -> _Outcome:
     """The reading from the first candidate that answers with a usable value (pure, never raises)."""
     out = _Outcome()
-    for cand in spec.candidates:
+    for cand in (*spec.candidates, *spec.later):
         if cand.oid not in values:
             continue
         raw = values[cand.oid]
@@ -455,13 +611,24 @@ async def _get(walker: Any, oids: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+async def _get_family(walker: Any, family: Family, oids: Sequence[str]) -> dict[str, Any]:
+    """GET ``oids``, then, when the device answered some of them, the second-pass sources of the
+    readings it left empty (``fill_from``): one more request only for a device that needs it."""
+    values = await _get(walker, oids)
+    if any(v is not None for k, v in values.items() if k != SYS_OBJECT_ID):
+        later = family.later_oids(values)
+        if later:
+            values.update(await _get(walker, later))
+    return values
+
+
 async def _collect(walker: Any, family: Family, result: PowerReadings) -> bool:
     """GET the family's OIDs (and walk its alarm table when alarms are present) into ``result``."""
     from infra_mgr.network.snmp.engine import PollAbort
 
     alarm_oids: list[str] = []
     try:
-        values = await _get(walker, family.oids())
+        values = await _get_family(walker, family, family.oids())
         if family.alarms and isinstance(values.get(family.alarms.count_oid), int) \
                 and values[family.alarms.count_oid] > 0:
             rows = await walker.walk(family.alarms.table_oid, max_rows=256, operation="power alarms")
@@ -549,7 +716,7 @@ class SnmpUpsSession:
         async with default_engine().session(self.target) as walker:
             alarm_oids: list[str] = []
             try:
-                values = await _get(walker, [SYS_OBJECT_ID, *family.oids()])
+                values = await _get_family(walker, family, [SYS_OBJECT_ID, *family.oids()])
                 if _text(values.get(SYS_OBJECT_ID)) == sys_oid and family.alarms \
                         and isinstance(values.get(family.alarms.count_oid), int) \
                         and values[family.alarms.count_oid] > 0:
