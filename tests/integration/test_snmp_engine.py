@@ -34,11 +34,9 @@ from infra_mgr.network.snmp.engine import SnmpEngine
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult, SnmpTarget
 from infra_mgr.network.snmp.getters import (
     ProbeOptions,
-    get_arp,
     get_interfaces,
     get_ip_addresses,
     get_lldp_neighbors,
-    get_mac_table,
     probe,
     probe_many,
 )
@@ -251,20 +249,17 @@ def test_lldp_and_cdp_neighbours(agents: dict[str, SnmpAgent]) -> None:
     ]
 
 
-def test_addresses_arp_and_forwarding_table(agents: dict[str, SnmpAgent]) -> None:
+def test_addresses_and_neighbours(agents: dict[str, SnmpAgent]) -> None:
     async def read() -> tuple[Any, ...]:
         engine = SnmpEngine()
         async with engine.session(target(agents[CORE.name])) as walker:
             interfaces = await get_interfaces(walker)
-            return (await get_ip_addresses(walker), await get_arp(walker), await get_mac_table(walker),
-                    await get_lldp_neighbors(walker, interfaces), walker.problems)
+            return (await get_ip_addresses(walker), await get_lldp_neighbors(walker, interfaces), walker.problems)
 
-    addresses, arp, macs, lldp, problems = run(read())
+    addresses, lldp, problems = run(read())
     assert problems == []
     assert [(a.address, a.prefix_length, a.if_index) for a in addresses] == [("10.10.0.1", 24, 25),
                                                                               ("2001:db8::1", 64, 25)]
-    assert [(a.ip, a.mac, a.if_index) for a in arp] == [("10.10.0.20", "3c:52:82:aa:bb:cc", 25)]
-    assert [(m.mac, m.vlan, m.bridge_port, m.if_index) for m in macs] == [("3c:52:82:aa:bb:cc", 10, 2, 2)]
     assert len(lldp) == 2
 
 

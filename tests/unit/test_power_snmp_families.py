@@ -106,7 +106,7 @@ def test_family_kind_is_validated() -> None:
 def test_bad_data_files_name_the_file_and_key() -> None:
     """oids.yaml, vendors.yaml and tables.yaml are validated by pydantic models at load: a wrong
     file fails with the file and the key named, not later in a poll."""
-    from infra_mgr.network.snmp.getters import DataFileError, parse_tables, parse_vendors
+    from infra_mgr.network.snmp.schema import DataFileError, parse_tables, parse_vendors
 
     with pytest.raises(OidTableError, match=r"oids.yaml: family x: .*fill_from 'nope'"):
         parse_oid_tables({"families": {"x": {"fill_from": "nope", "readings": {"ups.load": {"oid": "1.2.3"}}}}},

@@ -99,21 +99,6 @@ class IpAddressFacts:
 
 
 @dataclass
-class ArpFacts:
-    ip: str
-    mac: str
-    if_index: int | None = None
-
-
-@dataclass
-class MacFacts:
-    mac: str
-    vlan: int | None = None
-    bridge_port: int | None = None
-    if_index: int | None = None
-
-
-@dataclass
 class ProbeResult:
     """Everything one poll of one device found (the shape of ``infra-mgr snmp probe --json``)."""
 
