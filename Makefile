@@ -35,8 +35,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# Style, the layers (import contracts in pyproject.toml) and types.
 lint: venv
 	$(VENV)/bin/ruff check infra_mgr tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Every benchmark, one after the other (they share the machine's cores, so never in parallel). Each
 # writes bench/results/<bench>-<date>.txt; the root-only ones (network namespaces, upsd) say so and

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra_mgr.network.snmp import engine as snmp_engine
+from infra_mgr.snmp import engine as snmp_engine
 
 
 @dataclass(frozen=True)

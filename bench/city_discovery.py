@@ -51,7 +51,7 @@ from infra_mgr.lab.city import RunningCity, city_counters, city_liar_spec, city_
 from infra_mgr.lab.setup import configure_discovery  # noqa: E402
 from infra_mgr.lab.supervisor import Lab, LabError  # noqa: E402
 from infra_mgr.network.discovery import discover  # noqa: E402
-from infra_mgr.network.snmp import engine as snmp_engine  # noqa: E402
+from infra_mgr.snmp import engine as snmp_engine  # noqa: E402
 
 GOAL_S = 10.0
 MASTER = b"bench-city-key"

@@ -12,7 +12,7 @@ ifTable ``1.3.6.1.2.1.2.2``, ifXTable ``1.3.6.1.2.1.31.1.1`` (LLDP's remote tabl
 max-repetitions (the engine's is an upper bound: it sizes answers to fit), timeout and retries
 (pysnmp gets a 10 s timeout and 8 devices in flight, see below):
 
-* **engine** — ``infra_mgr.network.snmp.engine.SnmpEngine``: every device in ``engine.session``,
+* **engine** — ``infra_mgr.snmp.engine.SnmpEngine``: every device in ``engine.session``,
   its subtrees walked with ``GufoWalker.walk``, all devices gathered under the engine's global
   bound (``--concurrency``);
 * **gufo-snmp raw** (52-row set) — the same walks straight on ``gufo.snmp.aio.SnmpSession.getbulk``
@@ -173,8 +173,8 @@ def _measure(run: Callable[[], Outcome]) -> Sweep:
 
 
 def _engine_runner(spec: dict[str, Any]) -> Runner:
-    from infra_mgr.network.snmp.engine import PollAbort, SnmpEngine
-    from infra_mgr.network.snmp.facts import SnmpTarget
+    from infra_mgr.snmp.engine import PollAbort, SnmpEngine
+    from infra_mgr.snmp.target import SnmpTarget
 
     engine = SnmpEngine(max_concurrency=spec["concurrency"])
     oids: list[str] = spec["oids"]
@@ -308,7 +308,7 @@ DISCOVERY_OPTIONS = {"neighbors": True, "ip_addresses": False, "counters": False
 
 
 def _target(spec: dict[str, Any], address: str) -> Any:
-    from infra_mgr.network.snmp.facts import SnmpTarget
+    from infra_mgr.snmp.target import SnmpTarget
 
     return SnmpTarget(address=address, port=161, version="2c", community=spec["community"], timeout_s=spec["timeout"],
                       retries=spec["retries"], max_repetitions=spec["max_rep"])
@@ -317,8 +317,8 @@ def _target(spec: dict[str, Any], address: str) -> Any:
 def _probe_runner(spec: dict[str, Any]) -> Runner:
     """The discovery getters' own sweep: ``probe_many`` with the discovery service's options.
     Per device it reports the interfaces found; the varbinds are the engine's count."""
-    from infra_mgr.network.snmp.engine import SnmpEngine
     from infra_mgr.network.snmp.getters import ProbeOptions, probe_many
+    from infra_mgr.snmp.engine import SnmpEngine
 
     engine = SnmpEngine(max_concurrency=spec["concurrency"])
     options = ProbeOptions(**DISCOVERY_OPTIONS)
@@ -338,8 +338,8 @@ def plan(spec: dict[str, Any]) -> dict[str, Any]:
     walker's ``get``, ``get_rows`` and ``walk`` wrapped, each call noted with its OIDs and the
     varbinds it returned. Calls made inside another recorded call (none today) are not noted
     twice."""
-    from infra_mgr.network.snmp.engine import GufoWalker, SnmpEngine
     from infra_mgr.network.snmp.getters import ProbeOptions, probe_many
+    from infra_mgr.snmp.engine import GufoWalker, SnmpEngine
 
     ops: dict[str, list[dict[str, Any]]] = {a: [] for a in spec["addresses"]}
     depth: dict[str, int] = {}

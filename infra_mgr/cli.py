@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from infra_mgr.config import get_settings
 
@@ -91,9 +91,8 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
     import secrets as pysecrets
     import threading
 
-    from infra_mgr.auth.models import User, UserCreate
     from infra_mgr.auth.permissions import Role
-    from infra_mgr.auth.service import create_user
+    from infra_mgr.auth.service import UserCreate, create_user, user_exists
     from infra_mgr.inventory.history import acting_as
     from infra_mgr.inventory.importer import import_file
     from infra_mgr.lab.cli import configure as lab_configure
@@ -106,7 +105,7 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
     with acting_as("demo"), Session(engine, expire_on_commit=False) as session:
         result = import_file(session, example)
         pw_file = settings.data_dir / "demo-password"
-        if session.exec(select(User).where(User.username == "admin")).first() is None:
+        if not user_exists(session, "admin"):
             password = pysecrets.token_urlsafe(12)
             create_user(session, UserCreate(username="admin", password=password, role=Role.admin,
                                             full_name="Demo administrator"))
@@ -166,8 +165,7 @@ def user_add(username: str,
 
     from pydantic import ValidationError
 
-    from infra_mgr.auth.models import UserCreate
-    from infra_mgr.auth.service import create_user
+    from infra_mgr.auth.service import UserCreate, create_user
 
     if password_env:
         password = os.environ.get(password_env, "")
@@ -176,7 +174,7 @@ def user_add(username: str,
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        data = UserCreate(username=username, role=role, full_name=full_name, password=password)  # type: ignore[arg-type]
+        data = UserCreate(username=username, role=role, full_name=full_name, password=password)
     except ValidationError as exc:
         e = exc.errors()[0]
         raise CliError(f"{'.'.join(map(str, e['loc']))}: {e['msg']}") from exc
@@ -253,24 +251,23 @@ def export(fmt: Annotated[str, typer.Option("--format", help="yaml or csv (sites
 @sites_app.command("list")
 def sites_list(kind: Annotated[str | None, typer.Option(help="branch|hq|datacenter")] = None,
                as_json: JsonOpt = False) -> None:
-    """List sites with their device counts."""
-    from sqlalchemy import func
-
-    from infra_mgr.inventory.models import Device, Site, SiteRead
+    """List sites with their device counts and network health (the dashboard's sites list and map)."""
+    from infra_mgr.inventory import views as inventory_views
+    from infra_mgr.network import views as network_views
 
     with Session(_ready_engine(), expire_on_commit=False) as session:
-        stmt = select(Site).order_by(Site.code)
-        if kind:
-            stmt = stmt.where(Site.kind == kind)
-        sites = session.exec(stmt).all()
-        counts = dict(session.exec(select(Device.site_id, func.count()).group_by(Device.site_id)).all())
+        sites = inventory_views.sites(session, kind=kind or "", size=None).rows
+        health = {h.id: h for h in network_views.sites_health(session, [s.id for s in sites])}
     if as_json:
-        print(json.dumps([{**SiteRead.model_validate(s).model_dump(mode="json"),
-                           "device_count": counts.get(s.id, 0)} for s in sites], ensure_ascii=False))
+        print(json.dumps([{**s.model_dump(mode="json"),
+                           "health": health[s.id].model_dump(mode="json", include={"state", "states"})
+                           if s.id in health else None} for s in sites], ensure_ascii=False))
         return
-    table = Table("code", "name", "الاسم", "kind", "status", "devices")
+    table = Table("code", "name", "الاسم", "kind", "status", "devices", "health")
     for s in sites:
-        table.add_row(s.code, s.name_en, s.name_ar, s.kind, s.status, str(counts.get(s.id, 0)))
+        h = health.get(s.id)
+        table.add_row(s.code, s.name_en, s.name_ar, s.kind, s.status, str(s.device_count),
+                      h.state if h else "")
     console.print(table)
     console.print(f"{len(sites)} sites")
 
@@ -339,12 +336,15 @@ def docs_readings() -> None:
 
 def _mount_domains() -> None:
     """Each domain owns its commands; the lab is an optional extra and may be absent."""
-    from infra_mgr.network.cli import snmp_app
+    from infra_mgr.network.cli import PROBE_EXTRAS, snmp_app
     from infra_mgr.network.traps_cli import traps_app
     from infra_mgr.power import cli_views
     from infra_mgr.power.cli import power_app
+    from infra_mgr.power.collectors.snmp_ups import power_facts_for_snmp
 
     cli_views.register(power_app)
+    if power_facts_for_snmp not in PROBE_EXTRAS:  # `snmp probe` also reads a UPS, PDU or ATS it finds
+        PROBE_EXTRAS.append(power_facts_for_snmp)
     app.add_typer(power_app, name="power", help="UPS, DRUPS, generators and meters: probe, status, outages.")
 
     app.add_typer(snmp_app, name="snmp", help="Read one SNMP agent without touching the database.")

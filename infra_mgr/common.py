@@ -1,12 +1,16 @@
-"""Small shared building blocks for every domain's models: UTC timestamps and JSON columns."""
+"""Small shared building blocks for every domain's models and read views: UTC timestamps, JSON
+columns and the page of a list."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import JSON, DateTime, TypeDecorator
 from sqlmodel import Column, Field
+
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -43,3 +47,20 @@ def ts_field(*, nullable: bool = False, index: bool = False, default_now: bool =
 def json_field() -> Any:
     """A JSON object column (defaults to ``{}``)."""
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ListPage(BaseModel, Generic[T]):
+    """One page of a list a read view returns: the rows, the total that matched, and which page
+    (1-based, already moved back onto the last page when the one asked for is past the end)."""
+
+    rows: list[T]
+    total: int
+    page: int
+    size: int
+
+
+def page_window(total: int, page: int, size: int) -> tuple[int, int]:
+    """(page, offset) of a 1-based page number clamped to the pages ``total`` rows make."""
+    pages = max(1, -(-total // size))
+    page = min(max(page, 1), pages)
+    return page, (page - 1) * size

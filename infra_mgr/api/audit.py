@@ -91,4 +91,4 @@ class AuditMiddleware:
 
     def _write(self, row: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(AuditLog.__table__.insert(), [row])  # type: ignore[attr-defined]
+            conn.execute(AuditLog.__table__.insert(), [row])  # type: ignore[attr-defined]  # SQLModel does not declare __table__

@@ -55,7 +55,7 @@ class CrudSpec:
 
 
 def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined,no-any-return]
+    return model.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 
 
 def check_references(session: Session, model: type[SQLModel], values: dict[str, Any]) -> None:
@@ -112,7 +112,7 @@ def create_row(session: Session, spec: CrudSpec, data: BaseModel) -> SQLModel:
 def update_row(session: Session, spec: CrudSpec, obj: SQLModel, data: BaseModel) -> SQLModel:
     values = _plain(data.model_dump(exclude_unset=True))
     check_references(session, spec.model, values)
-    check_unique(session, spec.model, values, obj.id)  # type: ignore[attr-defined]
+    check_unique(session, spec.model, values, obj.id)  # type: ignore[attr-defined]  # every CRUD table has an id
     for key, value in values.items():
         setattr(obj, key, value)
     if spec.before_write:
@@ -166,7 +166,7 @@ def _filter_dependency(spec: CrudSpec) -> Callable[..., list[ColumnElement[bool]
             clauses.append(or_(*(c.ilike(f"%{q}%") for c in spec.search)))
         return clauses
 
-    dep.__signature__ = pyinspect.Signature(params)  # type: ignore[attr-defined]
+    dep.__signature__ = pyinspect.Signature(params)  # type: ignore[attr-defined]  # read by FastAPI; not in stubs
     return dep
 
 
@@ -200,7 +200,7 @@ def crud_router(spec: CrudSpec, router: APIRouter | None = None) -> APIRouter:
     read_model = spec.read
     label = spec.label
 
-    @router.get(spec.path, response_model=Page[read_model], dependencies=[read_dep],  # type: ignore[valid-type]
+    @router.get(spec.path, response_model=Page[read_model], dependencies=[read_dep],  # type: ignore[valid-type]  # model picked at runtime
                 openapi_extra=perm_extra(spec.read_perm), summary=f"List {label}s",
                 operation_id=f"list_{label.replace(' ', '_')}s")
     def list_(session: DbSession, limit: Limit = 100, cursor: Cursor = None,
@@ -220,7 +220,7 @@ def crud_router(spec: CrudSpec, router: APIRouter | None = None) -> APIRouter:
         @router.post(spec.path, response_model=read_model, status_code=201, dependencies=[write_dep],
                      openapi_extra=perm_extra(spec.write_perm), summary=f"Create a {label}",
                      operation_id=f"create_{label.replace(' ', '_')}")
-        def create(data: create_model, session: DbSession) -> Any:  # type: ignore[valid-type]
+        def create(data: create_model, session: DbSession) -> Any:  # type: ignore[valid-type]  # runtime model
             return create_row(session, spec, data)
 
     if spec.update is not None:
@@ -229,7 +229,7 @@ def crud_router(spec: CrudSpec, router: APIRouter | None = None) -> APIRouter:
         @router.patch(spec.path + "/{obj_id}", response_model=read_model, dependencies=[write_dep],
                       openapi_extra=perm_extra(spec.write_perm), summary=f"Change a {label}",
                       operation_id=f"update_{label.replace(' ', '_')}")
-        def update(obj_id: ObjId, data: update_model, session: DbSession) -> Any:  # type: ignore[valid-type]
+        def update(obj_id: ObjId, data: update_model, session: DbSession) -> Any:  # type: ignore[valid-type]  # runtime model
             obj = get_or_404(session, spec.model, obj_id, label)
             return update_row(session, spec, obj, data)
 

@@ -82,7 +82,7 @@ def require(perm: Perm) -> Callable[..., Any]:
             raise Forbidden(f"role {principal.role!r} lacks permission {perm.value!r}")
         return principal
 
-    _check.permission = perm  # type: ignore[attr-defined]
+    _check.permission = perm  # type: ignore[attr-defined]  # functions take attributes; stubs do not say so
     return _check
 
 

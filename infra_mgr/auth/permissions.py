@@ -34,7 +34,8 @@ class Perm(StrEnum):
 
 
 PERM_DOC: dict[Perm, str] = {
-    Perm.inventory_read: "read sites, devices, interfaces, links, prefixes, IPs, events, history",
+    Perm.inventory_read: ("read sites, devices, interfaces, links, prefixes, IPs, events, history, "
+                          "network topology and site health"),
     Perm.sites_write: "create, change and delete sites",
     Perm.devices_write: "create, change and delete devices, interfaces and links",
     Perm.ipam_write: "create prefixes and IP addresses, allocate the next free IP",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
 
 from infra_mgr.auth.crypto import hash_password, new_api_token, token_digest, verify_password
 from infra_mgr.auth.models import ApiToken, User, UserCreate, UserUpdate
 from infra_mgr.auth.permissions import Perm, Role, allowed
 from infra_mgr.common import utcnow
+from infra_mgr.db import write_session
 from infra_mgr.errors import Conflict, NotFound
 
 
@@ -73,7 +75,8 @@ def create_token(session: Session, user: User, name: str = "", expires_in_days: 
 
 def principal_from_token(session: Session, raw: str) -> Principal | None:
     row = session.exec(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.digest == token_digest(raw))
+        select(ApiToken, User).join(User, col(User.id) == col(ApiToken.user_id))
+        .where(col(ApiToken.digest) == token_digest(raw))
     ).first()
     if row is None:
         return None
@@ -93,6 +96,21 @@ def principal_from_user_id(session: Session, user_id: int) -> Principal | None:
     if user is None or not user.is_active:
         return None
     return Principal(user_id=user.id or 0, username=user.username, role=user.role, via="session")
+
+
+def sign_in(engine: Engine, username: str, password: str) -> User | None:
+    """Check a password and stamp the user's last login: the check only reads (argon2 is slow by
+    design, so callers run this in a worker thread), the stamp is its own short write."""
+    with Session(engine, expire_on_commit=False) as session:
+        user = authenticate(session, username, password)
+    if user is not None:
+        with write_session(engine) as session:
+            session.execute(update(User).where(col(User.id) == user.id).values(last_login=user.last_login))
+    return user
+
+
+def user_exists(session: Session, username: str) -> bool:
+    return session.exec(select(User.id).where(User.username == username)).first() is not None
 
 
 def get_user(session: Session, username: str) -> User:

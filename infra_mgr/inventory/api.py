@@ -125,7 +125,8 @@ _cred_write = Depends(require(Perm.credentials_write))
 
 
 def _master(request: Request) -> bytes:
-    return request.app.state.master_key  # type: ignore[no-any-return]
+    key: bytes = request.app.state.master_key
+    return key
 
 
 @router.get("/credentials", response_model=Page[creds.CredentialRead], dependencies=[_cred_read],

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import class_mapper
 
 from infra_mgr.common import utcnow
 from infra_mgr.inventory.models import (
@@ -99,7 +100,7 @@ def _touch_updated(session: OrmSession, _ctx: Any, _instances: Any) -> None:
     for obj in session.dirty:
         if type(obj) in TRACKED and "updated_at" in type(obj).model_fields and \
                 session.is_modified(obj, include_collections=False):
-            obj.updated_at = now  # type: ignore[attr-defined]
+            obj.updated_at = now
 
 
 @event.listens_for(OrmSession, "after_flush")
@@ -125,7 +126,7 @@ def _record_changes(session: OrmSession, _ctx: Any) -> None:
             rows.append(dict(time=now, actor=actor, action="delete", object_type=kind,
                              object_id=obj.id, before=_snapshot(obj), after=None))
     if rows:
-        session.connection().execute(ObjectChange.__table__.insert(), rows)  # type: ignore[attr-defined]
+        session.connection().execute(ObjectChange.__table__.insert(), rows)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 
 
 def insert_tracked(session: OrmSession, model: type, rows: list[dict[str, Any]]) -> list[int]:
@@ -140,14 +141,14 @@ def insert_tracked(session: OrmSession, model: type, rows: list[dict[str, Any]])
     if not rows:
         return []
     kind = TRACKED[model]
-    columns = [a.key for a in inspect(model).column_attrs]
+    columns = [a.key for a in class_mapper(model).column_attrs]
     wanted = set(columns) - {"id", *_IGNORED_FIELDS}
     for row in rows:
         if set(row) != wanted:
             raise ValueError(f"{model.__name__} rows need exactly {sorted(wanted)}; got {sorted(row)}")
     now = utcnow()
     stamps = {k: now for k in _IGNORED_FIELDS if k in columns}
-    table = model.__table__  # type: ignore[attr-defined]
+    table = model.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
     result = session.connection().execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                                           [{**row, **stamps} for row in rows])
     ids = [int(r[0]) for r in result]
@@ -155,5 +156,5 @@ def insert_tracked(session: OrmSession, model: type, rows: list[dict[str, Any]])
     changes = [dict(time=now, actor=actor, action="create", object_type=kind, object_id=i, before=None,
                     after={"id": i, **{k: "***" if k in REDACTED_FIELDS else _jsonable(v) for k, v in row.items()}})
                for i, row in zip(ids, rows, strict=True)]
-    session.connection().execute(ObjectChange.__table__.insert(), changes)  # type: ignore[attr-defined]
+    session.connection().execute(ObjectChange.__table__.insert(), changes)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
     return ids

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class _LineLoader(yaml.SafeLoader):
     """A YAML loader that remembers the line of every mapping and of each key in it."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
     mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     mapping["__key_lines__"] = {k.value: k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")}
@@ -269,11 +270,11 @@ def import_rows(session: Session, rows: list[_Row], name: str) -> ImportResult:
     for host, (row, model, code) in devices.items():
         values = model.model_dump(mode="json", include=set(row.data) | {"hostname"})
         values["site_id"] = by_code[code].id
-        obj = by_host.get(host)
-        if obj is None:
+        dev = by_host.get(host)
+        if dev is None:
             session.add(Device(**values))
             result.created["device"] += 1
-        elif _apply(session, obj, values):
+        elif _apply(session, dev, values):
             result.updated["device"] += 1
         else:
             result.unchanged["device"] += 1

@@ -13,7 +13,7 @@ import time
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from infra_mgr.db import write_session
 from infra_mgr.errors import Conflict, NotFound
@@ -32,20 +32,20 @@ def first_free(network: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set
 
 
 def _allocate_once(session: Session, prefix_id: int, req: AllocateRequest) -> IPAddress:
-    stmt = select(Prefix).where(Prefix.id == prefix_id)
+    stmt = select(Prefix).where(col(Prefix.id) == prefix_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     prefix = session.execute(stmt).scalar_one_or_none()
     if prefix is None:
         raise NotFound(f"prefix {prefix_id} not found")
     network = ipaddress.ip_network(prefix.prefix)
-    used = set(session.execute(select(IPAddress.address).where(IPAddress.prefix_id == prefix_id)).scalars())
+    used = set(session.execute(select(col(IPAddress.address)).where(col(IPAddress.prefix_id) == prefix_id)).scalars())
     # Addresses entered without a prefix link still occupy space: check the candidate globally too.
     while True:
         candidate = first_free(network, used)
         if candidate is None:
             raise Conflict(f"prefix {prefix.prefix} has no free address", field="prefix")
-        taken = session.execute(select(IPAddress.id).where(IPAddress.address == candidate)).first()
+        taken = session.execute(select(col(IPAddress.id)).where(col(IPAddress.address) == candidate)).first()
         if taken is None:
             break
         used.add(candidate)

@@ -109,7 +109,7 @@ def city_spec(
         argv += [f"--v3-priv-key={v3['priv_key']}", f"--v3-priv-proto={v3['priv_proto']}"]
     argv += [f"--data-dir={data_dir}"]
     argv += [f"--agent-udpv4-endpoint={d.address}:{chosen}" for d in devices]
-    agents = [
+    agents: list[dict[str, Any]] = [
         {"name": d.hostname, "host": d.address, "port": chosen, "community": d.community}
         for d in devices
         if d.community

@@ -400,7 +400,7 @@ def _branch_number(code: str) -> int:
     return int(digits)
 
 
-def _prefix(site: dict[str, Any], role: str) -> ipaddress.IPv4Network | None:
+def _prefix(site: dict[str, Any], role: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     for entry in site.get("prefixes") or []:
         if entry.get("role") == role:
             return ipaddress.ip_network(entry["prefix"])

@@ -134,7 +134,7 @@ def _install_endpoint_selection(positions: Sequence[int] | None = None) -> None:
         key = chosen[memo] = probe(self, engine, ctx)
         return key
 
-    def wrap(base: type) -> Any:
+    def wrap(base: Any) -> Any:  # a pysnmp class: the library is untyped
         def handle_management_operation(self: Any, engine: Any, state_ref: Any, context_name: Any, pdu: Any) -> None:
             _COUNTERS.requests += 1
             key = select(self, engine)
@@ -303,7 +303,7 @@ def _fast_instrum_class() -> type:
 
     domains: dict[tuple[int, ...], Any] = {}
 
-    class FastInstrumController(controller.MibInstrumController):  # type: ignore[misc]
+    class FastInstrumController(controller.MibInstrumController):
         def __init__(self, data_file: Any) -> None:
             super().__init__(data_file)
             self._last: tuple[Any, dict[str, Any]] | None = None

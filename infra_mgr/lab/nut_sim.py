@@ -99,7 +99,8 @@ def seq_text(ups: str) -> str:
     dummy-ups plays at most one ``TIMER`` block per poll (``pollinterval``, 2 s: measured, a
     ``TIMER 1`` sequence runs at half speed), so the steps are as long as the poll interval."""
     outage = Outage(started_at=float(SEQ_NORMAL_S), ended_at=float(SEQ_NORMAL_S + SEQ_OUTAGE_S))
-    chunks, previous = [], {}
+    chunks: list[str] = []
+    previous: dict[str, str] = {}
     for second in range(0, SEQ_NORMAL_S + SEQ_OUTAGE_S + SEQ_AFTER_S, SEQ_STEP_S):
         values = nut_values(ups, outage, float(second))
         changed = {k: v for k, v in values.items() if previous.get(k) != v}
@@ -182,7 +183,7 @@ class NutConnection:
         first = self.command(line)
         if not first.startswith("BEGIN LIST"):
             raise RuntimeError(first)
-        lines = []
+        lines: list[str] = []
         while True:
             answer = self.file.readline().decode().rstrip("\n")
             if not answer or answer.startswith("END LIST"):
@@ -202,12 +203,18 @@ def _quote(value: str) -> str:
 # --- the launcher and pusher ---------------------------------------------------------------------------
 
 
+def _program(child: subprocess.Popen[bytes]) -> str:
+    """The program a child runs (its first argument), for messages."""
+    args = child.args
+    return os.fsdecode(args if isinstance(args, str | bytes | os.PathLike) else args[0])
+
+
 def _wait(predicate: Any, timeout: float, what: str, children: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         for child in children:
             if child.poll() is not None:
-                raise SystemExit(f"nut_sim: {child.args[0]} exited with {child.returncode} while waiting for {what}")
+                raise SystemExit(f"nut_sim: {_program(child)} exited with {child.returncode} while waiting for {what}")
         if time.monotonic() > deadline:
             raise SystemExit(f"nut_sim: timed out waiting for {what}")
         time.sleep(0.05)

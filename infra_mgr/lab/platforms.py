@@ -25,6 +25,9 @@ Juniper ones JUNIPER-CHASSIS-DEFINES-MIB jnxProductName* (EX4300 63, EX3400 131,
 SRX300 133, SRX340 135, EX4650 508). The HPE ``hpEtherSwitch`` (1.3.6.1.4.1.11.2.3.7.11) and Aruba
 AOS-CX (1.3.6.1.4.1.47196.4.1.1.1) leaves below are plausible but NOT verified against HP-ICF-OID
 / ARUBAWIRED-NETWORKING-OID; do not build a model table from them.
+
+Why one file of ~600 lines: it is data (one table per platform), read top to bottom when a
+platform is added; splitting it would scatter each platform's description.
 """
 
 from __future__ import annotations

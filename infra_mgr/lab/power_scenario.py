@@ -34,6 +34,9 @@ Fuel consumption follows the engine's curve (L/h at 0/25/50/75/100 % load, e.g. 
 for a 500 kW set), multiplied by the outage's ``fuel_scale`` (1 = real; a demo or a test uses e.g.
 120 to see the tanks fall within seconds). Readings use the canonical names of
 :mod:`infra_mgr.power.readings` and their units.
+
+Why one file of ~650 lines: it is one physical model (mains, UPS, DRUPS, generator, fuel, meters)
+whose parts compute from each other at the same instant; every power peer reads it whole.
 """
 
 from __future__ import annotations

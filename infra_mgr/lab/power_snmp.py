@@ -89,7 +89,7 @@ class Context:
 
     def num(self, name: str, factor: float = 1.0) -> int:
         value = self.r[name]
-        return int(round(float(value or 0) * factor))  # type: ignore[arg-type]
+        return int(round(float(value or 0) * factor))
 
 
 class AtsContext:
@@ -99,9 +99,9 @@ class AtsContext:
     def __init__(self, outage: Outage, now: float) -> None:
         self.now = now
         drups = device_readings("drups", outage, now)
-        self.volts_a = float(drups["mains.voltage"] or 0.0)  # type: ignore[arg-type]
-        self.volts_b = float(drups["output.voltage"] or 0.0)  # type: ignore[arg-type]
-        self.hz_b = float(drups["output.frequency"] or 0.0)  # type: ignore[arg-type]
+        self.volts_a = float(drups["mains.voltage"] or 0.0)
+        self.volts_b = float(drups["output.voltage"] or 0.0)
+        self.hz_b = float(drups["output.frequency"] or 0.0)
         self.a_ok = self.volts_a >= ATS_MIN_VOLTS
         self.b_ok = self.volts_b >= ATS_MIN_VOLTS
         self.selected = 1 if self.a_ok or not self.b_ok else 2  # prefers A; stays on A when both are dead

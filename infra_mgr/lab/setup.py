@@ -101,7 +101,7 @@ def power_yaml(lab: Lab) -> dict[str, Any]:
         d.setdefault("site", DC_SITE)
         d.setdefault("poll_interval_s", 1.0)
     names = {d["name"] for d in devices}
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"name": "utility-feed-a", "kind": "utility", "site": DC_SITE, "capacity_kw": 1500},
         {"name": "intake-meter", "kind": "meter", "site": DC_SITE, "device": "dc-intake-meter", "pue_role": "facility"},
         {"name": "ats-1", "kind": "ats", "site": DC_SITE, "capacity_kw": 1500},
@@ -138,13 +138,13 @@ def power_yaml(lab: Lab) -> dict[str, Any]:
 
 def configure_power(session: Session, master: bytes, lab: Lab) -> dict[str, int]:
     """Power devices of the lab data centre (with their credentials), its chain and fuel tanks."""
-    if lab.record("nut"):
-        nut = NutEndpoint.from_record(lab.record("nut"))  # type: ignore[arg-type]
+    if nut_record := lab.record("nut"):
+        nut = NutEndpoint.from_record(nut_record)
         _credential(session, master, CredentialCreate(
             name="lab-nut-monitor", kind=CredentialKind.nut, username=nut.user, password=nut.password,
             description="NUT upsd monitor user of the lab", discovery=False))
-    if lab.record("snmp-ups"):
-        ups = SnmpUpsAgents.from_record(lab.record("snmp-ups"))  # type: ignore[arg-type]
+    if ups_record := lab.record("snmp-ups"):
+        ups = SnmpUpsAgents.from_record(ups_record)
         _credential(session, master, CredentialCreate(
             name="lab-ups-snmp", kind=CredentialKind.snmp_v2c, community=ups.apc.community, port=ups.apc.port,
             description="the lab UPS agents' community", discovery=False))

@@ -105,7 +105,10 @@ def format_record(record: SnmpRecord) -> str:
         if _is_plain(data):
             return f"{record.oid}|4|{data.decode('ascii')}"
         return f"{record.oid}|4x|{data.hex()}"
-    return f"{record.oid}|{int(record.type)}|{record.value}"
+    value = record.value
+    if isinstance(value, bytes):  # unreachable: SnmpRecord admits bytes only for OCTET STRING
+        raise TypeError(f"{record.oid}: bytes value for {record.type.name}")
+    return f"{record.oid}|{int(record.type)}|{value}"
 
 
 def parse_line(line: str) -> SnmpRecord:

@@ -1,4 +1,5 @@
-"""Network routes: discovery targets, running a discovery, neighbours, per-device poll state."""
+"""Network routes: discovery targets, running a discovery, neighbours, per-device poll state, and
+the read views the dashboard draws (topology, site health, one device with its state)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from infra_mgr.api.crud import CrudSpec, Filter, crud_router, get_or_404, list_r
 from infra_mgr.api.deps import DbSession, perm_extra, require
 from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
 from infra_mgr.auth.permissions import Perm
+from infra_mgr.errors import NotFound
 from infra_mgr.inventory.models import Device
+from infra_mgr.network import views
 from infra_mgr.network.models import (
     DevicePoll,
     DevicePollRead,
@@ -48,6 +51,28 @@ def list_neighbors(session: DbSession, limit: Limit = 100, cursor: Cursor = None
 def device_poll(obj_id: ObjId, session: DbSession) -> Any:
     get_or_404(session, Device, obj_id, "device")
     return get_or_404(session, DevicePoll, obj_id, "poll state of device")
+
+
+@router.get("/network/topology", response_model=views.Topology, dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R), summary="The city as a graph: sites, devices and links with their states")
+def network_topology(session: DbSession) -> Any:
+    return views.topology(session)
+
+
+@router.get("/network/sites/health", response_model=list[views.SiteHealth], dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R), summary="Each site's state and its devices counted by state")
+def network_sites_health(session: DbSession) -> Any:
+    return views.sites_health(session)
+
+
+@router.get("/network/devices/{obj_id}", response_model=views.DeviceDetail, dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R),
+            summary="One device with its state, interfaces and their link peers, neighbours and latest events")
+def network_device(obj_id: ObjId, session: DbSession) -> Any:
+    detail = views.device_detail(session, obj_id)
+    if detail is None:
+        raise NotFound(f"device {obj_id} not found")
+    return detail
 
 
 class DiscoveryRun(BaseModel):

@@ -15,13 +15,16 @@ import ipaddress
 import json
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra_mgr.network.snmp.facts import ProbeResult, SnmpTarget
+from infra_mgr.network.snmp.facts import ProbeResult
+from infra_mgr.snmp.engine import Walker
+from infra_mgr.snmp.target import SnmpTarget
 
 snmp_app = typer.Typer(help="SNMP: probe agents (reads nothing from and writes nothing to the database).",
                        no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -94,7 +97,7 @@ def probe(
     as_json: Annotated[bool, typer.Option("--json", help="Print the probe result as JSON")] = False,
 ) -> None:
     """Read one agent's facts, interfaces, LLDP/CDP neighbours and addresses."""
-    from infra_mgr.network.snmp.engine import validate_target
+    from infra_mgr.snmp.engine import validate_target
 
     if community is not None and v3_user is not None:
         raise _fail("give either --community (v1/v2c) or --v3-user (v3), not both")
@@ -128,18 +131,28 @@ def probe(
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
+# What else a probe may read from a device once it answered, registered by the application (the
+# power domain adds UPS/PDU/ATS readings): this module stays independent of the domains that
+# build on the SNMP engine. Each reader gets the open walker and the sysObjectID and returns an
+# object with ``readings`` and ``to_json()``, or None when the device is not of its kind.
+ProbeExtra = Callable[[Walker, str | None], Awaitable[Any]]
+PROBE_EXTRAS: list[ProbeExtra] = []
+
+
 async def _probe_with_power(target: SnmpTarget) -> tuple[ProbeResult, Any]:
-    """The probe, plus UPS/PDU/ATS/genset readings when the device is a power device (else None)."""
-    from infra_mgr.network.snmp.engine import SnmpEngine
+    """The probe, plus the first registered extra reading that recognises the device (else None)."""
     from infra_mgr.network.snmp.getters import probe as run_probe
-    from infra_mgr.power.collectors.snmp_ups import power_facts_for_snmp
+    from infra_mgr.snmp.engine import SnmpEngine
 
     engine = SnmpEngine(max_concurrency=1)
     result = await run_probe(target, engine)
     power = None
     if result.reachable:
         async with engine.session(target) as walker:
-            power = await power_facts_for_snmp(walker, result.facts.sys_object_id)
+            for extra in PROBE_EXTRAS:
+                power = await extra(walker, result.facts.sys_object_id)
+                if power is not None:
+                    break
     return result, power
 
 

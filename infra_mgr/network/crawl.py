@@ -11,7 +11,8 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from infra_mgr.network.snmp.facts import NeighborFacts, PollProblem, ProbeResult, SnmpTarget
+from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
+from infra_mgr.snmp.target import PollProblem, SnmpTarget
 
 ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
 AliveFn = Callable[[str, int, float], Awaitable[bool]]

@@ -25,14 +25,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from infra_mgr.inventory.credentials import reveal
 from infra_mgr.inventory.models import Credential, Device, Site
 from infra_mgr.network.crawl import Crawler, CredentialOption, range_hosts
 from infra_mgr.network.models import DevicePoll, DiscoveryTarget, TargetRole
 from infra_mgr.network.reconcile import DiscoveryReport, reconcile
-from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult, SnmpTarget
+from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
+from infra_mgr.snmp.target import SnmpTarget
 
 ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
 AliveFn = Callable[[str, int, float], Awaitable[bool]]
@@ -48,7 +49,7 @@ def credential_options(session: Session, master: bytes, timeout_s: float = 1.0, 
                        ) -> list[CredentialOption]:
     """SNMP credentials in the order to try them: ``params.priority`` (low first), then id.
     A credential with ``params.discovery`` false (e.g. a UPS's own community) is not tried."""
-    creds = session.exec(select(Credential).where(Credential.kind.in_(["snmp_v2c", "snmp_v3"]))).all()  # type: ignore[attr-defined]
+    creds = session.exec(select(Credential).where(col(Credential.kind).in_(["snmp_v2c", "snmp_v3"]))).all()
     creds = sorted((c for c in creds if c.params.get("discovery", True) is not False),
                    key=lambda c: (int(c.params.get("priority", 100)), c.id or 0))
     out = []
@@ -90,7 +91,7 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
     elif all_sites:
         targets = list(session.exec(select(DiscoveryTarget)).all())
     targets += [t for t in session.exec(select(DiscoveryTarget).where(
-        DiscoveryTarget.site_id.is_(None), DiscoveryTarget.role == TargetRole.allow.value)).all()  # type: ignore[union-attr]
+        col(DiscoveryTarget.site_id).is_(None), col(DiscoveryTarget.role) == TargetRole.allow.value)).all()
         if t not in targets]
     seeds: list[str] = []
     allow: list[str] = []
@@ -116,10 +117,10 @@ def known_addresses(session: Session, site_ids: set[int] | None) -> list[str]:
     through LLDP/CDP from the seeds: the crawl is as wide as its concurrency from the first second,
     and a device whose neighbours stopped reporting it is still read. The caller keeps only the
     addresses the allow-list still admits."""
-    query = select(DevicePoll.address).join(Device, Device.id == DevicePoll.device_id).where(  # type: ignore[arg-type]
-        DevicePoll.address != "")
+    query = select(DevicePoll.address).join(Device, col(Device.id) == col(DevicePoll.device_id)).where(
+        col(DevicePoll.address) != "")
     if site_ids is not None:
-        query = query.where(Device.site_id.in_(site_ids))  # type: ignore[attr-defined]
+        query = query.where(col(Device.site_id).in_(site_ids))
     return sorted(set(session.exec(query).all()))
 
 
@@ -147,7 +148,7 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     else:
         early = False
     if alive is None:
-        from infra_mgr.network.snmp.liveness import agent_alive
+        from infra_mgr.snmp.liveness import agent_alive
 
         alive = agent_alive
     with Session(engine) as session:
@@ -162,7 +163,7 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress,
                       early=early)
     seeds = [*scope.seeds, *(a for a in known if crawler.allowed(a))]
-    crawl = await crawler.run(seeds, preferred, follow)  # type: ignore[arg-type]
+    crawl = await crawler.run(seeds, preferred, follow)
     crawled = time.perf_counter()
     report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
                                      scope_site_ids=scope.site_ids, actor=actor,

@@ -12,10 +12,10 @@ import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Engine, insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from infra_mgr.common import utcnow
 from infra_mgr.db import write_session
@@ -24,7 +24,8 @@ from infra_mgr.inventory.history import insert_tracked
 from infra_mgr.inventory.models import Device, DeviceStatus, Interface, Link, Prefix, Site
 from infra_mgr.network.crawl import Answer, CrawlResult, NoAnswer
 from infra_mgr.network.models import DevicePoll, Neighbor, PollStatus
-from infra_mgr.network.snmp.facts import PollProblem, ProbeResult
+from infra_mgr.network.snmp.facts import ProbeResult
+from infra_mgr.snmp.target import PollProblem
 
 ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
 AliveFn = Callable[[str, int, float], Awaitable[bool]]
@@ -86,7 +87,7 @@ class _Placer:
     def __init__(self, session: Session) -> None:
         self.sites = list(session.exec(select(Site)).all())
         self.nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]] = []
-        for p in session.exec(select(Prefix).where(Prefix.site_id.is_not(None))).all():  # type: ignore[union-attr]
+        for p in session.exec(select(Prefix).where(col(Prefix.site_id).is_not(None))).all():
             self.nets.append((ipaddress.ip_network(p.prefix), p.site_id or 0))
         self.nets.sort(key=lambda t: t[0].prefixlen, reverse=True)
 
@@ -160,10 +161,10 @@ class _DeviceIndex:
         self.by_address: dict[str, Device] = {}
         self.by_serial: dict[str, Device] = {}
         self.by_hostname: dict[str, Device] = {}
-        devices = {d.id: d for d in session.exec(select(Device).order_by(Device.id.desc())).all()}  # type: ignore[union-attr]
+        devices = {d.id: d for d in session.exec(select(Device).order_by(col(Device.id).desc())).all()}
         for dev in devices.values():  # highest id first: the lowest id wins a shared key, as before
             self.add(dev)
-        for poll in session.exec(select(DevicePoll).order_by(DevicePoll.device_id.desc())).all():  # type: ignore[attr-defined]
+        for poll in session.exec(select(DevicePoll).order_by(col(DevicePoll.device_id).desc())).all():
             if poll.chassis_id and poll.device_id in devices:
                 self.by_chassis[poll.chassis_id] = devices[poll.device_id]
 
@@ -187,6 +188,15 @@ class _DeviceIndex:
         if f.sys_name:
             found.append(self.by_hostname.get(_hostname(f.sys_name, addresses[0])))
         return min((d for d in found if d is not None), key=lambda d: d.id or 0, default=None)
+
+
+class _DeviceFacts(TypedDict):
+    """The probed facts copied onto a device as they are (typed so they can be passed as keywords)."""
+
+    vendor: str
+    platform: str
+    model: str
+    os_version: str
 
 
 class Reconciler:
@@ -214,8 +224,8 @@ class Reconciler:
         if site_id is None:
             self.r.unplaced.append(hostname)
             return None
-        values = {"vendor": f.vendor or "", "platform": f.platform or "", "model": f.model or "",
-                  "os_version": f.os_version or ""}
+        values: _DeviceFacts = {"vendor": f.vendor or "", "platform": f.platform or "", "model": f.model or "",
+                                "os_version": f.os_version or ""}
         if dev is None:
             if hostname in self.index.by_hostname:
                 hostname = f"{hostname}-{best.address}"
@@ -332,15 +342,16 @@ class Reconciler:
                 continue
             for field_name, value in values.items():
                 setattr(row, field_name, value)
-        for key, row in rows.items():
-            if key not in seen:
-                self.event("neighbor.changed", f"{dev.hostname} {key[1]}: {row.protocol} neighbour "
-                           f"{row.remote_system_name or key[2]} gone", "warning", dev,
-                           {"interface": key[1], "remote": row.remote_system_name, "port": key[3], "gone": True})
+        for old_key, row in rows.items():
+            if old_key not in seen:
+                self.event("neighbor.changed", f"{dev.hostname} {old_key[1]}: {row.protocol} neighbour "
+                           f"{row.remote_system_name or old_key[2]} gone", "warning", dev,
+                           {"interface": old_key[1], "remote": row.remote_system_name, "port": old_key[3],
+                            "gone": True})
                 self.s.delete(row)
         self.s.flush()
         if new_rows:
-            self.s.connection().execute(insert(Neighbor.__table__), new_rows)  # type: ignore[attr-defined]
+            self.s.connection().execute(insert(Neighbor.__table__), new_rows)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 
     def links(self, device_ids: set[int]) -> None:
         """Turn neighbour rows into inventory links between known interfaces of known devices."""
@@ -349,11 +360,11 @@ class Reconciler:
         by_name = {_short(d.hostname): d.id for d in devices}
         by_addr = {d.management_address: d.id for d in devices if d.management_address}
         ifaces: dict[int, list[Interface]] = {}
-        for i in self.s.exec(select(Interface).where(Interface.device_id.in_(list(device_ids)))).all():  # type: ignore[attr-defined]
+        for i in self.s.exec(select(Interface).where(col(Interface.device_id).in_(list(device_ids)))).all():
             ifaces.setdefault(i.device_id, []).append(i)
         remote_cache: dict[int, list[Interface]] = {}
         existing = {(lk.a_interface_id, lk.b_interface_id): lk for lk in self.s.exec(select(Link)).all()}
-        for n in self.s.exec(select(Neighbor).where(Neighbor.device_id.in_(list(device_ids)))).all():  # type: ignore[attr-defined]
+        for n in self.s.exec(select(Neighbor).where(col(Neighbor.device_id).in_(list(device_ids)))).all():
             rid = polls.get(n.remote_chassis_id) or by_name.get(_short(n.remote_system_name)) \
                 or by_addr.get(n.remote_address)
             n.remote_device_id = rid
@@ -380,7 +391,7 @@ class Reconciler:
 
     def missing(self, found_ids: set[int], scope_site_ids: set[int] | None, unanswered: list[NoAnswer]) -> None:
         by_addr = {na.address: na for na in unanswered}
-        stmt = select(Device, DevicePoll).join(DevicePoll, DevicePoll.device_id == Device.id)
+        stmt = select(Device, DevicePoll).join(DevicePoll, col(DevicePoll.device_id) == col(Device.id))
         for dev, poll in self.s.exec(stmt).all():
             if dev.id in found_ids or (scope_site_ids is not None and dev.site_id not in scope_site_ids):
                 continue

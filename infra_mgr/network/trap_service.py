@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from infra_mgr.db import read_session
 from infra_mgr.events.models import Event, EventRead
@@ -80,10 +80,11 @@ class TrapHandler:
         pending: list[tuple[Event, bool]] = []
         with read_session(self.engine) as session:
             rows = session.exec(
-                select(Device.id, Device.site_id, Device.hostname, Device.management_address)
-                .where(Device.management_address.in_(sorted(addresses)))  # type: ignore[union-attr]
+                select(col(Device.id), col(Device.site_id), col(Device.hostname), col(Device.management_address))
+                .where(col(Device.management_address).in_(sorted(addresses)))
             ).all()
-            devices = {addr: _DeviceRef(int(did), site_id, hostname) for did, site_id, hostname, addr in rows}
+            devices = {addr: _DeviceRef(int(did), site_id, hostname)
+                       for did, site_id, hostname, addr in rows if did is not None}
             for facts in batch:
                 # The sender's address first; a v1 agent-addr covers traps relayed by a proxy.
                 device = devices.get(facts.source_address) or (

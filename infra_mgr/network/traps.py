@@ -26,6 +26,10 @@ for that engine ID (keys localised from the pre-hashed master keys: cheap) befor
 processes the message, and removed again if that message does not authenticate. Only engine IDs
 that proved the keys stay, and their number is capped. Explicit ``V3User.engine_ids`` are always
 registered. For *informs* the receiver is authoritative and senders discover our engine ID.
+
+Why one file of ~650 lines: it is the whole receiver around pysnmp's engine (transport, v1/v2c/v3
+authentication, inform replies, decoding); its parts only make sense together and nothing else
+uses them.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from pysnmp.proto.api import v2c, verdec
 from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
-from infra_mgr.network.snmp.facts import SnmpVersionName
+from infra_mgr.snmp.target import SnmpVersionName
 
 log = logging.getLogger("infra_mgr.network.traps")
 
@@ -615,7 +619,8 @@ class TrapReceiver:
         security_name = bytes(ctx["securityName"]).decode("utf-8", "replace")
         pdu = ctx["pdu"]
         address = ctx["transportAddress"]
-        version: SnmpVersionName = {0: "1", 1: "2c"}.get(model, "3")  # type: ignore[assignment]
+        versions: dict[int, SnmpVersionName] = {0: "1", 1: "2c"}
+        version = versions.get(model, "3")
 
         community = user = level_name = engine_hex = None
         if version == "3":

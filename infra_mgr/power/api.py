@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlmodel import col, select
 
 from infra_mgr.api.crud import CrudSpec, Filter, crud_router, get_or_404, list_rows
 from infra_mgr.api.deps import DbSession, perm_extra, require
@@ -18,6 +17,7 @@ from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
 from infra_mgr.auth.permissions import Perm
 from infra_mgr.common import utcnow
 from infra_mgr.errors import Invalid, NotFound
+from infra_mgr.power import views
 from infra_mgr.power.models import (
     FuelTank,
     FuelTankCreate,
@@ -35,6 +35,7 @@ from infra_mgr.power.models import (
     PowerNodeCreate,
     PowerNodeRead,
 )
+from infra_mgr.power.poller import HubItem
 from infra_mgr.power.readings import CANONICAL
 from infra_mgr.power.service import PowerService
 from infra_mgr.telemetry.store import TelemetryStore
@@ -60,14 +61,28 @@ def _service(request: Request) -> PowerService:
     svc = getattr(request.app.state, "power_service", None)
     if svc is None:
         svc = request.app.state.power_service = PowerService(request.app.state.engine)
-    return svc  # type: ignore[no-any-return]
+    return svc
 
 
-@router.get("/status", dependencies=[_read], openapi_extra=perm_extra(R),
-            summary="Every power device: state, key readings, autonomy, data age; and PUE now")
-def status(request: Request) -> dict[str, Any]:
-    svc = _service(request)
-    return {"devices": svc.status(), "pue": svc.pue_now(), "time": utcnow().isoformat()}
+def _store(request: Request) -> TelemetryStore:
+    return _service(request).store
+
+
+@router.get("/status", response_model=views.PowerStatus, dependencies=[_read], openapi_extra=perm_extra(R),
+            summary="Every power device: state, readings, load, autonomy, data age; and PUE now")
+def status(session: DbSession) -> views.PowerStatus:
+    return views.status(session)
+
+
+@router.get("/view", response_model=views.PowerView, dependencies=[_read], openapi_extra=perm_extra(R),
+            summary="The power dashboard's data: devices, the chain with its layout, sites, PUE, "
+                    "events and outages")
+def view(session: DbSession, outage_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+         history: bool = True) -> views.PowerView:
+    found = views.power_view(session, outage_id=outage_id, with_history=history)
+    if found is None:
+        raise NotFound("no power device or chain node is configured")
+    return found
 
 
 @router.get("/outages", response_model=Page[OutageRead], dependencies=[_read], openapi_extra=perm_extra(R))
@@ -76,28 +91,21 @@ def outages(session: DbSession, limit: Limit = 100, cursor: Cursor = None,
             status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None) -> Any:
     clauses = [c for c, v in ((Outage.site_id == site_id, site_id), (Outage.status == status, status)) if v]
     rows, nxt = list_rows(session, Outage, clauses, limit, cursor)
-    return {"results": [outage_read(o) for o in rows], "next": nxt}
+    return {"results": [views.outage_read(o) for o in rows], "next": nxt}
 
 
 @router.get("/outages/{obj_id}", response_model=OutageRead, dependencies=[_read], openapi_extra=perm_extra(R))
 def outage(obj_id: ObjId, session: DbSession) -> Any:
-    return outage_read(get_or_404(session, Outage, obj_id, "outage"))
+    return views.outage_read(get_or_404(session, Outage, obj_id, "outage"))
 
 
-def outage_read(o: Outage) -> OutageRead:
-    read = OutageRead.model_validate(o)
-    if o.diesel_on_load_at:
-        read.seconds_to_diesel = round((o.diesel_on_load_at - o.started_at).total_seconds(), 2)
-    return read
-
-
-@router.get("/series", dependencies=[_read], openapi_extra=perm_extra(R),
+@router.get("/series", response_model=views.Series, dependencies=[_read], openapi_extra=perm_extra(R),
             summary="A reading of a power device over time (raw, 5-minute or hourly min/avg/max)")
 def series(request: Request, session: DbSession,
            device_id: Annotated[int, Query(ge=1, le=MAX_ID)],
            name: Annotated[str, Query(max_length=64, description="canonical reading name, e.g. battery.charge")],
            start: dt.datetime | None = None, end: dt.datetime | None = None,
-           max_points: Annotated[int, Query(ge=10, le=5000)] = 600) -> dict[str, Any]:
+           max_points: Annotated[int, Query(ge=10, le=5000)] = 600) -> views.Series:
     get_or_404(session, PowerDevice, device_id, "power device")
     if name not in CANONICAL:
         raise Invalid(f"unknown reading name {name!r}", field="name")
@@ -107,49 +115,26 @@ def series(request: Request, session: DbSession,
         raise Invalid("give times with a zone, e.g. 2026-11-27T10:00:00Z", field="start")
     if start >= end:
         raise Invalid("start must be before end", field="start")
-    store: TelemetryStore = _service(request).store
-    sid = store.series_of("power_device", device_id).get(name)
-    if sid is None:
-        return {"resolution_s": 0, "points": [], "unit": CANONICAL[name][0]}
-    res, pts = store.query(sid, int(start.timestamp() * 1000), int(end.timestamp() * 1000), max_points)
-    return {"resolution_s": res, "unit": CANONICAL[name][0],
-            "points": [[p.ts_ms, p.min, p.avg, p.max] for p in pts]}
+    return views.series(_store(request), device_id, name, start, end, max_points)
 
 
-@router.get("/pue/daily", dependencies=[_read], openapi_extra=perm_extra(R),
+@router.get("/pue/daily", response_model=views.PueDaily, dependencies=[_read], openapi_extra=perm_extra(R),
             summary="PUE per day: facility energy ÷ IT energy from the stored meter readings")
-def pue_daily(request: Request, session: DbSession, days: Annotated[int, Query(ge=1, le=366)] = 7) -> dict[str, Any]:
-    from infra_mgr.power.models import PowerNode as Node
-
-    nodes = session.exec(select(Node).where(Node.pue_role != "none", col(Node.power_device_id).is_not(None))).all()
-    store = _service(request).store
-    end = utcnow()
-    day0 = (end - dt.timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    out = []
-    for i in range(days):
-        d0 = day0 + dt.timedelta(days=i)
-        d1 = d0 + dt.timedelta(days=1)
-        sums = {"facility": 0.0, "it": 0.0}
-        for node in nodes:
-            series_ids = store.series_of("power_device", node.power_device_id or 0)
-            sid = series_ids.get("meter.power") or series_ids.get("output.power")
-            if sid is None:
-                continue
-            _, pts = store.query(sid, int(d0.timestamp() * 1000), int(d1.timestamp() * 1000) - 1, 400)
-            if pts:
-                sums[node.pue_role] += sum(p.avg for p in pts) / len(pts)
-        value = sums["facility"] / sums["it"] if sums["it"] > 0 and sums["facility"] > 0 else None
-        out.append({"day": d0.date().isoformat(), "pue": round(value, 3) if value else None,
-                    "facility_kw_avg": round(sums["facility"], 2), "it_kw_avg": round(sums["it"], 2)})
-    cats = [n.it_category for n in nodes if n.pue_role == "it" and n.it_category]
-    return {"days": out, "category": min(cats) if cats else None}
+def pue_daily(request: Request, session: DbSession, days: Annotated[int, Query(ge=1, le=366)] = 7) -> views.PueDaily:
+    return views.pue_daily(session, _store(request), days)
 
 
 COALESCE_S = 0.25  # how long a device message may wait for others to share its chunk
 
 
-def _sse(item: dict[str, Any]) -> str:
-    return f"event: {item['type']}\ndata: {json.dumps(item, ensure_ascii=False, default=str)}\n\n"
+def _kind(item: HubItem) -> str:
+    return item.type if isinstance(item, views.LiveMessage) else str(item["type"])
+
+
+def _sse(item: HubItem) -> str:
+    data = (item.model_dump_json() if isinstance(item, views.LiveMessage)
+            else json.dumps(item, ensure_ascii=False, default=str))
+    return f"event: {_kind(item)}\ndata: {data}\n\n"
 
 
 @router.get("/stream", dependencies=[_read], openapi_extra=perm_extra(R),
@@ -176,7 +161,7 @@ async def stream(request: Request) -> StreamingResponse:
                     yield ": keep-alive\n\n"
                     continue
                 chunk = [_sse(item)]
-                urgent = item["type"] != "device"
+                urgent = _kind(item) != "device"
                 flush_at = loop.time() + COALESCE_S
                 while not urgent and len(chunk) < 100:
                     try:  # a get cancelled by the deadline leaves the queue as it was
@@ -185,7 +170,7 @@ async def stream(request: Request) -> StreamingResponse:
                     except TimeoutError:
                         break
                     chunk.append(_sse(item))
-                    urgent = item["type"] != "device"
+                    urgent = _kind(item) != "device"
                 while not queue.empty() and len(chunk) < 100:
                     chunk.append(_sse(queue.get_nowait()))
                 yield "".join(chunk)

@@ -7,50 +7,59 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
-from sqlmodel import Session, col, select
+from rich.table import Column, Table
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from infra_mgr.db import ready_engine
 
     return ready_engine()
 
 
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
 def status(as_json: JsonOpt = False) -> None:
     """Every power device: state, key readings, autonomy and data age (stale data is never shown live)."""
-    from infra_mgr.power.service import PowerService
+    from infra_mgr.power import views
 
-    svc = PowerService(_engine())
-    devices, pue = svc.status(), svc.pue_now()
+    with Session(_engine()) as s:
+        report = views.status(s)
     if as_json:
-        print(json.dumps({"devices": devices, "pue": pue}, ensure_ascii=False, default=str))
+        print(report.model_dump_json())
         return
-    table = Table("device", "kind", "state", "flags", "key readings", "battery h", "fuel h", "age s")
-    for d in devices:
-        state = d["state"] if d["live"] else f"[red]{d['status']}[/red]"
-        readings = " ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in d["readings"].items())
-        table.add_row(d["name"], d["kind"], state, " ".join(d["flags"]), readings,
-                      str(d["battery_autonomy_h"] or ""), str(d["fuel_autonomy_h"] or ""), str(d["data_age_s"] or ""))
+    # Fits 80 columns: one flag and one key reading per line, the autonomy in one column.
+    table = Table("device", "state", "flags", "key readings", "autonomy h", "age s")
+    for d in report.devices:
+        shown = d.state if d.live else f"[red]{'stale' if d.status == 'ok' else d.status}[/red]"
+        state = f"{shown}\n[dim]{d.kind}[/dim]"
+        readings = "\n".join(f"{k}={d.readings[k]}"
+                             for k in views.KEY_READINGS.get(d.kind, ()) if k in d.readings)
+        hours = "\n".join(f"{what} {_cell(h)}" for what, h in (("batt", d.battery_autonomy_h),
+                                                              ("fuel", d.fuel_autonomy_h)) if h is not None)
+        table.add_row(d.name, state, "\n".join(d.flags), readings, hours, _cell(d.data_age_s))
     console.print(table)
-    if pue["pue"]:
-        console.print(f"PUE {pue['pue']} (facility {pue['facility_kw']} kW / IT {pue['it_kw']} kW, "
-                      f"category {pue['category']})")
+    p = report.pue
+    if p.pue:
+        console.print(f"PUE {p.pue} (facility {p.facility_kw} kW / IT {p.it_kw} kW, category {p.category})")
 
 
 def events(limit: Annotated[int, typer.Option(help="How many")] = 50, as_json: JsonOpt = False) -> None:
     """The newest power events."""
-    from infra_mgr.events.models import Event, EventRead
+    from infra_mgr.power import views
 
     with Session(_engine()) as s:
-        rows = s.exec(select(Event).where(col(Event.kind).startswith("power."))
-                      .order_by(col(Event.id).desc()).limit(limit)).all()
+        rows = views.power_events(s, limit)
     if as_json:
-        print(json.dumps([EventRead.model_validate(e).model_dump(mode="json") for e in rows], ensure_ascii=False))
+        print(json.dumps([e.model_dump(mode="json") for e in rows], ensure_ascii=False))
         return
     for e in rows:
         console.print(f"{e.time:%Y-%m-%d %H:%M:%S} {e.severity:<8} {e.kind:<24} {e.message}", highlight=False)
@@ -58,20 +67,21 @@ def events(limit: Annotated[int, typer.Option(help="How many")] = 50, as_json: J
 
 def outages(limit: Annotated[int, typer.Option(help="How many")] = 20, as_json: JsonOpt = False) -> None:
     """Outage records, newest first, with their figures."""
-    from infra_mgr.power.api import outage_read
-    from infra_mgr.power.models import Outage
+    from infra_mgr.power import views
 
     with Session(_engine()) as s:
-        rows = [outage_read(o) for o in s.exec(select(Outage).order_by(col(Outage.id).desc()).limit(limit)).all()]
+        rows = views.outages(s, limit)
     if as_json:
         print(json.dumps([o.model_dump(mode="json") for o in rows], ensure_ascii=False))
         return
-    table = Table("id", "status", "started (UTC)", "to diesel s", "min battery %", "min kinetic %", "diesel run s",
-                  "fuel L", "ended (UTC)")
+    # 80 columns wide: no rules between columns, the start's date over its time.
+    table = Table("id", "status", Column("started", no_wrap=True), "to diesel s", "min batt %", "min kin %",
+                  "diesel s", "fuel L", Column("ended", no_wrap=True), box=box.SIMPLE_HEAVY, pad_edge=False,
+                  title="outages (times in UTC)")
     for o in rows:
-        table.add_row(str(o.id), o.status, f"{o.started_at:%Y-%m-%d %H:%M:%S}", str(o.seconds_to_diesel or ""),
-                      str(o.min_battery_charge or ""), str(o.min_kinetic_level or ""), str(o.diesel_run_s or ""),
-                      str(o.fuel_used_l or ""), f"{o.ended_at:%H:%M:%S}" if o.ended_at else "")
+        table.add_row(str(o.id), o.status, f"{o.started_at:%Y-%m-%d}\n{o.started_at:%H:%M:%S}",
+                      _cell(o.seconds_to_diesel), _cell(o.min_battery_charge), _cell(o.min_kinetic_level),
+                      _cell(o.diesel_run_s), _cell(o.fuel_used_l), f"{o.ended_at:%H:%M:%S}" if o.ended_at else "")
     console.print(table)
 
 

@@ -100,11 +100,11 @@ def import_power_yaml(session: Session, path: Path) -> dict[str, int]:
         raise ImportFailed(problems)
     node_by_name = {n.name: n for n in session.exec(select(PowerNode)).all()}
     for model in nodes:
-        obj = node_by_name.get(model.name) or PowerNode(name=model.name, kind=model.kind.value)
+        node = node_by_name.get(model.name) or PowerNode(name=model.name, kind=model.kind.value)
         for k, v in model.model_dump(mode="json").items():
-            setattr(obj, k, v)
-        session.add(obj)
-        node_by_name[model.name] = obj
+            setattr(node, k, v)
+        session.add(node)
+        node_by_name[model.name] = node
         counts["nodes"] += 1
     tank_by_name = {t.name: t for t in session.exec(select(FuelTank)).all()}
     for tmodel in tanks:

@@ -4,33 +4,42 @@ folds each reading through the power service and publishes changes to live dashb
 It runs inside the ``serve`` process (or ``infra-mgr power poll``) as asyncio tasks: one loop per
 device, so a slow or dead device never delays another. Each loop keeps its connection to the device
 open (:func:`infra_mgr.power.probe.open_session`) and what it knows of the device (status, state,
-flags, last good reading) in memory, so a reading is classified without the database
-(:func:`infra_mgr.power.service.assess`); only a reading that changes something (events, a new
-status, state or flags, an outage's timeline) takes a transaction of its own, at once, so detection
-is never delayed. Everything else — each device's latest readings and ``last_ok``, the lowest
-battery and kinetic levels of an open outage, telemetry samples — is written for all devices once
-a second in one transaction. Roll-up and pruning run every minute.
+flags, last good reading) in memory (the service's :class:`~infra_mgr.power.service.Tracker`), so a
+reading is judged once, without the database; only a reading that changes something (events, a new
+status, state or flags, an outage's timeline) is handed to the service as that change
+(:meth:`~infra_mgr.power.service.PowerService.record`), which writes it at once in a transaction of
+its own, so detection is never delayed. Every reading's live message is built by the read side
+(:func:`infra_mgr.power.views.live_message`), the same shape the dashboard and the API show.
+Everything else — each device's latest readings and ``last_ok``, the lowest battery and kinetic
+levels of an open outage, telemetry samples — is written for all devices once a second in one
+transaction. Roll-up and pruning run every minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from infra_mgr.common import utcnow
 from infra_mgr.inventory.credentials import reveal
+from infra_mgr.power import views
+from infra_mgr.power.collectors.base import DeviceSession
 from infra_mgr.power.models import PowerDevice
-from infra_mgr.power.probe import DeviceSession, open_session
+from infra_mgr.power.probe import open_session
 from infra_mgr.power.readings import PowerProblem, PowerReadings
-from infra_mgr.power.service import Known, LiveRow, PowerService, assess, live_row
+from infra_mgr.power.service import PowerService, Tracker
+
+if TYPE_CHECKING:
+    from infra_mgr.power.service import LiveRow
 
 log = logging.getLogger("infra_mgr.power")
 FLUSH_EVERY_S = 1.0  # the status view shows a device live while its last_ok is under 3 s old
@@ -94,22 +103,18 @@ class _LazySession:
             await inner.close()
 
 
-@dataclass
-class _Memory:
-    """What a device loop knows of its device between readings (mirrors the device's row)."""
-
-    known: Known
-    readings: dict[str, Any] = field(default_factory=dict)
+# What the hub carries: a device's live message (serialised once, by the stream) or an event's dict.
+HubItem = views.LiveMessage | dict[str, Any]
 
 
 class LiveHub:
     """In-process publish/subscribe for server-sent events; a slow subscriber loses old items, not new."""
 
     def __init__(self, maxsize: int = 256) -> None:
-        self._subs: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subs: set[asyncio.Queue[HubItem]] = set()
         self.maxsize = maxsize
 
-    def publish(self, item: dict[str, Any]) -> None:
+    def publish(self, item: HubItem) -> None:
         for q in list(self._subs):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -117,10 +122,10 @@ class LiveHub:
             q.put_nowait(item)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[HubItem]]:
         """A queue that receives every item published while the context is open. Waiting on
         ``queue.get()`` may be cancelled (keep-alive timeouts) without losing the subscription."""
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.maxsize)
+        q: asyncio.Queue[HubItem] = asyncio.Queue(self.maxsize)
         self._subs.add(q)
         try:
             yield q
@@ -145,28 +150,31 @@ class PowerPoller:
         self.service = service or PowerService(engine)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._live: dict[int, LiveRow] = {}  # latest good reading per device, until the next flush
+        self._context = views.LiveContext()  # the chain and sites, as the live messages see them
+        self._latest: dict[int, views.DeviceLive] = {}  # each device's last live state (its site's state)
         self._samples: list[tuple[int, str, int, float]] = []
         self._stop = asyncio.Event()
         self.reads = 0
         self.changes = 0  # readings that needed a transaction of their own (``PowerService.apply``)
         self.flushes = 0  # batched writes done
 
-    def _devices(self) -> list[tuple[DeviceRef, Known, dict[str, Any]]]:
+    def _devices(self) -> list[tuple[DeviceRef, Tracker]]:
         with Session(self.engine) as s:
             rows = s.exec(select(PowerDevice).where(PowerDevice.enabled == True)).all()  # noqa: E712
-            return [(DeviceRef(d.id or 0, d.name, d.kind, d.source,
-                               reveal(s, self.master, d.credential_id) if d.credential_id else {},
-                               d.poll_interval_s if d.critical else max(d.poll_interval_s, 5.0), d.site_id,
-                               d.poll_interval_s),
-                     Known.of(d), dict(d.readings)) for d in rows]
+            devices = [(DeviceRef(d.id or 0, d.name, d.kind, d.source,
+                                  reveal(s, self.master, d.credential_id) if d.credential_id else {},
+                                  d.poll_interval_s if d.critical else max(d.poll_interval_s, 5.0), d.site_id,
+                                  d.poll_interval_s),
+                        self.service.tracker(d)) for d in rows]
+            self._context = views.live_context(s)
+        return devices
 
     @staticmethod
     def _timeout(dev: DeviceRef) -> float:
         return max(0.5, min(dev.interval_s * 0.9, 3.0))
 
-    async def _poll_one(self, dev: DeviceRef, known: Known, readings: dict[str, Any] | None = None) -> None:
+    async def _poll_one(self, dev: DeviceRef, memory: Tracker) -> None:
         loop = asyncio.get_running_loop()
-        memory = _Memory(known, readings or {})
         session = _LazySession(self.sessions, dev, self._timeout(dev))
         try:
             while not self._stop.is_set():
@@ -193,37 +201,42 @@ class PowerPoller:
         except Exception as exc:  # noqa: BLE001 - a broken device is reported, the poller goes on
             return PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", str(exc))])
 
-    async def _read_and_apply(self, dev: DeviceRef, session: DeviceSession, memory: _Memory) -> bool:
-        """One reading: classified in memory; a transaction (one worker-thread hop) only when it
-        changes something; the rest is queued for the next batched write."""
+    async def _read_and_apply(self, dev: DeviceRef, session: DeviceSession, memory: Tracker) -> bool:
+        """One reading: judged once in memory; a transaction (one worker-thread hop) only when it
+        changes something, writing that change; the rest is queued for the next batched write."""
         reading = await self._read(dev, session)
         self.reads += 1
         now = utcnow()
-        verdict = assess(memory.known, reading, now, self.service.th)
+        seen = memory.observe(reading, now)
         events: list[dict[str, Any]] = []
-        if verdict.changes(memory.known):
+        if seen.change is not None:
             try:
-                applied = await asyncio.to_thread(self.service.apply, dev.id, reading, now, False)
+                applied = await asyncio.to_thread(self.service.record, seen.change)
             except LookupError:
                 return False
             self.changes += 1
-            memory.known = replace(memory.known, status=applied.status, state=applied.state,
-                                   flags=frozenset(applied.flags), last_ok=applied.last_ok)
+            memory.settle(applied)
             events = applied.events
-        elif verdict.got_data:
-            memory.known = replace(memory.known, last_ok=now)
-        if verdict.got_data:
-            memory.readings = reading.readings
-            row = live_row(dev.site_id, reading, verdict, now)
+        if seen.row is not None:
             earlier = self._live.get(dev.id)
-            self._live[dev.id] = earlier.merge(row) if earlier else row
+            self._live[dev.id] = earlier.merge(seen.row) if earlier else seen.row
         self._samples.extend(PowerService.named_samples(dev.id, reading.readings, now))
-        self.hub.publish({"type": "device", "id": dev.id, "name": dev.name, "state": memory.known.state,
-                          "flags": sorted(memory.known.flags), "readings": memory.readings,
-                          "live": verdict.got_data, "time": now.isoformat()})
+        message = self._latest[dev.id] = self._live_message(dev, memory, now)
+        if self.hub.subscribers:  # serialised once, by the stream
+            self.hub.publish(message)
         for ev in events:
             self.hub.publish({"type": "event", **ev})
         return True
+
+    def _live_message(self, dev: DeviceRef, memory: Tracker, now: dt.datetime) -> views.LiveMessage:
+        """The stream's message for this reading, by the read side's rule, from what is in memory
+        (kept as the device's latest live state, for the site states of the others' messages)."""
+        base = self._context.facts.get(dev.id) or views.DeviceFacts(
+            dev.id, dev.name, dev.kind, dev.site_id, "never", "unknown", (), None, dev.poll_interval_s, {})
+        known = memory.known
+        facts = views.with_reading(base, status=known.status, state=known.state, flags=known.flags,
+                                   last_ok=known.last_ok, readings=memory.readings)
+        return views.live_message(self._context, facts, self._latest, now)
 
     async def flush(self) -> None:
         """Write what the device loops queued (latest readings and ``last_ok`` of every device,
@@ -267,16 +280,16 @@ class PowerPoller:
         known: dict[int, DeviceRef] = {}
         try:
             while not self._stop.is_set():
-                current = {d.id: (d, k, r) for d, k, r in await asyncio.to_thread(self._devices)}
-                for dev_id, (dev, state, readings) in current.items():
+                current = {d.id: (d, t) for d, t in await asyncio.to_thread(self._devices)}
+                for dev_id, (dev, tracker) in current.items():
                     ended = dev_id in self._tasks and self._tasks[dev_id].done()
                     if known.get(dev_id) != dev or ended:
                         if dev_id in self._tasks:
                             self._tasks.pop(dev_id).cancel()
-                        self._tasks[dev_id] = asyncio.create_task(self._poll_one(dev, state, readings))
+                        self._tasks[dev_id] = asyncio.create_task(self._poll_one(dev, tracker))
                 for dev_id in set(self._tasks) - set(current):
                     self._tasks.pop(dev_id).cancel()
-                known = {dev_id: dev for dev_id, (dev, _state, _readings) in current.items()}
+                known = {dev_id: dev for dev_id, (dev, _tracker) in current.items()}
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), refresh_s)
         finally:

@@ -1,23 +1,25 @@
 """Power service: fold each reading into device state, events, outage records and telemetry.
 
-What a reading means is decided by a pure function, :func:`assess`, from what is known of the
-device (its status, state, flags and the time of its last good reading) — the same rules whether
-the caller is ``apply`` (one reading, one transaction: the device's live state, the events its
-change means, and the site's outage record, opened on the first sign of a mains failure, given a
-timeline as events happen, closed at retransfer with its figures) or the poller, which keeps that
-knowledge in memory and calls ``apply`` only for a reading that changes something. The rest of
-every reading (its values, ``last_ok``, the outage's lowest battery and kinetic levels, telemetry
-samples) the poller writes once a second for all devices in one transaction
-(:meth:`PowerService.flush`). A device that stops answering is marked ``comm_lost`` and its last
-readings are kept but never shown as live (``stale``).
+What a reading means is decided once, by a pure function, :func:`assess`, from what is known of the
+device (its status, state, flags and the time of its last good reading). The poller keeps that
+knowledge in memory (a :class:`Tracker` per device), so the judgement happens there, without the
+database; a reading that changes something becomes a :class:`Change`, which :meth:`PowerService.record`
+writes as judged in one transaction: the device's live state, the events its change means, and the
+site's outage record (opened on the first sign of a mains failure, given a timeline as events
+happen, closed at retransfer with its figures). ``apply`` judges one reading against the row, for
+callers that keep nothing in memory. The rest of every reading (its values, ``last_ok``, the
+outage's lowest battery and kinetic levels, telemetry samples) the poller writes once a second for
+all devices in one transaction (:meth:`PowerService.flush`). A device that stops answering is
+marked ``comm_lost`` and its last readings are kept but never shown as live (``stale``). What the
+rows mean to a reader (live or stale, load, tone, PUE) is the read side's: ``power/views.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeGuard
 
 from sqlalchemy import JSON, Engine, bindparam, case, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,10 +28,9 @@ from sqlmodel import Session, col, select
 from infra_mgr.common import UTCDateTime, utcnow
 from infra_mgr.db import write_connection, write_session
 from infra_mgr.events.service import record
-from infra_mgr.power import autonomy
-from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerNode
+from infra_mgr.power.models import FuelTank, Outage, PowerDevice
 from infra_mgr.power.readings import CANONICAL, PowerReadings
-from infra_mgr.power.state import DeviceState, Thresholds, Transition, classify, transitions
+from infra_mgr.power.state import DeviceState, Thresholds, Transition, classify, comm_grace_s, transitions
 from infra_mgr.telemetry.models import MetricSample
 from infra_mgr.telemetry.store import TelemetryStore
 
@@ -88,12 +89,6 @@ class Verdict:
             self.got_data and (self.after.state != known.state or self.after.flags != known.flags))
 
 
-def comm_grace_s(poll_interval_s: float) -> float:
-    """How long a device may go without a good reading before it is ``comm_lost``: three poll
-    intervals, at least 3 s (the status view shows data this old as live, no older)."""
-    return max(3.0, poll_interval_s * 3)
-
-
 def assess(known: Known, reading: PowerReadings, now: dt.datetime, th: Thresholds | None = None) -> Verdict:
     """What ``reading`` means for a device known as ``known`` (pure: no database, no clock)."""
     got_data = bool(reading.readings) and not reading.stale
@@ -141,7 +136,54 @@ def live_row(site_id: int | None, reading: PowerReadings, verdict: Verdict, now:
                    float(kinetic) if _is_number(kinetic) else None)
 
 
-def _is_number(value: Any) -> bool:
+@dataclass(frozen=True)
+class Change:
+    """A reading that changes a device's row, as a :class:`Tracker` judged it: handed to
+    :meth:`PowerService.record`, which writes it without judging it again."""
+
+    device_id: int
+    reading: PowerReadings
+    verdict: Verdict
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one reading means for a tracked device: the change to write at once (``None`` when
+    only values moved) and its row for the once-a-second write (``None`` without fresh data)."""
+
+    got_data: bool
+    change: Change | None
+    row: LiveRow | None
+
+
+class Tracker:
+    """What is known of one device between its readings (the poller keeps one per device loop):
+    each reading is judged here once, without the database."""
+
+    def __init__(self, device_id: int, site_id: int | None, known: Known, readings: dict[str, Any],
+                 th: Thresholds | None = None) -> None:
+        self.device_id, self.site_id, self.known, self.readings = device_id, site_id, known, readings
+        self.th = th
+
+    def observe(self, reading: PowerReadings, now: dt.datetime) -> Observation:
+        verdict = assess(self.known, reading, now, self.th)
+        change = Change(self.device_id, reading, verdict, now) if verdict.changes(self.known) else None
+        row = None
+        if verdict.got_data:
+            if change is None:
+                self.known = replace(self.known, last_ok=now)
+            self.readings = reading.readings
+            row = live_row(self.site_id, reading, verdict, now)
+        return Observation(verdict.got_data, change, row)
+
+    def settle(self, applied: Applied) -> None:
+        """What the row says once a change is written."""
+        self.known = replace(self.known, status=applied.status, state=applied.state,
+                             flags=frozenset(applied.flags), last_ok=applied.last_ok)
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -172,53 +214,65 @@ class PowerService:
 
     def apply(self, device_id: int, reading: PowerReadings, now: dt.datetime | None = None, store: bool = True
               ) -> Applied:
-        """Fold one reading in, in one transaction; ``store=False`` leaves the samples to the caller
-        (the poller batches them). The poller calls this only for readings that change something
-        (:meth:`Verdict.changes`); for any other good reading it still writes readings and ``last_ok``."""
+        """Fold one reading in, in one transaction, judged against the device's row (for callers
+        that keep nothing in memory); ``store=False`` leaves the samples to the caller."""
         now = now or utcnow()
         # Take the write lock first (SQLite), so readers-turned-writers in concurrent pollers never
         # hit "database is locked" upgrading their transaction.
         with write_session(self.engine) as s:
-            dev = s.get(PowerDevice, device_id)
-            if dev is None:
-                raise LookupError(f"power device {device_id} not found")
-            known = Known.of(dev)
-            verdict = assess(known, reading, now, self.th)
-            result = Applied(device_id, dev.name, dev.state, list(dev.flags), dict(dev.readings), status=dev.status,
-                             last_ok=dev.last_ok)
-            if not verdict.got_data:
-                if verdict.status != known.status:  # communication lost: the last readings are kept
-                    dev.status, dev.message = verdict.status, verdict.message
-                    s.add(dev)
-                    for t in verdict.transitions:
-                        self._event(s, dev, t, now, result)
-                    s.commit()
-                    result.status = dev.status
-                return result
-            events = list(verdict.transitions)
-            if events and events[0].kind == "power.comm_restored":  # recorded with the state it had
-                self._event(s, dev, events.pop(0), now, result)
-            dev.status = verdict.status
-            dev.state = verdict.after.state
-            dev.flags = sorted(verdict.after.flags)
-            dev.readings = dict(reading.readings)
-            dev.message = verdict.message
-            dev.last_ok = now
-            s.add(dev)
-            for t in events:
-                self._event(s, dev, t, now, result)
-            result.outage_id = self._track_outage(s, dev, verdict.after, result.events, now)
-            s.commit()
-            result.state, result.flags, result.readings = dev.state, list(dev.flags), dict(dev.readings)
-            result.status, result.last_ok = dev.status, dev.last_ok
-        if store:
+            dev = self._device(s, device_id)
+            result = self._write(s, dev, assess(Known.of(dev), reading, now, self.th), reading, now)
+        if store and reading.readings and not reading.stale:  # as judged: a good reading
             self.store.write(self.samples(device_id, reading.readings, now))
         return result
 
-    def known(self) -> dict[int, Known]:
-        """What the rows say of every device (where a poller starts from)."""
-        with Session(self.engine) as s:
-            return {d.id or 0: Known.of(d) for d in s.exec(select(PowerDevice)).all()}
+    def tracker(self, dev: PowerDevice) -> Tracker:
+        """Where a poller starts from for ``dev``: what its row says."""
+        return Tracker(dev.id or 0, dev.site_id, Known.of(dev), dict(dev.readings), self.th)
+
+    def record(self, change: Change) -> Applied:
+        """Write a change a :class:`Tracker` found, as it found it (no second judgement): the
+        device's status, state, flags and readings, its events and the site's outage record."""
+        with write_session(self.engine) as s:
+            return self._write(s, self._device(s, change.device_id), change.verdict, change.reading, change.now)
+
+    @staticmethod
+    def _device(s: Session, device_id: int) -> PowerDevice:
+        dev = s.get(PowerDevice, device_id)
+        if dev is None:
+            raise LookupError(f"power device {device_id} not found")
+        return dev
+
+    def _write(self, s: Session, dev: PowerDevice, verdict: Verdict, reading: PowerReadings, now: dt.datetime
+               ) -> Applied:
+        result = Applied(dev.id or 0, dev.name, dev.state, list(dev.flags), dict(dev.readings), status=dev.status,
+                         last_ok=dev.last_ok)
+        if not verdict.got_data:
+            if verdict.status != dev.status:  # communication lost: the last readings are kept
+                dev.status, dev.message = verdict.status, verdict.message
+                s.add(dev)
+                for t in verdict.transitions:
+                    self._event(s, dev, t, now, result)
+                s.commit()
+                result.status = dev.status
+            return result
+        events = list(verdict.transitions)
+        if events and events[0].kind == "power.comm_restored":  # recorded with the state it had
+            self._event(s, dev, events.pop(0), now, result)
+        dev.status = verdict.status
+        dev.state = verdict.after.state
+        dev.flags = sorted(verdict.after.flags)
+        dev.readings = dict(reading.readings)
+        dev.message = verdict.message
+        dev.last_ok = now
+        s.add(dev)
+        for t in events:
+            self._event(s, dev, t, now, result)
+        result.outage_id = self._track_outage(s, dev, verdict.after, result.events, now)
+        s.commit()
+        result.state, result.flags, result.readings = dev.state, list(dev.flags), dict(dev.readings)
+        result.status, result.last_ok = dev.status, dev.last_ok
+        return result
 
     def flush(self, rows: Mapping[int, LiveRow], samples: Iterable[tuple[int, str, int, float]]) -> int:
         """Write, in one transaction, the latest good reading of each device (``readings``,
@@ -253,8 +307,8 @@ class PowerService:
     def _statements(self) -> dict[str, Any]:
         """The batched write's statements, built once (it runs every second)."""
         if self._flush_statements is None:
-            device = PowerDevice.__table__  # type: ignore[attr-defined]
-            outage = Outage.__table__  # type: ignore[attr-defined]
+            device = PowerDevice.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+            outage = Outage.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
             stamp = bindparam("b_last_ok", type_=UTCDateTime())
             built: dict[str, Any] = {
                 # a row marked comm_lost since (by ``apply``) keeps its message and last good reading
@@ -262,7 +316,7 @@ class PowerService:
                                                or_(device.c.last_ok.is_(None), device.c.last_ok <= stamp))
                 .values(readings=bindparam("b_readings", type_=JSON()), last_ok=stamp, message=bindparam("b_message")),
                 "samples": (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert(
-                    MetricSample.__table__).on_conflict_do_nothing(),  # type: ignore[attr-defined]
+                    MetricSample.__table__).on_conflict_do_nothing(),  # type: ignore[attr-defined]  # no __table__ in SQLModel
             }
             for attr in ("min_battery_charge", "min_kinetic_level"):
                 column = outage.c[attr]
@@ -299,8 +353,9 @@ class PowerService:
 
     def _fuel_pct(self, s: Session, site_id: int | None) -> tuple[float | None, float]:
         """Fuel level (%) of the site's first tank with a reading, and that tank's capacity."""
-        tanks = s.exec(select(FuelTank, PowerDevice).join(PowerDevice, PowerDevice.id == FuelTank.power_device_id)
-                       .where(PowerDevice.site_id == site_id)).all()
+        tanks = s.exec(select(FuelTank, PowerDevice)
+                       .join(PowerDevice, col(PowerDevice.id) == col(FuelTank.power_device_id))
+                       .where(col(PowerDevice.site_id) == site_id)).all()
         for tank, dev in tanks:
             level = dev.readings.get(tank.level_reading)
             if isinstance(level, int | float):
@@ -361,92 +416,3 @@ class PowerService:
         outage.timeline = timeline
         s.add(outage)
         return outage.id
-
-    # ------------------------------------------------------------------ views
-
-    def status(self, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-        """Every power device with its state, key readings, autonomy and data age."""
-        now = now or utcnow()
-        with Session(self.engine) as s:
-            devices = s.exec(select(PowerDevice).order_by(PowerDevice.name)).all()
-            tanks = {t.power_device_id: t for t in s.exec(select(FuelTank)).all()}
-        out = []
-        for d in devices:
-            age = (now - d.last_ok).total_seconds() if d.last_ok else None
-            # the poller writes last_ok once a second, so a live device's is at most ~2 s old
-            live = d.status == "ok" and age is not None and age <= comm_grace_s(d.poll_interval_s)
-            r = d.readings
-            item: dict[str, Any] = {
-                "id": d.id, "name": d.name, "kind": d.kind, "site_id": d.site_id, "status": d.status,
-                "state": d.state if live else "unknown", "flags": d.flags, "live": live,
-                "data_age_s": round(age, 1) if age is not None else None,
-                "readings": {k: r.get(k) for k in KEY_READINGS.get(d.kind, ()) if k in r},
-                "battery_autonomy_h": None, "fuel_autonomy_h": None,
-            }
-            if isinstance(r.get("battery.runtime"), int | float):
-                item["battery_autonomy_h"] = _round(autonomy.battery_autonomy_h(float(r["battery.runtime"])))
-            tank = tanks.get(d.id or 0)
-            level = r.get(tank.level_reading) if tank else None
-            if tank and isinstance(level, int | float):
-                load = _load_pct(r, tank.rated_kw)
-                item["fuel_autonomy_h"] = _round(autonomy.fuel_autonomy_h(
-                    tank.capacity_l, float(level), tank.usable_fraction, tank.curve, load))
-                item["fuel_load_pct"] = round(load, 1)
-            out.append(item)
-        return out
-
-    def pue_now(self) -> dict[str, Any]:
-        with Session(self.engine) as s:
-            rows = s.exec(select(PowerNode, PowerDevice).join(PowerDevice, PowerDevice.id == PowerNode.power_device_id)
-                          .where(PowerNode.pue_role != "none")).all()
-        facility = it = 0.0
-        have_f = have_i = False
-        cats: list[int | None] = []
-        for node, dev in rows:
-            kw = _power_kw(dev.readings, node.capacity_kw)
-            if kw is None or dev.status != "ok":
-                continue
-            if node.pue_role == "facility":
-                facility += kw
-                have_f = True
-            else:
-                it += kw
-                have_i = True
-                cats.append(node.it_category)
-        value = autonomy.pue(facility if have_f else None, it if have_i else None)
-        return {"pue": round(value, 3) if value else None, "facility_kw": round(facility, 2) if have_f else None,
-                "it_kw": round(it, 2) if have_i else None, "category": autonomy.pue_category(cats)}
-
-
-KEY_READINGS: dict[str, tuple[str, ...]] = {
-    "ups": ("ups.status", "battery.charge", "battery.runtime", "input.voltage", "output.voltage", "ups.load"),
-    "drups": ("drups.mode", "mains.status", "kinetic.level", "engine.state", "engine.rpm", "fuel.day.level",
-              "fuel.main.level", "output.power"),
-    "genset": ("engine.state", "engine.rpm", "fuel.level", "output.power", "engine.load", "engine.battery.voltage"),
-    "meter": ("meter.power", "meter.voltage", "meter.energy"),
-    "pdu": ("output.current", "output.power", "ups.load"),
-    "ats": ("ups.status", "input.voltage"),
-}
-
-
-def _round(value: float | None) -> float | None:
-    return round(value, 2) if value is not None else None
-
-
-def _load_pct(r: dict[str, Any], rated_kw: float) -> float:
-    for name in ("engine.load", "ups.load"):
-        if isinstance(r.get(name), int | float):
-            return float(r[name])
-    power = r.get("output.power")
-    if isinstance(power, int | float) and rated_kw:
-        return float(power) / rated_kw * 100.0
-    return 50.0
-
-
-def _power_kw(r: dict[str, Any], capacity_kw: float | None) -> float | None:
-    for name, factor in (("meter.power", 1.0), ("output.power", 1.0), ("ups.realpower", 0.001)):
-        if isinstance(r.get(name), int | float):
-            return float(r[name]) * factor
-    if isinstance(r.get("ups.load"), int | float) and capacity_kw:
-        return float(r["ups.load"]) / 100.0 * capacity_kw
-    return None

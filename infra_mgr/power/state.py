@@ -84,11 +84,11 @@ def classify(kind: str, readings: dict[str, Any], th: Thresholds | None = None) 
             flags.add("engine_fault")
     elif kind == "meter":
         volts = _num(readings, "meter.voltage")
-        power = _num(readings, "meter.power")
+        meter_power = _num(readings, "meter.power")
         if volts is not None:
             state = "mains" if volts >= th.mains_min_v else "off"
-        elif power is not None:
-            state = "mains" if power > 0 else "off"
+        elif meter_power is not None:
+            state = "mains" if meter_power > 0 else "off"
         if state == "off":
             flags.add("mains_failed")
     engine = _text(readings, "engine.state")
@@ -157,3 +157,34 @@ def transitions(name: str, before: DeviceState, after: DeviceState) -> list[Tran
     if after.state == "mains" and before.state in ("battery", "kinetic", "diesel", "bypass"):
         out.append(Transition("power.retransfer", "info", f"{name}: back on mains from {before.state}"))
     return out
+
+
+def comm_grace_s(poll_interval_s: float) -> float:
+    """How long a device may go without a good reading before it is ``comm_lost``: three poll
+    intervals, at least 3 s (the read views show data this old as live, no older)."""
+    return max(3.0, poll_interval_s * 3)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def load_of(readings: dict[str, Any], capacity_kw: float | None) -> tuple[float | None, float | None]:
+    """(kW, load %) a device delivers, unrounded: the one rule behind PUE, the fuel curve's load,
+    the dashboard's gauges and chain, and the live stream.
+
+    kW from the first of ``meter.power``, ``output.power`` (kW) or ``ups.realpower`` (W); the load
+    from ``ups.load`` or ``engine.load``. Either one gives the other through ``capacity_kw``."""
+    kw = _number(readings.get("meter.power"))
+    if kw is None:
+        kw = _number(readings.get("output.power"))
+    if kw is None and (watts := _number(readings.get("ups.realpower"))) is not None:
+        kw = watts / 1000.0
+    pct = _number(readings.get("ups.load"))
+    if pct is None:
+        pct = _number(readings.get("engine.load"))
+    if kw is None and pct is not None and capacity_kw:
+        kw = pct / 100.0 * capacity_kw
+    if pct is None and kw is not None and capacity_kw:
+        pct = kw / capacity_kw * 100.0
+    return kw, pct

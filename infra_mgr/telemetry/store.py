@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Integer, and_, delete, func, literal, select
+from sqlalchemy import Connection, Engine, Integer, Select, Table, and_, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from infra_mgr.db import write_connection
 from infra_mgr.telemetry.models import MetricRollup, MetricSample, MetricSeries
@@ -23,6 +24,9 @@ from infra_mgr.telemetry.models import MetricRollup, MetricSample, MetricSeries
 RAW = 0
 FIVE_MIN = 300
 HOUR = 3600
+
+# (series id, resolution s, bucket ms, min, avg, max, count): one row of metric_rollup.
+RollupRow = tuple[int, int, int, float, float, float, int]
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,10 @@ class TelemetryStore:
         self._lock = threading.Lock()
         self._dialect = engine.dialect.name
 
-    def _insert(self, table: object) -> object:
-        mod = postgresql if self._dialect == "postgresql" else sqlite
-        return mod.insert(table)  # type: ignore[arg-type]
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     # ------------------------------------------------------------------ series
 
@@ -65,28 +70,28 @@ class TelemetryStore:
         with self._lock:
             if key in self._ids:
                 return self._ids[key]
-        cond = and_(MetricSeries.source_kind == source_kind, MetricSeries.source_id == source_id,
-                    MetricSeries.name == name)
+        cond = and_(col(MetricSeries.source_kind) == source_kind, col(MetricSeries.source_id) == source_id,
+                    col(MetricSeries.name) == name)
         with write_connection(self.engine) as conn:
-            found = conn.execute(select(MetricSeries.id).where(cond)).scalar()
+            found = conn.execute(select(col(MetricSeries.id)).where(cond)).scalar()
             if found is None:
                 try:
-                    found = conn.execute(MetricSeries.__table__.insert().values(  # type: ignore[attr-defined]
+                    found = conn.execute(MetricSeries.__table__.insert().values(  # type: ignore[attr-defined]  # SQLModel does not declare __table__
                         source_kind=source_kind, source_id=source_id, name=name, unit=unit)).inserted_primary_key[0]
                 except IntegrityError:
                     found = None
         if found is None:  # another writer created it first
             with self.engine.connect() as conn:
-                found = conn.execute(select(MetricSeries.id).where(cond)).scalar_one()
+                found = conn.execute(select(col(MetricSeries.id)).where(cond)).scalar_one()
         with self._lock:
             self._ids[key] = int(found)
         return int(found)
 
     def series_of(self, source_kind: str, source_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(MetricSeries.name, MetricSeries.id).where(
-                MetricSeries.source_kind == source_kind, MetricSeries.source_id == source_id)).all()
-        return {name: int(sid) for name, sid in rows}
+            rows = conn.execute(select(col(MetricSeries.name), col(MetricSeries.id)).where(
+                col(MetricSeries.source_kind) == source_kind, col(MetricSeries.source_id) == source_id)).all()
+        return {name: int(sid) for name, sid in rows if sid is not None}
 
     # ------------------------------------------------------------------ write
 
@@ -95,21 +100,21 @@ class TelemetryStore:
         rows = [{"series_id": s, "ts_ms": t, "value": float(v)} for s, t, v in samples]
         if not rows:
             return 0
-        stmt = self._insert(MetricSample.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+        stmt = self._insert(MetricSample.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]  # SQLModel does not declare __table__
         with write_connection(self.engine) as conn:
             conn.execute(stmt, rows)
         return len(rows)
 
     # ------------------------------------------------------------------ roll up and prune
 
-    def _upsert_rollups(self, conn: object, select_stmt: object) -> None:
+    def _upsert_rollups(self, conn: Connection, select_stmt: Select[RollupRow]) -> None:
         cols = ["series_id", "resolution_s", "bucket_ms", "min", "avg", "max", "count"]
-        ins = self._insert(MetricRollup.__table__).from_select(cols, select_stmt)  # type: ignore[attr-defined]
-        ins = ins.on_conflict_do_update(  # type: ignore[attr-defined]
+        ins = self._insert(MetricRollup.__table__).from_select(cols, select_stmt)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+        ins = ins.on_conflict_do_update(
             index_elements=["series_id", "resolution_s", "bucket_ms"],
-            set_={c: getattr(ins.excluded, c) for c in ("min", "avg", "max", "count")},  # type: ignore[attr-defined]
+            set_={c: getattr(ins.excluded, c) for c in ("min", "avg", "max", "count")},
         )
-        conn.execute(ins)  # type: ignore[attr-defined]
+        conn.execute(ins)
 
     def rollup(self, now: int | None = None) -> None:
         """Compute 5-minute buckets from raw samples and hourly buckets from 5-minute ones."""
@@ -117,41 +122,44 @@ class TelemetryStore:
         with write_connection(self.engine) as conn:
             for res, source in ((FIVE_MIN, RAW), (HOUR, FIVE_MIN)):
                 width = res * 1000
-                done = conn.execute(select(func.max(MetricRollup.bucket_ms)).where(
-                    MetricRollup.resolution_s == res)).scalar()
+                done = conn.execute(select(func.max(col(MetricRollup.bucket_ms))).where(
+                    col(MetricRollup.resolution_s) == res)).scalar()
                 if source == RAW:
-                    earliest = conn.execute(select(func.min(MetricSample.ts_ms))).scalar()
+                    earliest = conn.execute(select(func.min(col(MetricSample.ts_ms)))).scalar()
                 else:
-                    earliest = conn.execute(select(func.min(MetricRollup.bucket_ms)).where(
-                        MetricRollup.resolution_s == FIVE_MIN)).scalar()
+                    earliest = conn.execute(select(func.min(col(MetricRollup.bucket_ms))).where(
+                        col(MetricRollup.resolution_s) == FIVE_MIN)).scalar()
                 if earliest is None:
                     continue
                 start = int(done) if done is not None else (int(earliest) // width) * width
-                bucket = ((MetricSample.ts_ms // width) * width) if source == RAW else \
-                    ((MetricRollup.bucket_ms // width) * width)
+                bucket = ((col(MetricSample.ts_ms) // width) * width) if source == RAW else \
+                    ((col(MetricRollup.bucket_ms) // width) * width)
+                stmt: Select[RollupRow]
                 if source == RAW:
-                    stmt = (select(MetricSample.series_id, literal(res, Integer), bucket.label("b"),
-                                   func.min(MetricSample.value), func.avg(MetricSample.value),
-                                   func.max(MetricSample.value), func.count())
-                            .where(MetricSample.ts_ms >= start, MetricSample.ts_ms < now)
-                            .group_by(MetricSample.series_id, bucket))
+                    s = MetricSample
+                    stmt = (select(col(s.series_id), literal(res, Integer), bucket.label("b"),
+                                   func.min(col(s.value)), func.avg(col(s.value)),
+                                   func.max(col(s.value)), func.count())
+                            .where(col(s.ts_ms) >= start, col(s.ts_ms) < now)
+                            .group_by(col(s.series_id), bucket))
                 else:
                     r = MetricRollup
-                    stmt = (select(r.series_id, literal(res, Integer), bucket.label("b"), func.min(r.min),
-                                   func.sum(r.avg * r.count) / func.sum(r.count), func.max(r.max), func.sum(r.count))
-                            .where(r.resolution_s == FIVE_MIN, r.bucket_ms >= start, r.bucket_ms < now)
-                            .group_by(r.series_id, bucket))
+                    stmt = (select(col(r.series_id), literal(res, Integer), bucket.label("b"), func.min(col(r.min)),
+                                   func.sum(col(r.avg) * col(r.count)) / func.sum(col(r.count)), func.max(col(r.max)),
+                                   func.sum(col(r.count)))
+                            .where(col(r.resolution_s) == FIVE_MIN, col(r.bucket_ms) >= start, col(r.bucket_ms) < now)
+                            .group_by(col(r.series_id), bucket))
                 self._upsert_rollups(conn, stmt)
 
     def prune(self, now: int | None = None) -> None:
         now = now if now is not None else now_ms()
         ret = self.retention
         with write_connection(self.engine) as conn:
-            conn.execute(delete(MetricSample).where(MetricSample.ts_ms < now - ret.raw_s * 1000))
-            conn.execute(delete(MetricRollup).where(MetricRollup.resolution_s == FIVE_MIN,
-                                                    MetricRollup.bucket_ms < now - ret.five_min_s * 1000))
-            conn.execute(delete(MetricRollup).where(MetricRollup.resolution_s == HOUR,
-                                                    MetricRollup.bucket_ms < now - ret.hour_s * 1000))
+            conn.execute(delete(MetricSample).where(col(MetricSample.ts_ms) < now - ret.raw_s * 1000))
+            conn.execute(delete(MetricRollup).where(col(MetricRollup.resolution_s) == FIVE_MIN,
+                                                    col(MetricRollup.bucket_ms) < now - ret.five_min_s * 1000))
+            conn.execute(delete(MetricRollup).where(col(MetricRollup.resolution_s) == HOUR,
+                                                    col(MetricRollup.bucket_ms) < now - ret.hour_s * 1000))
 
     # ------------------------------------------------------------------ read
 
@@ -171,14 +179,15 @@ class TelemetryStore:
         res = resolution if resolution is not None else self.resolution_for(start_ms, end_ms, max_points)
         with self.engine.connect() as conn:
             if res == RAW:
-                rows = conn.execute(select(MetricSample.ts_ms, MetricSample.value).where(
-                    MetricSample.series_id == series_id, MetricSample.ts_ms >= start_ms,
-                    MetricSample.ts_ms <= end_ms).order_by(MetricSample.ts_ms)).all()
-                pts = [Point(int(t), v, v, v) for t, v in rows]
+                s = MetricSample
+                samples = conn.execute(select(col(s.ts_ms), col(s.value)).where(
+                    col(s.series_id) == series_id, col(s.ts_ms) >= start_ms,
+                    col(s.ts_ms) <= end_ms).order_by(col(s.ts_ms))).all()
+                pts = [Point(int(t), v, v, v) for t, v in samples]
             else:
                 r = MetricRollup
-                rows = conn.execute(select(r.bucket_ms, r.min, r.avg, r.max).where(
-                    r.series_id == series_id, r.resolution_s == res, r.bucket_ms >= start_ms,
-                    r.bucket_ms <= end_ms).order_by(r.bucket_ms)).all()
+                rows = conn.execute(select(col(r.bucket_ms), col(r.min), col(r.avg), col(r.max)).where(
+                    col(r.series_id) == series_id, col(r.resolution_s) == res, col(r.bucket_ms) >= start_ms,
+                    col(r.bucket_ms) <= end_ms).order_by(col(r.bucket_ms))).all()
                 pts = [Point(int(t), mn, av, mx) for t, mn, av, mx in rows]
         return res, pts

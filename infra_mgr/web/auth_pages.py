@@ -8,15 +8,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import update
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.api import start_session
-from infra_mgr.auth.models import User
-from infra_mgr.auth.service import authenticate
-from infra_mgr.db import write_session
+from infra_mgr.auth.service import sign_in
 from infra_mgr.web.i18n import COOKIE, LANGS
 from infra_mgr.web.pages import LANG_COOKIE_AGE_S, current_principal, error_page, html_router, render, safe_next
 
@@ -34,16 +30,6 @@ def _check_csrf(request: Request, sent: Any) -> bool:
 def _form_str(form: Any, name: str, limit: int) -> str:
     value = form.get(name, "")
     return value[:limit] if isinstance(value, str) else ""
-
-
-def _authenticate(engine: Any, username: str, password: str) -> User | None:
-    """Check the password (argon2: slow by design, so it runs in a worker thread) and stamp last_login."""
-    with Session(engine, expire_on_commit=False) as session:
-        user = authenticate(session, username, password)
-    if user is not None:  # the stamp in its own short write (the check above only read)
-        with write_session(engine) as session:
-            session.execute(update(User).where(User.id == user.id).values(last_login=user.last_login))
-    return user
 
 
 def _login_page(request: Request, *, error: str = "", next_url: str = "/", username: str = "",
@@ -73,7 +59,7 @@ async def login_submit(request: Request) -> Response:
     if not _check_csrf(request, form.get("csrf")):
         request.session.pop("csrf", None)
         return _login_page(request, error="login.expired", next_url=next_url, username=username, status_code=400)
-    user = await run_in_threadpool(_authenticate, request.app.state.engine, username, password)
+    user = await run_in_threadpool(sign_in, request.app.state.engine, username, password)
     if user is None:
         log.info("dashboard: failed sign-in for %r from %s", username, request.client.host if request.client else "?")
         return _login_page(request, error="login.error", next_url=next_url, username=username, status_code=401)

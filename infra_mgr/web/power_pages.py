@@ -1,8 +1,16 @@
-"""The Power page and its live data for power.js."""
+"""The Power page and its live data for power.js.
+
+Everything shown comes from the power domain's read side (:mod:`infra_mgr.power.views`): the page
+and ``/power/chain.json`` are :func:`~infra_mgr.power.views.power_view` as JSON, the same model
+``/api/v1/power/view`` serves. What stays here is about the web: badges, strings, units for people,
+the chart's selection from the URL.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -10,44 +18,53 @@ from sqlmodel import Session
 
 from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.service import Principal
-from infra_mgr.power.service import PowerService
+from infra_mgr.power import views
+from infra_mgr.power.readings import CANONICAL
+from infra_mgr.telemetry.store import TelemetryStore
 from infra_mgr.web import format as fmt
-from infra_mgr.web import queries
 from infra_mgr.web.i18n import DEFAULT_LANG, Translator, catalog, pick_lang
 from infra_mgr.web.pages import User_, current_principal, empty_state, html_router, render
 
 router = html_router()
 
-# Power page: days of the PUE trend, and the Bootstrap badge colour of each power tone (queries.power_tone).
+# Power page: days of the PUE trend, and the Bootstrap badge colour of each power tone.
 POWER_PUE_DAYS = 14
 POWER_TONE_BADGE = {"ok": "success", "warning": "warning", "critical": "danger", "stale": "secondary",
                     "unknown": "secondary", "none": "light"}
-# The colour rules, handed to power.js so a live update is judged exactly as the server judged the page.
-POWER_RULES: dict[str, Any] = {
-    "tones": queries.POWER_TONES, "critical_flags": sorted(queries.POWER_CRITICAL_FLAGS),
-    "site_order": list(queries.POWER_SITE_ORDER), "badges": POWER_TONE_BADGE,
-}
+# How power.js draws a tone it is given (the tones themselves are computed by power.views).
+POWER_RULES: dict[str, Any] = {"badges": POWER_TONE_BADGE}
+# The unit of a canonical reading → the id of its display string (``runit.<id>`` in web/i18n).
+POWER_UNIT_KEYS = {"%": "pct", "V": "v", "A": "a", "Hz": "hz", "W": "w", "kW": "kw", "kWh": "kwh", "°C": "c",
+                   "kPa": "kpa", "rpm": "rpm", "s": "s", "count": "count", "L": "l"}
 
 
-def _power_service(request: Request) -> PowerService:
-    """The process's power service (shared with the API, which keeps it on ``app.state``)."""
+def parse_id(raw: str | None) -> int | None:
+    """An object id from a query parameter; anything that is not a plausible id is ``None``."""
+    value = (raw or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < 1:
+        return None
+    return int(value)
+
+
+def _store(request: Request) -> TelemetryStore:
+    """The process's telemetry store (the API's power service keeps one on ``app.state``)."""
     svc = getattr(request.app.state, "power_service", None)
-    if svc is None:
-        svc = request.app.state.power_service = PowerService(request.app.state.engine)
-    return svc  # type: ignore[no-any-return]
+    if svc is not None:
+        return svc.store
+    return TelemetryStore(request.app.state.engine)
 
 
 def _power_payload(request: Request, session: Session, *, outage: str | None = None, history: bool = True
                    ) -> dict[str, Any] | None:
-    """The power page's data: ``PowerService.status()`` and ``pue_now()`` (the API's own answers)
-    with the chain, gauges and outages around them; ``None`` when nothing is configured."""
-    svc = _power_service(request)
-    view = queries.power_view(session, svc.status(), svc.pue_now(), outage_id=queries.parse_id(outage),
-                              with_history=history)
-    if view is not None:
-        view["live_updates"] = getattr(request.app.state, "power_hub", None) is not None
-        view["rules"] = POWER_RULES
-    return view
+    """The power page's data: :func:`infra_mgr.power.views.power_view` (what ``/api/v1/power/view``
+    serves) as JSON, with what only the page needs; ``None`` when nothing is configured."""
+    view = views.power_view(session, outage_id=parse_id(outage), with_history=history)
+    if view is None:
+        return None
+    data = view.model_dump(mode="json", exclude=None if history else {"events", "outages", "outage"})
+    data["live_updates"] = getattr(request.app.state, "power_hub", None) is not None
+    data["rules"] = POWER_RULES
+    return data
 
 
 # The string groups power.js needs (states, kinds, units, durations, event kinds, live status …).
@@ -60,22 +77,54 @@ def _power_strings(t: Translator) -> dict[str, str]:
     return {key: t(key) for key in catalog(DEFAULT_LANG) if key.startswith(_POWER_JS_PREFIXES)}
 
 
-
-
-
-
+def power_chart(session: Session, devices: list[dict[str, Any]], device: str | None, reading: str | None,
+                range_key: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What the Readings card shows: every power device with its chartable readings, and the
+    selection — from ``?chart_device=&chart_reading=&chart_range=`` when valid, else the first
+    critical UPS or DRUPS with readings and its ``battery.charge`` (or its first reading) over 1 h.
+    ``src`` is the series request for that selection (the link shown without JavaScript)."""
+    now = now or dt.datetime.now(dt.UTC)
+    live = [views.DeviceLive.model_validate(d) for d in devices]
+    readings = views.chart_readings(session, live)
+    critical = views.critical_ids(session)
+    chosen = parse_id(device)
+    if chosen not in readings:
+        with_data = [d for d in live if readings.get(d.id)]
+        first = next((d for d in with_data if d.id in critical and d.kind in ("ups", "drups")), None)
+        pick = first or (with_data[0] if with_data else None) or (live[0] if live else None)
+        chosen = pick.id if pick else None
+    names = readings.get(chosen or 0, [])
+    name = reading if reading in names else (
+        views.CHART_DEFAULT_READING if views.CHART_DEFAULT_READING in names else (names[0] if names else None))
+    key = range_key if range_key in views.CHART_RANGES else views.CHART_DEFAULT_RANGE
+    seconds, max_points = views.CHART_RANGES[key]
+    src = None
+    if chosen is not None and name is not None:
+        end = now.astimezone(dt.UTC).replace(microsecond=0)
+        start = end - dt.timedelta(seconds=seconds)
+        src = "/api/v1/power/series?" + urlencode({
+            "device_id": chosen, "name": name, "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "max_points": max_points})
+    return {
+        "devices": [{"id": d.id, "name": d.name, "kind": d.kind,
+                     "readings": [{"name": n, "unit": CANONICAL[n][0]} for n in readings.get(d.id, [])]}
+                    for d in live],
+        "device": chosen, "reading": name, "range": key, "src": src,
+        "ranges": {k: {"seconds": s, "max_points": p, "live": s <= views.CHART_LIVE_MAX_S}
+                   for k, (s, p) in views.CHART_RANGES.items()},
+    }
 
 
 def _power_chart(session: Session, t: Translator, view: dict[str, Any], device: str | None, reading: str | None,
                  range_key: str | None) -> dict[str, Any]:
-    """The Readings card's data (queries.power_chart) with each reading's text for people: its
+    """The Readings card's data (:func:`power_chart`) with each reading's text for people: its
     label when web/i18n has one (``reading.<name>``), its canonical name and its unit."""
-    chart = queries.power_chart(session, view["devices"], device, reading, range_key)
+    chart = power_chart(session, view["devices"], device, reading, range_key)
     for d in chart["devices"]:
         d["text"] = t("power.chart_device_option", name=fmt.isolate(d["name"]), kind=t(f"pkind.{d['kind']}")
                       if t.has(f"pkind.{d['kind']}") else d["kind"])
         for r in d["readings"]:
-            unit_key = f"runit.{queries.POWER_UNIT_KEYS.get(r['unit'], '')}"
+            unit_key = f"runit.{POWER_UNIT_KEYS.get(r['unit'], '')}"
             r["unit_text"] = t(unit_key) if t.has(unit_key) else r["unit"]
             r["label"] = t(f"reading.{r['name']}") if t.has(f"reading.{r['name']}") else ""
             r["text"] = (t("power.chart_reading_option", label=r["label"], name=fmt.isolate(r["name"]),
@@ -93,15 +142,12 @@ def power(request: Request, session: DbSession, user: Principal = User_, outage:
     view = _power_payload(request, session, outage=outage)
     if view is None:
         return empty_state(request, user, "power")
-    from infra_mgr.power.api import pue_daily
-
     lang = pick_lang(request)
     t = Translator(lang)
-    daily = pue_daily(request, session, days=POWER_PUE_DAYS)
+    daily = views.pue_daily(session, _store(request), POWER_PUE_DAYS).model_dump(mode="json")
     sites = {s["id"]: s for s in view["sites"]}
     return render(request, "power.html", {
         "view": view, "daily": daily, "sites_by_id": sites, "tones": POWER_TONE_BADGE,
-        "power_tones": queries.POWER_TONES,
         "power_strings": _power_strings(t), "fmt_duration": lambda s: fmt.fmt_duration(t, s), "fmt_num": fmt.fmt_num,
         "fmt_iso": fmt.fmt_iso, "pue_days": POWER_PUE_DAYS, "chain_mirror": t.dir == "rtl",
         "chart": _power_chart(session, t, view, chart_device, chart_reading, chart_range),
@@ -110,8 +156,9 @@ def power(request: Request, session: DbSession, user: Principal = User_, outage:
 
 @router.get("/power/chain.json")
 def power_chain(request: Request, session: DbSession) -> Response:
-    """The power page's live data (devices, chain, sites, PUE) for power.js to refresh from.
-    Read-only and session-authenticated; a missing login is a JSON 401, like the topology's."""
+    """The power page's live data (:func:`infra_mgr.power.views.power_view` without the history)
+    for power.js to refresh from. Read-only and session-authenticated; a missing login is a JSON
+    401, like the topology's."""
     if current_principal(request, session) is None:
         return JSONResponse({"detail": "login required"}, status_code=401, headers={"Cache-Control": "no-store"})
     view = _power_payload(request, session, history=False) or {"devices": [], "nodes": [], "edges": [],

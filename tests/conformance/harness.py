@@ -125,8 +125,8 @@ def serve(corpus: Path, ready_community: str, timeout_s: float = 120.0) -> Itera
 
 
 def _answers(agent: Agent, community: str) -> bool:
-    from infra_mgr.network.snmp.engine import SnmpEngine
-    from infra_mgr.network.snmp.facts import SnmpTarget
+    from infra_mgr.snmp.engine import SnmpEngine
+    from infra_mgr.snmp.target import SnmpTarget
 
     async def ask() -> bool:
         target = SnmpTarget(address=agent.address, port=agent.port, community=community, timeout_s=1.0, retries=0)
@@ -152,8 +152,9 @@ class Probed:
 
 async def probe_one(agent: Agent, name: str) -> Probed:
     """The device as ``infra-mgr snmp probe`` sees it (same function, power readings included)."""
+    import infra_mgr.cli  # noqa: F401 - the application's wiring: registers the power reader into PROBE_EXTRAS
     from infra_mgr.network.cli import _probe_with_power
-    from infra_mgr.network.snmp.facts import SnmpTarget
+    from infra_mgr.snmp.target import SnmpTarget
 
     target = SnmpTarget(address=agent.address, port=agent.port, community=name, timeout_s=5.0, retries=1)
     try:

@@ -8,7 +8,8 @@ power flowing right to left. Screenshots go to ``test-artifacts/power-en.png`` a
 
 The app runs under uvicorn without its power poller (the seeded sources are not real devices).
 The test plays the poller instead: like ``PowerPoller._poll_one`` it writes the device's new state
-to the database first and then publishes the same ``{"type": "device", ...}`` item, and the
+to the database first and then publishes the same ``{"type": "device", ...}`` item (built by
+``power.views``, as the poller's is), and the
 service's events as ``{"type": "event", ...}``, on a LiveHub attached to ``app.state.power_hub``.
 """
 
@@ -33,6 +34,7 @@ from infra_mgr.config import Settings
 from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Site
+from infra_mgr.power import views
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerEdge, PowerNode
 from infra_mgr.power.poller import LiveHub
 from infra_mgr.power.service import PowerService
@@ -179,9 +181,8 @@ class Plant:
                 s.add(Event(kind=kind, severity=severity, message=message, site_id=dev.site_id, time=now,
                             data={"power_device_id": dev.id, "power_device": name, "state": state}))
             s.commit()
-            readings = dict(dev.readings)
-        self.hub.send({"type": "device", "id": self.ids[name], "name": name, "state": state, "flags": flags,
-                       "readings": readings, "live": True, "time": now.isoformat()})
+            message = views.live_message_of(s, self.ids[name], now).model_dump(mode="json")
+        self.hub.send(message)
         for kind, severity, message in events:
             self.hub.send({"type": "event", "kind": kind, "severity": severity, "message": message,
                            "time": now.isoformat(), "device": name})

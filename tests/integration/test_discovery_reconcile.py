@@ -18,7 +18,8 @@ from infra_mgr.inventory.models import Device, Interface, Link, ObjectChange, Pr
 from infra_mgr.network.crawl import Answer, Crawler, CrawlResult, CredentialOption, NoAnswer
 from infra_mgr.network.models import DevicePoll, Neighbor
 from infra_mgr.network.reconcile import reconcile
-from infra_mgr.network.snmp.facts import DeviceFacts, InterfaceFacts, NeighborFacts, ProbeResult, SnmpTarget
+from infra_mgr.network.snmp.facts import DeviceFacts, InterfaceFacts, NeighborFacts, ProbeResult
+from infra_mgr.snmp.target import SnmpTarget
 
 
 def _sites(engine: Engine) -> dict[str, int]:
@@ -150,7 +151,7 @@ def test_crawl_follows_neighbours_only_inside_the_allow_list() -> None:
     async def probe(target: SnmpTarget) -> ProbeResult:
         probed.append(target.address)
         if target.address not in world:
-            from infra_mgr.network.snmp.facts import PollProblem
+            from infra_mgr.snmp.target import PollProblem
 
             return ProbeResult(target.address, 161, reachable=False,
                                errors=[PollProblem(target.address, "facts", "timeout", "no answer")])

@@ -27,14 +27,14 @@ from peers import start_peer
 from infra_mgr.lab.peers import SnmpAgent
 from infra_mgr.lab.power_peers import ModbusEndpoint, NutEndpoint, OutageControl, SnmpUpsAgents, nut_spec
 from infra_mgr.lab.supervisor import Lab, free_port, process_tree
-from infra_mgr.network.snmp.engine import SnmpEngine
-from infra_mgr.network.snmp.facts import SnmpTarget
 from infra_mgr.power.collectors.modbus import read_modbus
 from infra_mgr.power.collectors.nut import NutClient, read_nut
 from infra_mgr.power.collectors.nut import NutEndpoint as NutTarget
 from infra_mgr.power.collectors.snmp_ups import power_facts_for_snmp, read_snmp_ups
 from infra_mgr.power.probe import probe, read_url
 from infra_mgr.power.readings import PowerReadings
+from infra_mgr.snmp.engine import SnmpEngine
+from infra_mgr.snmp.target import SnmpTarget
 
 pytestmark = pytest.mark.timeout(90)
 TOP_LEVEL_KEYS = {"source", "kind", "vendor", "model", "readings", "errors"}

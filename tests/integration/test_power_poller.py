@@ -86,7 +86,8 @@ class Watch:
         async with self.hub.subscribe() as queue:
             async def collect() -> None:
                 while True:
-                    self.messages.append(await queue.get())
+                    item = await queue.get()  # a device's message is a model, an event a dict
+                    self.messages.append(item if isinstance(item, dict) else item.model_dump(mode="json"))
 
             collector = asyncio.create_task(collect())
             runner = asyncio.create_task(self.poller.run(refresh_s=0.5))
@@ -249,7 +250,7 @@ def test_modbus_session_reconnects_after_the_device_restarts(private_lab: Lab) -
             again = await session.read()
             return [first, second, kept, down, again, session.connects]
         finally:
-            session.close()
+            await session.close()
 
     first, second, kept, down, again, connects = asyncio.run(scenario())
     assert not first.errors and not second.errors and kept == 1

@@ -7,12 +7,15 @@ real peers (NUT, Modbus, snmpsim) during a lab outage in ``test_power_outage.py`
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Site
+from infra_mgr.power import views
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerNode
 from infra_mgr.power.readings import PowerProblem, PowerReadings
 from infra_mgr.power.service import PowerService
@@ -48,6 +51,17 @@ def _r(**values: object) -> PowerReadings:
     return PowerReadings(source="test", readings={k.replace("_", "."): v for k, v in values.items()})
 
 
+def _status(engine: Engine, now: dt.datetime) -> list[dict[str, Any]]:
+    """Every device's live state as the read side reports it (``/api/v1/power/status``)."""
+    with Session(engine) as s:
+        return views.status(s, now).model_dump()["devices"]
+
+
+def _pue(engine: Engine) -> dict[str, Any]:
+    with Session(engine) as s:
+        return views.pue_now(s).model_dump()
+
+
 def test_outage_record_from_readings(engine: Engine) -> None:
     ups, drups, meter = _setup(engine)
     svc = PowerService(engine)
@@ -56,7 +70,7 @@ def test_outage_record_from_readings(engine: Engine) -> None:
     svc.apply(drups, _r(drups_mode="mains", mains_status="ok", engine_state="stopped", kinetic_level=100,
                         fuel_day_level=80, output_power=250), at(0))
     svc.apply(meter, _r(meter_power=150, meter_voltage=230), at(0))
-    assert svc.pue_now() == {"pue": 1.5, "facility_kw": 150.0, "it_kw": 100.0, "category": 1}
+    assert _pue(engine) == {"pue": 1.5, "facility_kw": 150.0, "it_kw": 100.0, "category": 1}
 
     svc.apply(drups, _r(drups_mode="kinetic", mains_status="failed", engine_state="cranking", kinetic_level=70,
                         fuel_day_level=80, output_power=250), at(1))
@@ -83,7 +97,7 @@ def test_outage_record_from_readings(engine: Engine) -> None:
               "power.retransfer", "power.outage_ended"):
         assert k in kinds, k
 
-    status = {d["name"]: d for d in svc.status(at(611))}
+    status = {d["name"]: d for d in _status(engine, at(611))}
     assert status["dc-drups1"]["live"] and status["dc-drups1"]["state"] == "mains"
     # 75 % of 2,000 L = 1,500 L, minus the 15 % unusable (300 L) = 1,200 L at 50 % load (70 L/h)
     assert status["dc-drups1"]["fuel_autonomy_h"] == round(1200 / 70, 2)
@@ -104,7 +118,7 @@ def test_communication_loss_is_never_shown_live(engine: Engine) -> None:
         dev = s.get(PowerDevice, ups)
         assert dev is not None and dev.status == "comm_lost" and "no answer" in dev.message
         assert s.exec(select(Event).where(Event.kind == "power.comm_lost")).one().severity == "critical"
-    status = {d["name"]: d for d in svc.status(T0 + dt.timedelta(seconds=5))}
+    status = {d["name"]: d for d in _status(engine, T0 + dt.timedelta(seconds=5))}
     assert status["dc-ups1"]["live"] is False and status["dc-ups1"]["state"] == "unknown"
     stale = PowerReadings(source="test", readings={"ups.status": "OL"}, stale=True)
     svc.apply(ups, stale, T0 + dt.timedelta(seconds=6))
@@ -179,7 +193,7 @@ def test_batched_write_keeps_newer_rows_and_lowers_outage_levels(engine: Engine)
     svc.apply(drups, _r(drups_mode="mains", mains_status="ok", kinetic_level=100), at(0))
     svc.apply(drups, _r(drups_mode="kinetic", mains_status="failed", kinetic_level=90), at(1))  # opens the outage
     svc.apply(ups, _r(ups_status="OL", battery_charge=100), at(1))
-    site = svc.status(at(1))[0]["site_id"]
+    site = _status(engine, at(1))[0]["site_id"]
     kinetic = {"drups.mode": "kinetic", "mains.status": "failed", "kinetic.level": 70}
     written = svc.flush({drups: LiveRow(site, kinetic, at(2), "", min_kinetic_level=65),
                          ups: LiveRow(site, {"ups.status": "OL", "battery.charge": 99}, at(2), "a note")},
@@ -203,3 +217,32 @@ def test_batched_write_keeps_newer_rows_and_lowers_outage_levels(engine: Engine)
         assert lost is not None and lost.status == "comm_lost" and "gone" in lost.message
         assert lost.readings["battery.charge"] == 99
         assert s.exec(select(Outage)).one().min_kinetic_level == 60  # 80 is not lower
+
+
+def test_a_tracked_change_is_judged_once_and_written_as_judged(engine: Engine, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """The poller's path: a Tracker judges the reading in memory, the service writes that change
+    (no second judgement against the row), and the tracker settles on what was written."""
+    from infra_mgr.power import service as service_module
+
+    ups, _, _ = _setup(engine)
+    svc = PowerService(engine)
+    with Session(engine) as s:
+        dev = s.get(PowerDevice, ups)
+        assert dev is not None
+        tracker = svc.tracker(dev)
+    calls: list[str] = []
+    judge = service_module.assess
+    monkeypatch.setattr(service_module, "assess", lambda *a, **k: calls.append("assess") or judge(*a, **k))
+    seen = tracker.observe(_r(ups_status="OB DISCHRG", battery_charge=80), T0)
+    assert seen.change is not None and seen.row is not None and calls == ["assess"]
+    applied = svc.record(seen.change)
+    assert calls == ["assess"]  # written as judged
+    tracker.settle(applied)
+    assert (tracker.known.status, tracker.known.state) == ("ok", "battery")
+    assert {e["kind"] for e in applied.events} >= {"power.mains_failed", "power.on_battery"}
+    with Session(engine) as s:
+        row = s.get(PowerDevice, ups)
+        assert row is not None and row.state == "battery" and "mains_failed" in row.flags
+    again = tracker.observe(_r(ups_status="OB DISCHRG", battery_charge=79), T0 + dt.timedelta(seconds=1))
+    assert again.change is None and again.row is not None  # only values moved: left to the batched write

@@ -30,8 +30,7 @@ from infra_mgr.lab.peers import (
 )
 from infra_mgr.lab.snmprec import SnmpRecord, SnmpType, read_snmprec, write_snmprec
 from infra_mgr.lab.supervisor import Lab, PeerSpec
-from infra_mgr.network.snmp.engine import SnmpEngine
-from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult, SnmpTarget
+from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
 from infra_mgr.network.snmp.getters import (
     ProbeOptions,
     get_interfaces,
@@ -40,6 +39,8 @@ from infra_mgr.network.snmp.getters import (
     probe,
     probe_many,
 )
+from infra_mgr.snmp.engine import SnmpEngine
+from infra_mgr.snmp.target import SnmpTarget
 
 STR, OBJ, INT, GAUGE, C64, IPA = (SnmpType.OCTET_STRING, SnmpType.OID, SnmpType.INTEGER, SnmpType.GAUGE32,
                                   SnmpType.COUNTER64, SnmpType.IP_ADDRESS)
@@ -389,7 +390,7 @@ LIES: list[tuple[str, set[str], bool, Check | None]] = [
     ("public", set(), True, _interfaces(5)),
     ("loop", {"loop"}, True, None),
     ("regress", {"loop"}, True, None),
-    ("garbage", {"decode", "truncated", "error"}, False, None),
+    ("garbage", {"decode", "error"}, False, None),
     ("truncated", {"truncated", "error"}, False, None),
     ("wrongtype", {"bad_type"}, True, _wrong_types),
     ("nosuch", {"no_such_object"}, True, _interfaces(5)),
@@ -400,16 +401,18 @@ LIES: list[tuple[str, set[str], bool, Check | None]] = [
 ]
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(("community", "kinds", "reachable", "check"), LIES, ids=[lie[0] for lie in LIES])
 def test_lying_agent(liar: tuple[str, int], community: str, kinds: set[str], reachable: bool,
                      check: Check | None) -> None:
     host, port = liar
     engine = SnmpEngine(max_rows=300)
     t = SnmpTarget(host, port, community=community, timeout_s=0.3, retries=1)
-    started = time.monotonic()
-    result = run(probe(t, engine))
-    assert time.monotonic() - started < 8  # every lie ends, and soon
-    assert {e.kind for e in result.errors} == kinds, result.errors
+    result = run(probe(t, engine))  # every lie ends: the test's timeout bounds it
+    # Random bytes (seeded by each request, whose id is random) may also happen to look like a
+    # truncated message; that is the only kind a run may add to the expected ones.
+    extra = {"truncated"} if community == "garbage" else set()
+    assert kinds <= {e.kind for e in result.errors} <= kinds | extra, result.errors
     assert result.reachable is reachable
     json.dumps(result.to_json(), ensure_ascii=False)
     if check:

@@ -17,7 +17,6 @@ from infra_mgr.network.snmp.facts import (
     InterfaceFacts,
     IpAddressFacts,
     NeighborFacts,
-    PollProblem,
     ProbeResult,
 )
 from infra_mgr.network.snmp.identity import identify, parse_facts
@@ -31,6 +30,7 @@ from infra_mgr.network.snmp.parse import (
     parse_lldp,
 )
 from infra_mgr.network.snmp.schema import scalar_groups, tables
+from infra_mgr.snmp.target import PollProblem
 
 IF = "1.3.6.1.2.1.2.2.1"
 IFX = "1.3.6.1.2.1.31.1.1.1"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra_mgr.network.snmp.engine import _ordered, varbind_size
+from infra_mgr.snmp.engine import _ordered, varbind_size
 
 BASE = "1.3.6.1.2.1.2.2"
 PREFIX = BASE + "."

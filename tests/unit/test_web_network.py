@@ -1,14 +1,17 @@
-"""Network page, topology JSON and device page without a browser.
+"""The network read views, and the network page, topology JSON and device page built on them,
+without a browser.
 
 The colours of the city map are a contract (green, amber, red, grey each mean one thing), so the
-rules are pinned here on a small seeded estate through the JSON the page's script reads; the
-browser test only has to prove that what the JSON says is what gets drawn.
+rules are pinned here on a small seeded estate: in the views themselves, and through the JSON the
+page's script reads (which is the API's topology); the browser test only has to prove that what
+the JSON says is what gets drawn.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -21,10 +24,11 @@ from infra_mgr.auth.service import create_user
 from infra_mgr.config import Settings
 from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
+from infra_mgr.inventory import views as inventory_views
 from infra_mgr.inventory.models import Device, Interface, Link, Site
+from infra_mgr.network import views
 from infra_mgr.network.models import DevicePoll, Neighbor
 from infra_mgr.web import format as fmt
-from infra_mgr.web import queries
 
 PASSWORD = "unit-test-password-2"
 ALIAS_AR = "وصلة إلى المقر الرئيسي"
@@ -127,43 +131,101 @@ def test_topology_json_needs_a_session(app: FastAPI) -> None:
     assert resp.json() == {"detail": "login required"}
 
 
-def test_topology_states(client: TestClient) -> None:
-    resp = client.get("/network/topology.json")
-    assert resp.status_code == 200 and resp.headers["cache-control"] == "no-store"
-    data = resp.json()
-    sites = {n["site"]: n for n in data["nodes"] if n["kind"] == "site"}
-    devices = {n["label"]: n for n in data["nodes"] if n["kind"] == "device"}
-    assert {code: n["state"] for code, n in sites.items()} == {
+def _topology_checks(data: dict[str, Any]) -> None:
+    """The states of the seeded estate, whoever reads them (the view, the page's JSON, the API)."""
+    sites = {s["code"]: s for s in data["sites"]}
+    devices = {d["hostname"]: d for d in data["devices"]}
+    assert {code: s["state"] for code, s in sites.items()} == {
         "JED-HQ": "ok", "JED-B07": "degraded", "JED-B12": "down", "JED-DC1": "never"}
-    assert {name: (n["state"], n["reason"]) for name, n in devices.items()} == {
+    assert {name: (d["state"], d["reason"]) for name, d in devices.items()} == {
         "jed-hq-core01": ("ok", "ok"), "jed-hq-dist01": ("ok", "ok"),
         "jed-b07-sw01": ("degraded", "link_down"),
         "jed-b12-sw01": ("down", "missing"), "jed-b12-rtr01": ("down", "poll_timeout"),
         "jed-dc1-stor01": ("never", "never_polled"), "jed-dc1-new01": ("never", "never_polled"),
     }
     assert sites["JED-HQ"]["central"] and sites["JED-DC1"]["central"] and not sites["JED-B07"]["central"]
-    assert sites["JED-B12"]["states"] == {"down": 2}
+    assert sites["JED-B12"]["states"] == {"down": 2} and sites["JED-B12"]["devices"] == 2
+    assert sites["JED-DC1"]["states"] == {"never": 2}  # the planned device is shown (it does not count for the state)
     sw07 = devices["jed-b07-sw01"]
-    assert sw07["parent"] == "site:JED-B07" and sw07["url"] == f"/devices/{sw07['device_id']}"
-    assert sites["JED-B07"]["url"] == "/sites/JED-B07"
+    assert sw07["site_id"] == sites["JED-B07"]["id"]
 
-    edges = {(e["a_interface"], e["b_interface"]): e for e in data["edges"]}
-    assert len(edges) == 4 == data["counts"]["links"]
-    uplink = edges[("xe-0/0/2", "Gi1/0/24")]
-    assert uplink["state"] == "down" and uplink["link_source"] == "lldp"
-    assert {uplink["source"], uplink["target"]} == {f"device:{sw07['device_id']}",
-                                                    f"device:{devices['jed-hq-core01']['device_id']}"}
-    assert edges[("xe-0/0/1", "Gi1/0/1")]["state"] == "up"
-    assert edges[("xe-0/0/3", "Gi0/0")]["state"] == "unknown"  # the far end is unreachable: stale
-    assert edges[("xe-0/0/3", "Gi0/0")]["link_source"] == "cdp"
+    links = {(lk["a_interface"], lk["b_interface"]): lk for lk in data["links"]}
+    assert len(links) == 4
+    assert data["counts"] == {"sites": 4, "devices": 7, "links": 4} and data["truncated"] is False
+    uplink = links[("xe-0/0/2", "Gi1/0/24")]
+    assert uplink["state"] == "down" and uplink["source"] == "lldp"
+    assert {uplink["a_device_id"], uplink["b_device_id"]} == {sw07["id"], devices["jed-hq-core01"]["id"]}
+    assert links[("xe-0/0/1", "Gi1/0/1")]["state"] == "up"
+    assert links[("xe-0/0/3", "Gi0/0")]["state"] == "unknown"  # the far end is unreachable: stale
+    assert links[("xe-0/0/3", "Gi0/0")]["source"] == "cdp"
 
 
-def test_topology_labels_follow_the_language(client: TestClient) -> None:
+def test_topology_view(app: FastAPI) -> None:
+    with Session(app.state.engine) as s:
+        topo = views.topology(s)
+    _topology_checks(topo.model_dump(mode="json"))
+
+
+def test_topology_view_is_cut_at_its_caps(app: FastAPI) -> None:
+    with Session(app.state.engine) as s:
+        topo = views.topology(s, max_devices=3, max_links=1)
+    assert topo.truncated and len(topo.devices) == 3 and len(topo.links) <= 1
+    shown = {d.id for d in topo.devices}
+    assert all(lk.a_device_id in shown and lk.b_device_id in shown for lk in topo.links)
+
+
+def test_sites_health_is_the_topology_s_answer(app: FastAPI) -> None:
+    with Session(app.state.engine) as s:
+        topo = views.topology(s)
+        every = views.sites_health(s)
+        some = views.sites_health(s, [site.id for site in topo.sites if site.code in ("JED-B07", "JED-DC1")])
+    assert every == topo.sites
+    assert [h.code for h in some] == ["JED-B07", "JED-DC1"]
+    assert some == [h for h in topo.sites if h.code in ("JED-B07", "JED-DC1")]
+
+
+def test_device_detail_view(app: FastAPI) -> None:
+    with Session(app.state.engine) as s:
+        detail = views.device_detail(s, app.state.ids["sw07"])
+        assert views.device_detail(s, 999999) is None
+    assert detail is not None
+    assert (detail.state, detail.reason) == ("degraded", "link_down")
+    assert detail.site.code == "JED-B07" and detail.poll is not None and detail.poll.location == LOCATION_AR
+    names = [i.name for i in detail.interfaces]
+    assert names == ["Gi1/0/2", "Gi1/0/10", "Gi1/0/24"] == sorted(names, key=inventory_views.natural_key)
+    uplink = detail.interfaces[-1]
+    assert uplink.alias == ALIAS_AR and uplink.device_id == app.state.ids["sw07"]
+    assert [(p.hostname, p.interface, p.source) for p in uplink.peers] == [("jed-hq-core01", "xe-0/0/2", "lldp")]
+    assert sorted((n.protocol, n.remote_hostname or "") for n in detail.neighbors) == [
+        ("cdp", ""), ("lldp", "jed-hq-core01")]
+    assert detail.interface_total == 3 and [e.kind for e in detail.events] == ["interface.down"]
+    assert detail.events[0].site_code == "JED-B07" and detail.events[0].hostname == "jed-b07-sw01"
+
+
+def test_topology_json_is_the_view(client: TestClient, app: FastAPI) -> None:
+    resp = client.get("/network/topology.json")
+    assert resp.status_code == 200 and resp.headers["cache-control"] == "no-store"
+    with Session(app.state.engine) as s:
+        assert resp.json() == views.topology(s).model_dump(mode="json")
+    _topology_checks(resp.json())
+
+
+def test_topology_carries_both_names(client: TestClient) -> None:
+    """The page's script names sites in the page's language (the browser test checks it), so the
+    JSON carries both names whatever language was asked for."""
     data = client.get("/network/topology.json?lang=ar").json()
-    labels = {n["site"]: n["label"] for n in data["nodes"] if n["kind"] == "site"}
-    assert labels["JED-B07"] == "فرع البلد"
-    assert labels["JED-DC1"] == "Data center"  # no Arabic name: English rather than nothing
+    names = {s["code"]: (s["name_en"], s["name_ar"]) for s in data["sites"]}
+    assert names["JED-B07"] == ("Al-Balad branch", "فرع البلد")
+    assert names["JED-DC1"] == ("Data center", "")
     client.get("/?lang=en")
+
+
+def test_sites_page_shows_each_site_s_health(client: TestClient) -> None:
+    html = client.get("/sites?lang=en").text
+    for code, state in (("JED-HQ", "ok"), ("JED-B07", "degraded"), ("JED-B12", "down"), ("JED-DC1", "never")):
+        row = html[html.index(f'href="/sites/{code}"'):]
+        row = row[:row.index("</tr>")]
+        assert f'data-state="{state}"' in row, code
 
 
 @pytest.mark.parametrize(("status", "poll", "link_down", "expected"), [
@@ -178,7 +240,7 @@ def test_topology_labels_follow_the_language(client: TestClient) -> None:
     ("planned", "never", False, ("never", "never_polled")),
 ])
 def test_device_state_rules(status: str, poll: str | None, link_down: bool, expected: tuple[str, str]) -> None:
-    assert queries.device_state(status, poll, link_down) == expected
+    assert views.device_state(status, poll, link_down) == expected
 
 
 @pytest.mark.parametrize(("states", "expected"), [
@@ -186,7 +248,7 @@ def test_device_state_rules(status: str, poll: str | None, link_down: bool, expe
     (["ok", "degraded"], "degraded"), (["ok", "down", "degraded"], "down"),
 ])
 def test_site_state_rules(states: list[str], expected: str) -> None:
-    assert queries.site_state(states) == expected
+    assert views.site_state(states) == expected
 
 
 def test_network_page_has_graph_legend_and_device_links(client: TestClient, app: FastAPI) -> None:
@@ -205,7 +267,7 @@ def test_network_page_has_graph_legend_and_device_links(client: TestClient, app:
 
 
 def test_network_page_without_links_says_so(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(queries, "link_count", lambda _s: 0)
+    monkeypatch.setattr(views, "link_count", lambda _s: 0)
     assert "No links discovered yet — run a discovery." in client.get("/network?lang=en").text
     assert "لم تُكتشف أي روابط بعد" in client.get("/network?lang=ar").text
     client.get("/?lang=en")

@@ -31,9 +31,11 @@ from infra_mgr.config import Settings
 from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.models import Site
+from infra_mgr.power import views
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerEdge, PowerNode
 from infra_mgr.power.service import PowerService
-from infra_mgr.web import queries
+from infra_mgr.power.state import load_of
+from infra_mgr.web import power_pages
 from infra_mgr.web.assets import web_dir
 
 PASSWORD = "unit-test-password-power"
@@ -228,7 +230,7 @@ def _node_attrs(html: str) -> dict[str, dict[str, str]]:
     ("unknown", [], False, "never", "unknown"),
 ])
 def test_power_tone(state: str, flags: list[str], live: bool, status: str, tone: str) -> None:
-    assert queries.power_tone(state, flags, live, status) == tone
+    assert views.tone(state, flags, live, status) == tone
 
 
 @pytest.mark.parametrize(("readings", "capacity", "expected"), [
@@ -242,33 +244,38 @@ def test_power_tone(state: str, flags: list[str], live: bool, status: str, tone:
     ({"output.power": True}, 500, (None, None)),
 ])
 def test_power_load(readings: dict[str, Any], capacity: float | None, expected: tuple[Any, Any]) -> None:
-    assert queries.power_load(readings, capacity) == expected
+    kw, pct = load_of(readings, capacity)
+    assert (None if kw is None else round(kw, 1), None if pct is None else round(pct, 1)) == expected
+
+
+def _live(state: str = "mains", live: bool = True, flags: tuple[str, ...] = ()) -> views.DeviceLive:
+    last_ok = utcnow() - dt.timedelta(seconds=0 if live else 60)
+    facts = views.DeviceFacts(1, "d", "ups", None, "ok", state, flags, last_ok, 1.0, {})
+    return views.device_live(facts, utcnow())
 
 
 def test_site_state_is_the_most_serious_live_state() -> None:
-    def dev(state: str, live: bool = True) -> dict[str, Any]:
-        return {"state": state, "live": live}
-
-    assert queries.power_site_state([dev("mains"), dev("diesel"), dev("kinetic")]) == "kinetic"
-    assert queries.power_site_state([dev("mains"), dev("battery"), dev("kinetic")]) == "battery"
-    assert queries.power_site_state([dev("mains"), dev("battery", live=False)]) == "mains"
-    assert queries.power_site_state([dev("diesel", live=False)]) == "unknown"
-    assert queries.power_site_state([]) == "unknown"
+    site = views.site_state
+    assert site([_live("mains"), _live("diesel"), _live("kinetic")]) == "kinetic"
+    assert site([_live("mains"), _live("battery"), _live("kinetic")]) == "battery"
+    assert site([_live("mains"), _live("battery", live=False)]) == "mains"
+    assert site([_live("diesel", live=False)]) == "unknown"
+    assert site([]) == "unknown"
 
 
 def test_utility_state_from_the_devices_it_feeds() -> None:
-    fine = {"live": True, "flags": []}
-    failed = {"live": True, "flags": ["mains_failed"]}
-    stale = {"live": False, "flags": ["mains_failed"]}
-    assert queries.utility_state([fine])["state"] == "mains"
-    assert queries.utility_state([fine, failed]) == {"state": "failed", "tone": "critical", "live": True}
-    assert queries.utility_state([stale])["state"] == "unknown"
-    assert queries.utility_state([])["tone"] == "none"
+    fine = _live()
+    failed = _live(flags=("mains_failed",))
+    stale = _live(live=False, flags=("mains_failed",))
+    assert views.utility_state([fine])[0] == "mains"
+    assert views.utility_state([fine, failed]) == ("failed", "critical", True)
+    assert views.utility_state([stale])[0] == "unknown"
+    assert views.utility_state([])[1] == "none"
 
 
 def test_chain_layout_left_to_right() -> None:
     # utility → meter → ATS → DRUPS → two UPS → their panels; one rack fed by both (A/B).
-    grid = queries.chain_layout([1, 2, 3, 4, 5, 6, 7, 8, 9],
+    grid = views.chain_layout([1, 2, 3, 4, 5, 6, 7, 8, 9],
                                 [(1, 2), (2, 3), (3, 4), (4, 5), (4, 6), (5, 7), (6, 8), (7, 9), (8, 9)])
     assert [grid[n][0] for n in (1, 2, 3, 4, 5, 7, 9)] == [0, 1, 2, 3, 4, 5, 6]
     assert {grid[n][1] for n in (1, 2, 3, 4, 5, 7)} == {0}  # the main line is straight
@@ -277,7 +284,7 @@ def test_chain_layout_left_to_right() -> None:
 
 
 def test_chain_layout_stacks_separate_chains_and_survives_cycles() -> None:
-    grid = queries.chain_layout([1, 2, 3, 4, 5], [(1, 2), (3, 4), (4, 3), (2, 99), (5, 5)])
+    grid = views.chain_layout([1, 2, 3, 4, 5], [(1, 2), (3, 4), (4, 3), (2, 99), (5, 5)])
     assert grid[1] == (0, 0) and grid[2] == (1, 0)
     rows = {grid[3][1], grid[4][1]}
     assert min(rows) >= 1 and grid[5][1] > max(rows)  # each separate chain on its own rows
@@ -296,7 +303,7 @@ def test_chain_json_needs_a_session(app: FastAPI) -> None:
 def test_chain_json(client: TestClient) -> None:
     data = _chain(client)
     assert data["live_updates"] is False  # no hub without a poller
-    assert data["rules"]["tones"]["kinetic"] == "warning" and "low_fuel" in data["rules"]["critical_flags"]
+    assert data["rules"] == {"badges": power_pages.POWER_TONE_BADGE}  # the script draws tones, never judges
     devices = {d["name"]: d for d in data["devices"]}
     assert {n: (d["state"], d["tone"], d["live"]) for n, d in devices.items()} == {
         "dc-intake": ("mains", "ok", True), "dc-drups1": ("mains", "ok", True), "dc-ups1": ("mains", "ok", True),
@@ -323,10 +330,44 @@ def test_chain_json(client: TestClient) -> None:
     assert nodes["ups-2"]["row"] == 1 and nodes["rack-r02"]["row"] > nodes["rack-r01"]["row"]
     assert len(data["edges"]) == 12 and all(e["path"].startswith("M") for e in data["edges"])
     assert data["sites"] == [{"id": devices["dc-ups1"]["site_id"], "code": "JED-DC", "name_en": "Green data centre",
-                              "name_ar": DC_AR, "state": "mains", "not_live": 2, "devices": 6}]
+                              "name_ar": DC_AR, "state": "mains", "tone": "ok", "not_live": 2,
+                              "devices": 6}]
     # PUE from the same service as /api/v1/power/status: intake 210 kW ÷ UPS outputs 90 + 60 kW.
     assert data["pue"] == {"pue": 1.4, "facility_kw": 210.0, "it_kw": 150.0, "category": 1}
     assert "outages" not in data  # the history is on the page; the JSON is what changes live
+
+
+def _steady(data: dict[str, Any]) -> dict[str, Any]:
+    """A view without what moves between two requests (the clock and the data ages)."""
+    out = {k: v for k, v in data.items() if k not in ("time", "rules", "live_updates")
+           and not (k in ("events", "outages", "outage") and v is None)}  # the history, when not asked for
+    out["devices"] = [{k: v for k, v in d.items() if k != "data_age_s"} for d in data["devices"]]
+    return out
+
+
+def test_api_view_is_what_the_dashboard_shows(client: TestClient) -> None:
+    api = client.get("/api/v1/power/view", params={"history": "false"})
+    assert api.status_code == 200
+    assert _steady(api.json()) == _steady(_chain(client))
+    full = client.get("/api/v1/power/view").json()
+    assert full["outage"]["phases"][0]["phase"] == "mains_failed" and full["events"] is not None
+    assert {d["name"] for d in full["devices"]} == {d["name"] for d in api.json()["devices"]}
+
+
+def test_live_message_is_the_view_of_one_device(app: FastAPI, client: TestClient) -> None:
+    """The stream's device message is the dashboard's device, with the nodes and site it colours."""
+    ids = app.state.ids
+    with Session(app.state.engine) as s:
+        message = views.live_message_of(s, ids["dc-ups1"]).model_dump(mode="json")
+    page = {d["name"]: d for d in _chain(client)["devices"]}["dc-ups1"]
+    shared = set(views.DeviceLive.model_fields) - {"data_age_s"}
+    assert {k: message[k] for k in shared} == {k: page[k] for k in shared}
+    nodes = {n["id"]: n for n in _chain(client)["nodes"]}
+    assert message["nodes"] and all(
+        {k: n[k] for k in ("state", "tone", "live", "kw", "pct")} == {k: nodes[n["id"]][k] for k in
+                                                                      ("state", "tone", "live", "kw", "pct")}
+        for n in message["nodes"])
+    assert message["type"] == "device" and message["site"] == _chain(client)["sites"][0]
 
 
 def test_page_agrees_with_the_status_api(client: TestClient) -> None:
@@ -441,7 +482,7 @@ def test_nothing_configured_keeps_the_empty_state(tmp_path: Path) -> None:
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as s:
-        assert queries.power_view(s, [], {"pue": None}) is None
+        assert views.power_view(s) is None
     engine.dispose()
 
 
@@ -481,9 +522,9 @@ def _options(html: str, select_id: str) -> list[tuple[str, str]]:
 def test_chart_readings_are_stored_or_reported_numeric_ones(app: FastAPI) -> None:
     ids = app.state.ids
     with Session(app.state.engine) as s:
-        view = queries.power_view(s, PowerService(app.state.engine).status(), {"pue": None})
+        view = views.power_view(s)
         assert view is not None
-        readings = queries.power_chart_readings(s, view["devices"])
+        readings = views.chart_readings(s, view.devices)
     # dc-ups1 reports battery and load now and has output power in the store; ups.status is text.
     assert readings[ids["dc-ups1"]] == ["ups.load", "battery.charge", "battery.runtime", "output.power"]
     assert readings[ids["dc-drups1"]] == ["output.power", "kinetic.level", "fuel.day.level", "fuel.main.level"]

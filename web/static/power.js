@@ -4,14 +4,16 @@
  * script then subscribes to /api/v1/power/stream (server-sent events from the power poller's
  * LiveHub) and, within a second of a reading, changes the colours, states, gauges and readings
  * already on the page; `event` items go to the events list (and to the timeline of an outage in
- * progress). The data it starts from is the page's own JSON block, and the colour rules come with
- * it, so a live update is judged exactly as the server judged the page.
+ * progress). The data it starts from is the page's own JSON block. It computes no rule: each
+ * device message carries the device's state, tone, load, gauges and autonomy as the server judged
+ * them (power/views.py), with the chain nodes it colours and its site's state; this file only draws.
  *
- * Values the browser cannot compute (fuel autonomy from the engine's consumption curve, PUE, the
- * state of an outage) are refreshed from /power/chain.json a few seconds after readings change.
+ * What a message does not carry (PUE, the state of an outage, fuel autonomy) is refreshed from
+ * /power/chain.json a few seconds after readings change.
  * When the stream drops the page says "live updates paused", polls that JSON meanwhile and
- * reconnects; a device whose data grows older than its grace period turns grey ("stale") even
- * while the stream is down, so old data is never shown as live.
+ * reconnects; a device whose data grows older than its grace period (``grace_s``) takes the tone
+ * the server gave for that case (``stale_tone``) even while the stream is down, so old data is
+ * never shown as live, and the page asks the server for the rest.
  *
  * The Readings card charts any numeric reading of a device from /api/v1/power/series (see the
  * "readings chart" part below); its selection is kept in the page's URL.
@@ -32,7 +34,7 @@
 
   var view = parse('power-data');
   var strings = parse('power-strings');
-  var rules = view.rules || { tones: {}, critical_flags: [], site_order: [], badges: {} };
+  var rules = view.rules || { badges: {} };
   var TONE_NAMES = ['ok', 'warning', 'critical', 'stale', 'unknown', 'none'];
   var BADGE_CLASSES = ['text-bg-success', 'text-bg-warning', 'text-bg-danger', 'text-bg-secondary', 'text-bg-light'];
   var DANGER_FLAGS = ['low_battery', 'low_fuel', 'overload', 'engine_fault', 'mains_failed'];
@@ -130,42 +132,9 @@
     if (!isNaN(ms)) { offsetMs = ms - Date.now(); }
   }
 
-  /* ------------------------------------------------------------------ the rules (as in queries.py) */
-
-  function toneOf(state, flags, live, status) {
-    if (!live) { return status === 'never' ? 'unknown' : 'stale'; }
-    if ((flags || []).some(function (f) { return rules.critical_flags.indexOf(f) >= 0; })) { return 'critical'; }
-    return rules.tones[state] || 'unknown';
-  }
-
-  function loadOf(r, capacity) {
-    r = r || {};
-    var power = isNum(r['meter.power']) ? r['meter.power'] : (isNum(r['output.power']) ? r['output.power'] : null);
-    if (power === null && isNum(r['ups.realpower'])) { power = r['ups.realpower'] / 1000; }
-    var load = isNum(r['ups.load']) ? r['ups.load'] : (isNum(r['engine.load']) ? r['engine.load'] : null);
-    if (power === null && load !== null && capacity) { power = load / 100 * capacity; }
-    if (load === null && power !== null && capacity) { load = power / capacity * 100; }
-    return { kw: power, pct: load };
-  }
-
   function stateText(state, tone) { return tone === 'stale' ? t('pstate.stale') : label('pstate', state); }
 
-  function batteryHours(r) {
-    var runtime = r['battery.runtime'];
-    return isNum(runtime) && runtime >= 0 && runtime < 65535 ? runtime / 3600 : null;
-  }
-
   /* ------------------------------------------------------------------ devices */
-
-  function gaugeValues(dev) {
-    var r = dev.readings || {};
-    return {
-      battery: isNum(r['battery.charge']) ? r['battery.charge'] : null,
-      kinetic: isNum(r['kinetic.level']) ? r['kinetic.level'] : null,
-      fuel: dev.fuel_reading && isNum(r[dev.fuel_reading]) ? r[dev.fuel_reading] : null,
-      load: loadOf(r, dev.capacity_kw).pct
-    };
-  }
 
   function ageText(dev) {
     if (!dev.last_ok) { return t('power.data_never'); }
@@ -199,7 +168,7 @@
       renderAge(dev, card);
       var message = card.querySelector('[data-role="message"]');
       if (message) { message.hidden = dev.live; }  // why it stopped answering, while it does not
-      var values = gaugeValues(dev);
+      var values = dev.gauges || {};
       Array.prototype.forEach.call(card.querySelectorAll('[data-gauge]'), function (box) {
         var name = box.getAttribute('data-gauge');
         var v = values[name];
@@ -210,15 +179,14 @@
           meter.textContent = isNum(v) ? pct(v) : '';
         }
         if (name === 'battery') {
-          var h = batteryHours(dev.readings || {});
-          setText(box, '[data-role="extra"]', h !== null ? t('power.battery_autonomy', { h: hours(h) }) : t('power.autonomy_unknown'));
+          var h = values.battery_h;
+          setText(box, '[data-role="extra"]', isNum(h) ? t('power.battery_autonomy', { h: hours(h) }) : t('power.autonomy_unknown'));
         } else if (name === 'fuel') {
-          var fh = dev.gauges ? dev.gauges.fuel_h : null;
+          var fh = values.fuel_h;
           setText(box, '[data-role="extra"]', isNum(fh) ? t('power.fuel_autonomy', { h: hours(fh) }) : t('power.autonomy_unknown'));
         }
       });
-      var power = loadOf(dev.readings, dev.capacity_kw).kw;
-      setText(card, '[data-fact="power"]', isNum(power) ? kw(power) : '—');
+      setText(card, '[data-fact="power"]', isNum(dev.kw) ? kw(dev.kw) : '—');
       var engine = (dev.readings || {})['engine.state'];
       setText(card, '[data-fact="engine"]', engine ? label('engine', engine) : '—');
       var flagsBox = card.querySelector('[data-role="flags"]');
@@ -238,10 +206,6 @@
         }
       }
     }
-    Object.keys(nodes).forEach(function (id) {
-      var n = nodes[id];
-      if (n.device_id === dev.id || (n.derived_from || []).indexOf(dev.id) >= 0) { updateNode(n); }
-    });
   }
 
   /* ------------------------------------------------------------------ chain */
@@ -255,21 +219,11 @@
     return '';
   }
 
-  function updateNode(n) {
-    if (n.device_id !== null && devices[n.device_id]) {
-      var d = devices[n.device_id];
-      var load = loadOf(d.readings, n.capacity_kw);
-      n.state = d.state; n.tone = d.tone; n.live = d.live;
-      n.kw = isNum(load.kw) ? Math.round(load.kw * 10) / 10 : null;
-      n.pct = isNum(load.pct) ? Math.round(load.pct * 10) / 10 : null;
-    } else if (n.kind === 'utility' && n.derived_from && n.derived_from.length) {
-      var fed = n.derived_from.map(function (id) { return devices[id]; }).filter(Boolean);
-      var live = fed.filter(function (x) { return x.live; });
-      if (!live.length) { n.state = 'unknown'; n.tone = 'unknown'; n.live = false; }
-      else if (live.some(function (x) { return (x.flags || []).indexOf('mains_failed') >= 0; })) {
-        n.state = 'failed'; n.tone = 'critical'; n.live = true;
-      } else { n.state = 'mains'; n.tone = 'ok'; n.live = true; }
-    }
+  // A node's live part as the server sent it (state, tone, live, kw, pct).
+  function updateNode(fresh) {
+    var n = nodes[fresh.id];
+    if (!n) { return; }
+    ['state', 'tone', 'live', 'kw', 'pct'].forEach(function (k) { if (k in fresh) { n[k] = fresh[k]; } });
     renderNode(n);
   }
 
@@ -313,27 +267,19 @@
 
   /* ------------------------------------------------------------------ sites */
 
-  function renderSites() {
-    var bySite = {};
-    Object.keys(devices).forEach(function (id) {
-      var d = devices[id];
-      var key = d.site_id === null || d.site_id === undefined ? '' : String(d.site_id);
-      (bySite[key] = bySite[key] || []).push(d);
-    });
-    Array.prototype.forEach.call(document.querySelectorAll('.power-site[data-site]'), function (box) {
-      var members = bySite[box.getAttribute('data-site')] || [];
-      var live = members.filter(function (d) { return d.live; }).map(function (d) { return d.state; });
-      var state = rules.site_order.filter(function (s) { return live.indexOf(s) >= 0; })[0] || 'unknown';
-      var notLive = members.length - live.length;
-      box.setAttribute('data-state', state);
-      setTone(box, rules.tones[state] || 'unknown');
-      setText(box, '[data-role="site-state"]', label('psite', state));
-      var nl = box.querySelector('[data-role="site-not-live"]');
-      if (nl) {
-        nl.hidden = notLive === 0;
-        nl.textContent = t('power.not_live_count', { n: notLive, total: members.length });
-      }
-    });
+  function renderSite(site) {
+    if (!site) { return; }
+    var key = site.id === null || site.id === undefined ? '' : String(site.id);
+    var box = document.querySelector('.power-site[data-site="' + key + '"]');
+    if (!box) { return; }
+    box.setAttribute('data-state', site.state);
+    setTone(box, site.tone);
+    setText(box, '[data-role="site-state"]', label('psite', site.state));
+    var nl = box.querySelector('[data-role="site-not-live"]');
+    if (nl) {
+      nl.hidden = site.not_live === 0;
+      nl.textContent = t('power.not_live_count', { n: site.not_live, total: site.devices });
+    }
   }
 
   /* ------------------------------------------------------------------ PUE */
@@ -833,18 +779,13 @@
     addToOpenOutage(item);
     var dev = Object.keys(devices).map(function (k) { return devices[k]; })
       .filter(function (d) { return d.name === item.device; })[0];
-    if (dev && item.kind === 'power.comm_lost') {
-      dev.status = 'comm_lost';
-      dev.live = false;
-      dev.state = 'unknown';
-      dev.tone = toneOf(dev.state, dev.flags, false, dev.status);
-      renderDevice(dev);
-      renderSites();
-    }
+    if (dev && item.kind === 'power.comm_lost') { refresh(); }  // the server's judgement of the device
     scheduleRefresh();
   }
 
   /* ------------------------------------------------------------------ device readings */
+
+  var MESSAGE_ONLY = ['type', 'time', 'nodes', 'site'];
 
   function onDevice(item) {
     var dev = devices[item.id];
@@ -852,18 +793,10 @@
     api.updates += 1;
     api.lastItem = item;
     if (item.time) { syncClock(item.time); }
-    if (!item.live) { return; }  // a failed read: the data ages until its grace period says stale
-    dev.status = 'ok';
-    dev.live = true;
-    dev.last_ok = item.time;
-    dev.data_age_s = 0;
-    dev.state = item.state;
-    dev.last_state = item.state;
-    dev.flags = item.flags || [];
-    dev.readings = item.readings || {};
-    dev.tone = toneOf(dev.state, dev.flags, true, dev.status);
+    Object.keys(item).forEach(function (k) { if (MESSAGE_ONLY.indexOf(k) < 0) { dev[k] = item[k]; } });
     renderDevice(dev);
-    renderSites();
+    (item.nodes || []).forEach(updateNode);
+    renderSite(item.site);
     scheduleRefresh();
   }
 
@@ -878,14 +811,17 @@
       if (d.live && d.data_age_s > d.grace_s) {
         d.live = false;
         d.state = 'unknown';
-        d.tone = toneOf(d.state, d.flags, false, d.status);
+        d.tone = d.stale_tone;
         renderDevice(d);
+        Object.keys(nodes).forEach(function (nid) {  // the device's own nodes show what it shows
+          if (nodes[nid].device_id === d.id) { updateNode({ id: nodes[nid].id, state: d.state, tone: d.tone, live: false }); }
+        });
         changed = true;
       } else {
         renderAge(d);
       }
     });
-    if (changed) { renderSites(); }
+    if (changed) { refresh(); }  // the sites and feeds as the server now judges them
   }
 
   /* ------------------------------------------------------------------ refresh from the server */
@@ -902,11 +838,8 @@
       }
       renderDevice(dev);
     });
-    (data.nodes || []).forEach(function (fresh) {
-      var n = nodes[fresh.id];
-      if (n && n.device_id === null && n.kind === 'utility') { updateNode(n); }
-    });
-    renderSites();
+    (data.nodes || []).forEach(updateNode);
+    (data.sites || []).forEach(renderSite);
     renderPue(data.pue);
     var banner = document.getElementById('power-outage-open');
     if (banner) {

@@ -1,7 +1,7 @@
 /* infra-mgr: the city topology on the Network page.
  *
- * Fetches /network/topology.json (nodes = sites and their devices, edges = inventory links, each
- * with a precomputed health state) and draws it with cytoscape, which is served from
+ * Fetches /network/topology.json (the API's topology: sites, devices and inventory links, each
+ * with its health state decided on the server) and draws it with cytoscape, which is served from
  * web/node_modules like Bootstrap. The states are decided on the server so this file only draws.
  *
  * The CSP allows our own files only: no inline script, no eval, no inline style attributes.
@@ -297,9 +297,41 @@
     return cy;
   }
 
+  /* ------------------------------------------------------------------ graph elements */
+
+  // The JSON is the API's topology (GET /api/v1/network/topology, the same view): sites, devices
+  // and links with their states already decided. Here it only becomes cytoscape's nodes (sites are
+  // compound parents of their devices) and edges, with names in the page's language and the
+  // addresses of the pages a click opens.
+  function toGraph(topo) {
+    var arabic = document.documentElement.lang === 'ar';
+    var codeOf = {};
+    topo.sites.forEach(function (s) { codeOf[s.id] = s.code; });
+    var nodes = topo.sites.map(function (s) {
+      return { id: 'site:' + s.code, kind: 'site', label: arabic ? (s.name_ar || s.name_en) : (s.name_en || s.name_ar),
+               site: s.code, site_kind: s.kind, central: s.central, state: s.state, states: s.states,
+               url: '/sites/' + encodeURIComponent(s.code) };
+    });
+    topo.devices.forEach(function (d) {
+      var code = codeOf[d.site_id];
+      var node = { id: 'device:' + d.id, kind: 'device', device_id: d.id, label: d.hostname, site: code || '',
+                   role: d.role, status: d.status, poll_status: d.poll_status || 'never', state: d.state,
+                   reason: d.reason, url: '/devices/' + d.id };
+      if (code !== undefined) { node.parent = 'site:' + code; }
+      nodes.push(node);
+    });
+    var edges = topo.links.map(function (l) {
+      return { id: 'link:' + l.id, source: 'device:' + l.a_device_id, target: 'device:' + l.b_device_id,
+               a_interface: l.a_interface, b_interface: l.b_interface, a_oper: l.a_oper, b_oper: l.b_oper,
+               link_source: l.source, state: l.state };
+    });
+    return { nodes: nodes, edges: edges, truncated: topo.truncated };
+  }
+
   /* ------------------------------------------------------------------ main */
 
-  function show(data) {
+  function show(topo) {
+    var data = toGraph(topo);
     var sites = data.nodes.filter(function (n) { return n.kind === 'site'; });
     var devices = data.nodes.filter(function (n) { return n.kind === 'device'; });
     var devicesBySite = {};

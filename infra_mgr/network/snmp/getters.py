@@ -27,15 +27,12 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from infra_mgr.network.snmp.engine import PollAbort, SnmpEngine, ValueType, VarBind, Walker, default_engine
 from infra_mgr.network.snmp.facts import (
     DeviceFacts,
     InterfaceFacts,
     IpAddressFacts,
     NeighborFacts,
-    PollProblem,
     ProbeResult,
-    SnmpTarget,
 )
 from infra_mgr.network.snmp.identity import identify, parse_facts
 from infra_mgr.network.snmp.parse import (
@@ -46,6 +43,8 @@ from infra_mgr.network.snmp.parse import (
     parse_lldp,
 )
 from infra_mgr.network.snmp.schema import scalar_groups, tables
+from infra_mgr.snmp.engine import PollAbort, SnmpEngine, ValueType, VarBind, Walker, default_engine
+from infra_mgr.snmp.target import PollProblem, SnmpTarget
 
 # --- getters (I/O through a Walker) ------------------------------------------------------------
 
@@ -179,7 +178,7 @@ async def get_interfaces(walker: Walker, counters: bool = True, if_count: int | 
         ifx_rows = await walk_table(walker, "ifx_table", [c for c in _columns("ifx_table", False) or ()
                                                           if c != "if_high_speed"], rows=list(indexes))
         speeds = _column_rows(if_rows, f"{table.entry}.{table.column('if_speed').id}")
-        unsure = [i for i in indexes if not isinstance(speeds.get(i), int) or speeds[i] >= UINT32_MAX]
+        unsure = [i for i in indexes if not isinstance(speed := speeds.get(i), int) or speed >= UINT32_MAX]
         ifx_rows += await walk_table(walker, "ifx_table", ["if_high_speed"], rows=unsure)
     if not if_rows and len(walker.problems) == before:
         walker.problem("walk if_table", "end_of_mib", "no interfaces: the agent ended the walk at once "

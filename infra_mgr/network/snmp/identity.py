@@ -9,11 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra_mgr.network.snmp.engine import ValueType, VarBind
-from infra_mgr.network.snmp.facts import (
-    DeviceFacts,
-    PollProblem,
-)
+from infra_mgr.network.snmp.facts import DeviceFacts
 from infra_mgr.network.snmp.parse import (
     BadType,
     Problems,
@@ -28,6 +24,8 @@ from infra_mgr.network.snmp.parse import (
     type_name,
 )
 from infra_mgr.network.snmp.schema import DescrRule, Pattern, Signature, oid_tuple, tables, vendors
+from infra_mgr.snmp.engine import ValueType, VarBind
+from infra_mgr.snmp.target import PollProblem
 
 # --- identity: vendor, platform, model, serial, version (pure) ---------------------------------
 

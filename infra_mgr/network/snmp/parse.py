@@ -9,14 +9,14 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from infra_mgr.network.snmp.engine import ValueType, VarBind
 from infra_mgr.network.snmp.facts import (
     InterfaceFacts,
     IpAddressFacts,
     NeighborFacts,
-    PollProblem,
 )
 from infra_mgr.network.snmp.schema import Table, enums, oid_tuple, scalar_groups, tables
+from infra_mgr.snmp.engine import ValueType, VarBind
+from infra_mgr.snmp.target import PollProblem
 
 UINT32_MAX = 2**32 - 1
 
@@ -165,6 +165,11 @@ def scalars(group: str, values: Mapping[str, ValueType], problems: Problems, ope
 # --- interfaces (pure) -------------------------------------------------------------------------
 
 
+def _enum_name(names: dict[int, str], value: object) -> str | None:
+    """The name of an enumerated INTEGER (None for a code the table lacks or a value of another type)."""
+    return names.get(value) if isinstance(value, int) else None
+
+
 def parse_interfaces(if_table: Iterable[VarBind], ifx_table: Iterable[VarBind] = (), *, address: str = ""
                      ) -> tuple[list[InterfaceFacts], list[PollProblem]]:
     """InterfaceFacts from ifTable and ifXTable varbinds: 64-bit HC octet counters preferred;
@@ -194,8 +199,8 @@ def parse_interfaces(if_table: Iterable[VarBind], ifx_table: Iterable[VarBind] =
             speed_bps=speed if speed is None or speed >= 0 else None,
             mac=format_mac(mac) if isinstance(mac, bytes) else None,
             mtu=row.get("if_mtu"),
-            admin_status=names["if_status_admin"].get(row.get("if_admin_status")),  # type: ignore[arg-type]
-            oper_status=names["if_status_oper"].get(row.get("if_oper_status")),  # type: ignore[arg-type]
+            admin_status=_enum_name(names["if_status_admin"], row.get("if_admin_status")),
+            oper_status=_enum_name(names["if_status_oper"], row.get("if_oper_status")),
             in_octets=_first_int(xrow.get("if_hc_in_octets"), row.get("if_in_octets")),
             out_octets=_first_int(xrow.get("if_hc_out_octets"), row.get("if_out_octets")),
             in_errors=row.get("if_in_errors"),

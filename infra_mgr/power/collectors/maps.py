@@ -38,12 +38,13 @@ from typing import Any, Literal
 
 import yaml
 
-from infra_mgr.power.readings import CANONICAL
+from infra_mgr.power.readings import CANONICAL, DeviceKind
 
 RegType = Literal["u16", "s16", "u32", "s32", "enum"]
 MAPS_DIR = Path(__file__).resolve().parents[1] / "maps"
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function code 3
-KINDS = ("ups", "drups", "genset", "ats", "pdu", "meter")
+KINDS: tuple[DeviceKind, ...] = ("ups", "drups", "genset", "ats", "pdu", "meter")
+_KIND_BY_NAME: dict[str, DeviceKind] = {kind: kind for kind in KINDS}
 
 # register width in words, and the raw (unsigned) value of the type's maximum
 _WIDTH = {"u16": 1, "s16": 1, "enum": 1, "u32": 2, "s32": 2}
@@ -92,7 +93,7 @@ class RegisterMap:
     registers: tuple[Register, ...]
     identity: tuple[Register, ...] = ()
     path: Path | None = None
-    kind: str | None = None
+    kind: DeviceKind | None = None
     vendor: str | None = None
     model: str | None = None
     function: Literal["holding", "input"] = "holding"
@@ -291,8 +292,9 @@ def parse_map(data: Any, source: str) -> RegisterMap:
     if not 0 <= max_gap < MAX_REGISTERS_PER_READ:
         raise MapError(f"{source}: max_gap must be between 0 and {MAX_REGISTERS_PER_READ - 1}")
     return RegisterMap(name=name, description=str(data.get("description") or ""), registers=tuple(registers),
-                       identity=tuple(identity), kind=kind, vendor=data.get("vendor"), model=data.get("model"),
-                       function=function, word_order=word_order, max_gap=max_gap)
+                       identity=tuple(identity), kind=None if kind is None else _KIND_BY_NAME[kind],
+                       vendor=data.get("vendor"), model=data.get("model"), function=function,
+                       word_order=word_order, max_gap=max_gap)
 
 
 def load_map(path: Path | str) -> RegisterMap:

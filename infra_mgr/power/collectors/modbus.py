@@ -16,22 +16,28 @@ instead of raising; values are decoded as its ``convert_from_registers`` does (s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from infra_mgr.power.collectors.base import ProbeUrlError, host_port, query_params, redact_url, timeout_param
 from infra_mgr.power.collectors.maps import (
     Block,
     MapError,
     Register,
     RegisterMap,
+    available_maps,
     decode,
     get_map,
     map_at,
     plan_blocks,
 )
 from infra_mgr.power.readings import PowerProblem, PowerReadings, Value
+
+if TYPE_CHECKING:  # pymodbus is imported when a device is read, not with this module
+    from pymodbus.client import AsyncModbusTcpClient
 
 DEFAULT_PORT = 502
 # Modbus exception codes (function code 3) worth naming in a problem
@@ -83,10 +89,11 @@ async def _classify_connect_failure(host: str, port: int, timeout_s: float) -> t
     return "error", f"{host}:{port} accepts TCP but the Modbus client could not connect"
 
 
-async def _read(client: object, start: int, count: int, unit: int, timeout_s: float, function: str) -> list[int]:
+async def _read(client: AsyncModbusTcpClient, start: int, count: int, unit: int, timeout_s: float,
+                function: str) -> list[int]:
     from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-    call = client.read_input_registers if function == "input" else client.read_holding_registers  # type: ignore[attr-defined]
+    call = client.read_input_registers if function == "input" else client.read_holding_registers
     try:
         async with asyncio.timeout(timeout_s + 0.5):  # pymodbus' own timeout should come first
             response = await call(start, count=count, device_id=unit)
@@ -109,7 +116,7 @@ async def _read(client: object, start: int, count: int, unit: int, timeout_s: fl
 class _Read:
     """One read in progress: the map, where results go, and the identity values seen."""
 
-    client: object
+    client: AsyncModbusTcpClient
     regmap: RegisterMap
     unit: int
     timeout_s: float
@@ -188,7 +195,7 @@ class ModbusSession:
         self._plan(regmap)
         self.source = source or modbus_source(host, port, unit, regmap.name)
         self.connects = 0  # connections opened so far (what the tests count)
-        self._client: Any = None
+        self._client: AsyncModbusTcpClient | None = None
         self._identity: dict[str, Value] = {}
 
     def _plan(self, regmap: RegisterMap) -> None:
@@ -219,7 +226,7 @@ class ModbusSession:
         """Open a new connection; (kind, message) of the problem when it cannot be opened."""
         from pymodbus.client import AsyncModbusTcpClient
 
-        self.close()
+        self._drop()
         client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0)
         self.connects += 1
         self._identity = {}
@@ -250,7 +257,7 @@ class ModbusSession:
                 return self._result(regmap, problem=("connect", *failure))
             result, state = await self._read_once(regmap)
         if any(p.kind in ("timeout", "refused") for p in result.errors):
-            self.close()
+            self._drop()
         _infer(result.readings, regmap)
         vendor, model = state.identity.get("device.mfr"), state.identity.get("device.model")
         result.vendor = str(vendor) if vendor not in (None, "") else result.vendor
@@ -258,13 +265,14 @@ class ModbusSession:
         return result
 
     def _result(self, regmap: RegisterMap, problem: tuple[str, str, str] | None = None) -> PowerReadings:
-        result = PowerReadings(source=self.source, kind=regmap.kind, vendor=regmap.vendor,  # type: ignore[arg-type]
+        result = PowerReadings(source=self.source, kind=regmap.kind, vendor=regmap.vendor,
                                model=regmap.model)
         if problem:
             result.errors.append(PowerProblem(self.source, *problem))
         return result
 
     async def _read_once(self, regmap: RegisterMap) -> tuple[PowerReadings, _Read]:
+        assert self._client is not None, "read() connects before reading"
         result = self._result(regmap)
         state = _Read(self._client, regmap, self.unit, self.timeout_s, result,
                       frozenset(r.name for r in regmap.identity), self._identity)
@@ -279,7 +287,11 @@ class ModbusSession:
             await _read_blocks(state, self._reading_blocks)
         return result, state
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close the kept connection (the next read opens a new one)."""
+        self._drop()
+
+    def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.close()
@@ -296,7 +308,50 @@ async def read_modbus(host: str, port: int = DEFAULT_PORT, unit: int = 1, *, reg
     try:
         return await session.read()
     finally:
-        session.close()
+        await session.close()
+
+
+@dataclass(frozen=True)
+class ModbusProbe:
+    """What a ``modbus://HOST[:PORT]/UNIT?map=NAME`` URL names (port 502 and unit 1 by default;
+    the register map is one of ``power/maps/*.yaml``)."""
+
+    host: str
+    port: int
+    unit: int
+    map_name: str
+    timeout_s: float
+    source: str
+
+    def with_secrets(self, secrets: Mapping[str, Any], timeout_s: float | None) -> ModbusProbe:
+        """Modbus TCP has no credential: only the time budget applies."""
+        return self if timeout_s is None else replace(self, timeout_s=timeout_s)
+
+    def open(self) -> ModbusSession:
+        return ModbusSession(self.host, self.port, self.unit, register_map=self.map_name, timeout_s=self.timeout_s,
+                             source=self.source)
+
+
+def parse_url(url: str) -> ModbusProbe:
+    """The :class:`ModbusProbe` of a ``modbus://`` URL; :class:`ProbeUrlError` when it cannot be
+    right, :class:`MapError` when its register map is unknown or invalid (both raised now, not at
+    the first read)."""
+    parts = urlsplit(url)
+    host, port, shown = host_port(url, DEFAULT_PORT)
+    params = query_params(url, ("map", "timeout"))
+    if parts.username or parts.password:
+        raise ProbeUrlError(f"{redact_url(url)}: Modbus TCP has no user or password")
+    path = parts.path.strip("/") or "1"
+    if not path.isdigit() or not 0 <= int(path) <= 255:
+        raise ProbeUrlError(f"{redact_url(url)}: the unit id must be a number between 0 and 255, not {path!r}")
+    map_name = params.get("map")
+    if not map_name:
+        known = ", ".join(available_maps()) or "none installed"
+        raise ProbeUrlError(f"{redact_url(url)}: name the register map with ?map=NAME (known: {known})")
+    get_map(map_name)
+    unit = int(path)
+    return ModbusProbe(host, port, unit, map_name, timeout_param(url, params),
+                       f"modbus://{shown}:{port}/{unit}?map={map_name}")
 
 
 async def _read_wide(state: _Read, blocks: list[Block]) -> bool:

@@ -17,9 +17,13 @@ import asyncio
 import contextlib
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from infra_mgr.power.collectors.base import ProbeUrlError, host_port, query_params, redact_url, timeout_param
 from infra_mgr.power.readings import CANONICAL, PowerProblem, PowerReadings, Value
 
 DEFAULT_PORT = 3493
@@ -355,10 +359,12 @@ class NutSession:
     result is what :func:`read_nut` returns for the same device.
     """
 
-    def __init__(self, endpoint: NutEndpoint, ups: str | None = None, *, timeout_s: float = 3.0) -> None:
+    def __init__(self, endpoint: NutEndpoint, ups: str | None = None, *, timeout_s: float = 3.0,
+                 source: str | None = None) -> None:
         self.endpoint = endpoint
         self.ups = ups
         self.timeout_s = timeout_s
+        self.source = source or endpoint.source(ups)
         self.connects = 0  # connections opened so far (what the tests and the benchmark count)
         self._client: NutClient | None = None
 
@@ -422,6 +428,47 @@ class NutSession:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+
+@dataclass(frozen=True)
+class NutProbe:
+    """What a ``nut://[USER[:PASS]@]HOST[:PORT]/UPS`` URL names (port 3493 by default; the UPS
+    may be left out when upsd serves only one)."""
+
+    host: str
+    port: int
+    ups: str | None
+    user: str | None
+    password: str | None
+    timeout_s: float
+    source: str
+
+    def with_secrets(self, secrets: Mapping[str, Any], timeout_s: float | None) -> NutProbe:
+        """A stored user and password fill what the URL leaves out."""
+        user = self.user or (str(secrets["username"]) if secrets.get("username") else None)
+        password = self.password if self.password is not None else secrets.get("password")
+        return replace(self, user=user, password=None if password is None else str(password),
+                       timeout_s=self.timeout_s if timeout_s is None else timeout_s)
+
+    def open(self) -> NutSession:
+        return NutSession(NutEndpoint(self.host, self.port, self.user, self.password), self.ups,
+                          timeout_s=self.timeout_s, source=self.source)
+
+
+def parse_url(url: str) -> NutProbe:
+    """The :class:`NutProbe` of a ``nut://`` URL; :class:`ProbeUrlError` when it cannot be right."""
+    parts = urlsplit(url)
+    host, port, shown = host_port(url, DEFAULT_PORT)
+    params = query_params(url, ("timeout",))
+    path = unquote(parts.path.strip("/"))
+    if "/" in path or any(c.isspace() for c in path):
+        raise ProbeUrlError(f"{redact_url(url)}: the path must be one UPS name")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if password is not None and not user:
+        raise ProbeUrlError(f"{redact_url(url)}: a password needs a user")
+    source = f"nut://{user + '@' if user else ''}{shown}:{port}/{path}"
+    return NutProbe(host, port, path or None, user, password, timeout_param(url, params), source)
 
 
 async def read_nut(host: str, port: int = DEFAULT_PORT, ups: str | None = None, *, user: str | None = None,

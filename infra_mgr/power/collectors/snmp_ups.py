@@ -5,20 +5,25 @@ Vendor differences live in ``infra_mgr/power/oids.yaml`` (which OID means which 
 its scale, enumerations, sentinels, per-model corrections); this module picks the table by
 sysObjectID, GETs its OIDs in a few requests, and turns vendor codes into NUT's vocabulary:
 ``output.source`` and the ``ups.status`` flags that every consumer (``power/state.py``, alerts,
-anyone who knows ``upsc``) already understands. The SNMP transport is the poll engine of
-``infra_mgr.network.snmp.engine`` (bounds, retries, v1 quirks), so a UPS costs the sweep what a
-switch costs it.
+anyone who knows ``upsc``) already understands. The SNMP transport is the poll engine of the
+SNMP library (``infra_mgr.snmp.engine``: bounds, retries, v1 quirks), so a UPS costs the sweep
+what a switch costs it.
+
+Why one file of ~800 lines: it is the SNMP collector whole (URL, session, the data tables' loader
+and validation, and the reading of a family); the vendor knowledge itself is data in
+``oids.yaml``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import (
@@ -32,13 +37,16 @@ from pydantic import (
     model_validator,
 )
 
-from infra_mgr.network.snmp.facts import PollProblem, SnmpTarget
+from infra_mgr.power.collectors.base import ProbeUrlError, host_port, query_params, redact_url, timeout_param
 from infra_mgr.power.collectors.maps import canonical_unit, is_canonical
 from infra_mgr.power.readings import DeviceKind, PowerProblem, PowerReadings, Value
+from infra_mgr.snmp.engine import PollAbort, ValueType, Walker, default_engine
+from infra_mgr.snmp.target import SnmpTarget, SnmpVersionName
 
 OIDS_FILE = Path(__file__).resolve().parents[1] / "oids.yaml"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
+_DEVICE_KIND: dict[str, DeviceKind] = {kind: kind for kind in get_args(DeviceKind)}
 # where the identity is: NUT's ups.* for UPSs, its device.* collection for PDUs and ATSs
 MODEL_NAMES = ("ups.model", "device.model")
 # OIDs per GET: a family's scalars in one request (APC's PowerNet family is 26), and the answer
@@ -96,7 +104,7 @@ class ModelFix:
 class Family:
     name: str
     description: str
-    kind: str
+    kind: DeviceKind
     vendor: str | None
     prefixes: tuple[str, ...]
     readings: tuple[ReadingSpec, ...]
@@ -115,7 +123,7 @@ class Family:
             seen[self.alarms.count_oid] = None
         return list(seen)
 
-    def later_oids(self, values: dict[str, Any]) -> list[str]:
+    def later_oids(self, values: Mapping[str, ValueType]) -> list[str]:
         """The second-pass OIDs of the readings that the first GET left without a value."""
         seen: dict[str, None] = {}
         for spec in self.readings:
@@ -355,7 +363,7 @@ def _family(name: str, model: _FamilyModel, fill: _FamilyModel | None) -> Family
         alarms = AlarmSpec(model.alarms.count, model.alarms.table, known)
     models = tuple(ModelFix(re.compile(m.match, re.IGNORECASE), {k: float(v) for k, v in m.multiply.items()})
                    for m in model.models)
-    return Family(name=name, description=model.description, kind=model.kind, vendor=model.vendor,
+    return Family(name=name, description=model.description, kind=_DEVICE_KIND[model.kind], vendor=model.vendor,
                   prefixes=tuple(model.sys_object_ids), readings=tuple(readings), alarms=alarms, models=models,
                   fallback=model.fallback, identify=tuple(model.identify))
 
@@ -442,7 +450,7 @@ class _Outcome:
     answered: bool = False
 
 
-def evaluate(spec: ReadingSpec, values: dict[str, Any]) -> _Outcome:
+def evaluate(spec: ReadingSpec, values: Mapping[str, ValueType]) -> _Outcome:
     """The reading from the first candidate that answers with a usable value (pure, never raises)."""
     out = _Outcome()
     for cand in (*spec.candidates, *spec.later):
@@ -511,7 +519,7 @@ def _num(value: Value) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def build_readings(family: Family, values: dict[str, Any], alarm_oids: Sequence[str], source: str,
+def build_readings(family: Family, values: Mapping[str, ValueType], alarm_oids: Sequence[str], source: str,
                    result: PowerReadings) -> bool:
     """Fill ``result`` from the values GET returned; False when the agent had none of the family's
     OIDs (it is not this kind of device). Pure apart from filling ``result``."""
@@ -557,7 +565,7 @@ def build_readings(family: Family, values: dict[str, Any], alarm_oids: Sequence[
         readings["ups.alarm"] = "; ".join(dict.fromkeys(alarms))
     elif family.alarms and values.get(family.alarms.count_oid) == 0:
         readings["ups.alarm"] = ""
-    result.kind = family.kind  # type: ignore[assignment]
+    result.kind = family.kind
     result.vendor = family.vendor or _text(readings.get("ups.mfr"))
     result.model = model
     return True
@@ -566,80 +574,46 @@ def build_readings(family: Family, values: dict[str, Any], alarm_oids: Sequence[
 # --- transport -----------------------------------------------------------------------------------
 
 
-class _SessionWalker:
-    """A raw gufo ``SnmpSession`` behind the engine's ``Walker`` shape (for callers holding one)."""
-
-    def __init__(self, session: Any, address: str = "") -> None:
-        self._session = session
-        self.address = address or str(getattr(session, "addr", "") or "")
-        self.problems: list[PollProblem] = []
-
-    def problem(self, operation: str, kind: str, message: str) -> None:
-        self.problems.append(PollProblem(self.address, operation, kind, message))
-
-    async def get(self, oids: Sequence[str], *, operation: str = "get") -> dict[str, Any]:
-        try:
-            return dict(await self._session.get_many(list(oids)))
-        except TimeoutError:
-            self.problem(operation, "timeout", "no answer")
-        except Exception as exc:  # noqa: BLE001 - gufo raises its own; any failure is a problem
-            self.problem(operation, "error", f"{exc.__class__.__name__}: {exc}")
-        return {}
-
-    async def walk(self, base: str, *, max_rows: int | None = None, operation: str | None = None,
-                   expect_rows: int | None = None) -> list[tuple[str, Any]]:
-        rows: list[tuple[str, Any]] = []
-        try:
-            async for oid, value in self._session.fetch(base):
-                if not oid.startswith(base + ".") or (max_rows and len(rows) >= max_rows):
-                    break
-                rows.append((oid, value))
-        except Exception as exc:  # noqa: BLE001
-            self.problem(operation or f"walk {base}", "error", f"{exc.__class__.__name__}: {exc}")
-        return rows
-
-
-def _is_walker(obj: Any) -> bool:
-    return all(hasattr(obj, a) for a in ("get", "walk", "problems"))
-
-
-async def _get(walker: Any, oids: Sequence[str]) -> dict[str, Any]:
+async def _get(walker: Walker, oids: Sequence[str]) -> dict[str, ValueType]:
     """GET in chunks of ``GET_CHUNK``; what the agent lacks is absent (the engine handles v1)."""
-    values: dict[str, Any] = {}
+    values: dict[str, ValueType] = {}
     for i in range(0, len(oids), GET_CHUNK):
         values.update(await walker.get(list(oids[i:i + GET_CHUNK]), operation="power get"))
     return values
 
 
-async def _get_family(walker: Any, family: Family, oids: Sequence[str]) -> dict[str, Any]:
-    """GET ``oids``, then, when the device answered some of them, the second-pass sources of the
-    readings it left empty (``fill_from``): one more request only for a device that needs it."""
+async def _read_family(walker: Walker, family: Family, oids: Sequence[str], *, sys_oid: str | None = None
+                       ) -> tuple[dict[str, ValueType], list[str]]:
+    """The values of ``oids`` and the OIDs of the active alarms: a GET of ``oids``; when the
+    device answered some of them, one more GET of the second-pass sources of the readings it left
+    empty (``fill_from``, only for a device that needs it); and a walk of the alarm table only
+    when the count read with the first GET says alarms are present (and, given ``sys_oid``, the
+    device still says that sysObjectID). :class:`PollAbort` goes up."""
     values = await _get(walker, oids)
     if any(v is not None for k, v in values.items() if k != SYS_OBJECT_ID):
         later = family.later_oids(values)
         if later:
             values.update(await _get(walker, later))
-    return values
-
-
-async def _collect(walker: Any, family: Family, result: PowerReadings) -> bool:
-    """GET the family's OIDs (and walk its alarm table when alarms are present) into ``result``."""
-    from infra_mgr.network.snmp.engine import PollAbort
-
     alarm_oids: list[str] = []
-    try:
-        values = await _get_family(walker, family, family.oids())
-        if family.alarms and isinstance(values.get(family.alarms.count_oid), int) \
-                and values[family.alarms.count_oid] > 0:
+    if family.alarms and (sys_oid is None or _text(values.get(SYS_OBJECT_ID)) == sys_oid):
+        count = values.get(family.alarms.count_oid)
+        if isinstance(count, int) and count > 0:
             rows = await walker.walk(family.alarms.table_oid, max_rows=256, operation="power alarms")
-            alarm_oids = [str(v) for _, v in rows if isinstance(v, str)]
+            alarm_oids = [v for _, v in rows if isinstance(v, str)]
+    return values, alarm_oids
+
+
+async def _collect(walker: Walker, family: Family, result: PowerReadings) -> bool:
+    """Read the family's OIDs and alarms into ``result``; False when the device is not of it."""
+    try:
+        values, alarm_oids = await _read_family(walker, family, family.oids())
     except PollAbort:
         return False
     return build_readings(family, values, alarm_oids, result.source, result)
 
 
-def _copy_problems(walker: Any, start: int, result: PowerReadings) -> None:
-    for p in list(walker.problems)[start:]:
+def _copy_problems(walker: Walker, start: int, result: PowerReadings) -> None:
+    for p in walker.problems[start:]:
         result.errors.append(PowerProblem(result.source, p.operation, p.kind, p.message))
 
 
@@ -661,8 +635,6 @@ async def read_snmp_ups(target: SnmpTarget, *, source: str | None = None) -> Pow
 
 async def _read_identified(target: SnmpTarget, source: str) -> tuple[PowerReadings, tuple[str, Family] | None]:
     """:func:`read_snmp_ups`, also giving (sysObjectID, family) when a family answered."""
-    from infra_mgr.network.snmp.engine import PollAbort, default_engine
-
     result = PowerReadings(source=source)
     async with default_engine().session(target) as walker:
         try:
@@ -693,11 +665,12 @@ async def _read_identified(target: SnmpTarget, source: str) -> tuple[PowerReadin
 
 
 class SnmpUpsSession:
-    """Repeated reads of one UPS (the poller's device loop): the table found on the first read
-    is kept, so a read is one pass of GETs of sysObjectID together with that table's OIDs instead
-    of a GET of sysObjectID and then the table's. When sysObjectID changes (another device at the
-    address) or does not come back, the next read identifies the device again. SNMP is
-    connectionless: the transport is the process-wide poll engine's, as for single reads."""
+    """Repeated reads of one UPS, PDU or ATS (the power collectors' :class:`DeviceSession` for
+    ``snmp://``): the table found on the first read is kept, so a read is one pass of GETs of
+    sysObjectID together with that table's OIDs instead of a GET of sysObjectID and then the
+    table's. When sysObjectID changes (another device at the address) or does not come back, the
+    next read identifies the device again. SNMP is connectionless: the transport is the
+    process-wide poll engine's, as for single reads."""
 
     def __init__(self, target: SnmpTarget, *, source: str | None = None) -> None:
         self.target = target
@@ -705,25 +678,18 @@ class SnmpUpsSession:
         self._known: tuple[str, Family] | None = None
 
     async def read(self) -> PowerReadings:
-        """Canonical readings of the UPS; never raises for device trouble."""
+        """Canonical readings of the device; never raises for device trouble."""
         if self._known is None:
             result, self._known = await _read_identified(self.target, self.source)
             return result
-        from infra_mgr.network.snmp.engine import PollAbort, default_engine
-
         sys_oid, family = self._known
         result = PowerReadings(source=self.source)
         async with default_engine().session(self.target) as walker:
-            alarm_oids: list[str] = []
             try:
-                values = await _get_family(walker, family, [SYS_OBJECT_ID, *family.oids()])
-                if _text(values.get(SYS_OBJECT_ID)) == sys_oid and family.alarms \
-                        and isinstance(values.get(family.alarms.count_oid), int) \
-                        and values[family.alarms.count_oid] > 0:
-                    rows = await walker.walk(family.alarms.table_oid, max_rows=256, operation="power alarms")
-                    alarm_oids = [str(v) for _, v in rows if isinstance(v, str)]
+                values, alarm_oids = await _read_family(walker, family, [SYS_OBJECT_ID, *family.oids()],
+                                                         sys_oid=sys_oid)
             except PollAbort:
-                values = {}
+                values, alarm_oids = {}, []
             _copy_problems(walker, 0, result)
         if _text(values.get(SYS_OBJECT_ID)) != sys_oid:
             self._known = None
@@ -739,18 +705,66 @@ class SnmpUpsSession:
                                                   f"the agent no longer answers the OIDs of {family.name}"))
         return result
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to release (the engine's sessions are per read); forgets the table."""
         self._known = None
 
 
-def _walker_source(walker: Any) -> str:
-    address = str(getattr(walker, "address", "") or "")
-    port = getattr(getattr(walker, "target", None), "port", 161)
-    return f"snmp://{f'[{address}]' if ':' in address else address}:{port}"
+@dataclass(frozen=True)
+class SnmpProbe:
+    """What an ``snmp://COMMUNITY@HOST[:PORT][?version=1|2c]`` URL names (port 161 and community
+    ``public`` by default; SNMPv3 comes from a stored credential, never from the URL)."""
+
+    target: SnmpTarget
+    source: str
+
+    def with_secrets(self, secrets: Mapping[str, Any], timeout_s: float | None) -> SnmpProbe:
+        """A stored v3 user and keys, or a v2c community, replace the URL's community."""
+        target = self.target
+        if timeout_s is not None:
+            target = replace(target, timeout_s=_per_attempt(timeout_s))
+        if secrets.get("kind") == "snmp_v3" or secrets.get("auth_key"):
+            target = replace(target, version="3", user=str(secrets.get("username") or ""),
+                             auth_proto=secrets.get("auth_proto"), auth_key=str(secrets.get("auth_key") or ""),
+                             priv_proto=secrets.get("priv_proto"), priv_key=str(secrets.get("priv_key") or ""))
+        elif secrets.get("community"):
+            target = replace(target, community=str(secrets["community"]))
+        return replace(self, target=target)
+
+    def open(self) -> SnmpUpsSession:
+        return SnmpUpsSession(self.target, source=self.source)
 
 
-async def _facts(walker: Any, sys_object_id: str | None, source: str) -> PowerReadings | None:
+def _per_attempt(budget_s: float) -> float:
+    """SNMP tries twice (one retry) within the budget."""
+    return max(0.1, budget_s / 2)
+
+
+_URL_VERSIONS: dict[str, SnmpVersionName] = {"1": "1", "2c": "2c"}
+
+
+def parse_url(url: str) -> SnmpProbe:
+    """The :class:`SnmpProbe` of an ``snmp://`` URL; :class:`ProbeUrlError` when it cannot be right."""
+    parts = urlsplit(url)
+    host, port, shown = host_port(url, 161)
+    params = query_params(url, ("version", "timeout"))
+    version = _URL_VERSIONS.get(params.get("version", "2c"))
+    if version is None:
+        raise ProbeUrlError(f"{redact_url(url)}: version must be 1 or 2c in a probe URL")
+    if parts.path not in ("", "/"):
+        raise ProbeUrlError(f"{redact_url(url)}: an snmp:// URL has no path")
+    community = unquote(parts.username) if parts.username is not None else "public"
+    if parts.password is not None:
+        community = f"{community}:{unquote(parts.password)}"
+    target = SnmpTarget(address=host, port=port, version=version, community=community,
+                        timeout_s=_per_attempt(timeout_param(url, params)), retries=1)
+    return SnmpProbe(target, f"snmp://{shown}:{port}")
+
+
+# --- the SNMP probe's power readings ------------------------------------------------------------
+
+
+async def _facts(walker: Walker, sys_object_id: str | None, source: str) -> PowerReadings | None:
     tables = load_oid_tables()
     family = family_for(sys_object_id, tables)
     oid = (sys_object_id or "").strip().lstrip(".")
@@ -759,8 +773,6 @@ async def _facts(walker: Any, sys_object_id: str | None, source: str) -> PowerRe
     if family is None:
         if not oid or any(_arcs_prefix(p, oid) for p in tables.never_probe):
             return None
-        from infra_mgr.network.snmp.engine import PollAbort
-
         for candidate in tables.fallbacks:
             try:
                 answered = await walker.get(list(candidate.identify), operation="power identify")
@@ -783,27 +795,24 @@ async def _facts(walker: Any, sys_object_id: str | None, source: str) -> PowerRe
     if not found and not result.errors:
         return None
     if not found:
-        result.kind = family.kind  # type: ignore[assignment]
+        result.kind = family.kind
         result.vendor = family.vendor
     return result
 
 
-async def power_facts_for_snmp(target_or_session: Any, sys_object_id: str | None) -> PowerReadings | None:
+async def power_facts_for_snmp(device: SnmpTarget | Walker, sys_object_id: str | None) -> PowerReadings | None:
     """Power readings of a device found by the SNMP probe, or None when it is not a power device.
 
-    ``target_or_session`` is a :class:`SnmpTarget` (a session is opened on the default engine),
-    an engine ``Walker`` already open on the device (problems it records during this call are
-    copied into the result too), or a raw gufo ``SnmpSession``. A sysObjectID that one of the
-    tables claims gets the full read; an unknown one costs one small GET of the fallback family's
-    identify OIDs (UPS cards on embedded Linux say net-snmp's sysObjectID), none at all when it is
-    under ``never_probe`` (switches, routers). A claimed device that has none of the table's OIDs
-    (some other APC product under APC's prefix) gives None; one that stops answering gives readings
+    ``device`` is a :class:`SnmpTarget` (a session is opened on the default engine) or the
+    engine's walker already open on the device (``SnmpEngine.session``; problems it records
+    during this call are copied into the result too). A sysObjectID that one of the tables claims
+    gets the full read; an unknown one costs one small GET of the fallback family's identify OIDs
+    (UPS cards on embedded Linux say net-snmp's sysObjectID), none at all when it is under
+    ``never_probe`` (switches, routers). A claimed device that has none of the table's OIDs (some
+    other APC product under APC's prefix) gives None; one that stops answering gives readings
     with errors. Rack PDUs and ATSs have families of their own (``kind`` pdu / ats).
     """
-    if isinstance(target_or_session, SnmpTarget):
-        from infra_mgr.network.snmp.engine import default_engine
-
-        async with default_engine().session(target_or_session) as walker:
-            return await _facts(walker, sys_object_id, snmp_source(target_or_session))
-    walker = target_or_session if _is_walker(target_or_session) else _SessionWalker(target_or_session)
-    return await _facts(walker, sys_object_id, _walker_source(walker))
+    if isinstance(device, SnmpTarget):
+        async with default_engine().session(device) as walker:
+            return await _facts(walker, sys_object_id, snmp_source(device))
+    return await _facts(device, sys_object_id, snmp_source(device.target))

@@ -1,6 +1,6 @@
 """The SNMP poll engine: gufo-snmp under asyncio, bounded, and hardened against agents that lie.
 
-Why gufo-snmp: measured here (see /work/shared/ARCHITECTURE.md) it walks ~35x cheaper in client
+Why gufo-snmp: measured here (``bench/snmp_sweep.py``, docs/benchmarks.md) it walks ~35x cheaper in client
 CPU than pysnmp's hlapi, so a city's sweep fits on one core. pysnmp stays for traps and SETs; the
 :class:`Walker` protocol below is all the getters need, so another library can serve a walk.
 
@@ -61,6 +61,10 @@ gufo-snmp 0.13 facts this module works around:
 * "connection refused" (ICMP port unreachable) is raised as ``TimeoutError``;
 * values come back as Python types without their SNMP tag: OCTET STRING and Opaque are
   ``bytes``, OID and IpAddress are ``str``, every integer type is ``int``.
+
+Why one file of ~750 lines: the walker, its per-device state and the engine's bounds are one
+mechanism (request sizing, order checks, overflow halving and retries share state per device and
+table); splitting them would put one request's path across files.
 """
 
 from __future__ import annotations
@@ -76,9 +80,13 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
-from infra_mgr.network.snmp.facts import PollProblem, SnmpTarget
+from infra_mgr.snmp.target import PollProblem, SnmpTarget
+
+if TYPE_CHECKING:  # gufo is imported when a session opens, not with this module
+    from gufo.snmp import User
+    from gufo.snmp.aio import SnmpSession
 
 ValueType = None | bool | int | float | str | bytes
 VarBind = tuple[str, ValueType]
@@ -144,7 +152,7 @@ def validate_target(target: SnmpTarget) -> None:
         raise ValueError("SNMPv3 keys must be at least 8 characters (RFC 3414)")
 
 
-def _v3_user(target: SnmpTarget):  # type: ignore[no-untyped-def]  # gufo.snmp.User
+def _v3_user(target: SnmpTarget) -> User:
     from gufo.snmp import KeyExpansion, User
 
     auth = priv = None
@@ -169,8 +177,10 @@ class Walker(Protocol):
     and IpAddresses dotted ``str``, integer types ``int``.
     """
 
+    target: SnmpTarget  # the agent it talks to (callers name it in what they report)
     address: str
     problems: list[PollProblem]
+    answered: bool  # a valid response came back at least once (alive, whatever failed after)
 
     async def get(self, oids: Sequence[str], *, operation: str = "get") -> dict[str, ValueType]: ...
 
@@ -282,7 +292,7 @@ class GufoWalker:
         self.answered = False  # at least one valid response came back
         self._errors = 0
         self._seen: set[tuple[str, str]] = set()
-        self._session = None  # type: ignore[var-annotated]  # gufo.snmp.aio.SnmpSession
+        self._session: SnmpSession | None = None
         self._lock = asyncio.Lock()
         self._in_flight = 0
         self._refreshed_at = 0.0
@@ -312,6 +322,10 @@ class GufoWalker:
     async def open(self) -> None:
         """Resolve the address, build the session and, for SNMPv3, discover the engine (with the
         target's retries): after this the device answered, or a problem says why not."""
+        await self._open()
+
+    async def _open(self) -> SnmpSession:
+        """:meth:`open`, giving the session (or raising :class:`PollAbort`)."""
         from gufo.snmp import SnmpVersion
         from gufo.snmp.aio import SnmpSession
 
@@ -326,14 +340,15 @@ class GufoWalker:
             except (OSError, IndexError) as exc:
                 self.problem("open", "error", f"cannot resolve {host!r}: {exc}")
                 raise PollAbort(host) from None
-        kwargs: dict[str, object] = {"timeout": target.timeout_s, "max_repetitions": target.max_repetitions}
         try:
             if target.version == "3":
-                session = SnmpSession(host, target.port, user=_v3_user(target), version=SnmpVersion.v3, **kwargs)
+                session = SnmpSession(host, target.port, user=_v3_user(target), version=SnmpVersion.v3,
+                                      timeout=target.timeout_s, max_repetitions=target.max_repetitions)
             else:
                 version = SnmpVersion.v1 if target.version == "1" else SnmpVersion.v2c
                 session = SnmpSession(host, target.port, community=target.community, version=version,
-                                      allow_bulk=version != SnmpVersion.v1, **kwargs)
+                                      allow_bulk=version != SnmpVersion.v1, timeout=target.timeout_s,
+                                      max_repetitions=target.max_repetitions)
         except (OSError, ValueError) as exc:
             self.problem("open", "error", f"cannot open a session: {exc}")
             raise PollAbort(self.address) from None
@@ -345,15 +360,17 @@ class GufoWalker:
                 self._fail("open", exc.kind, exc.message)
                 raise PollAbort(self.address) from None
             self._refreshed_at = time.monotonic()
+        return session
 
     async def _request(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """One request with the target's retries, alone in flight on this device."""
         attempts = self.target.retries + 1
         async with self._lock:
-            if (self.target.version == "3" and operation != "open"
+            session = self._session
+            if (session is not None and self.target.version == "3" and operation != "open"
                     and time.monotonic() - self._refreshed_at > V3_REFRESH_S):
                 self._refreshed_at = time.monotonic()
-                await self._request_unlocked("refresh", self._session.refresh, attempts)  # type: ignore[union-attr]
+                await self._request_unlocked("refresh", session.refresh, attempts)
             return await self._request_unlocked(operation, call, attempts)
 
     async def _request_unlocked(self, operation: str, call: Callable[[], Awaitable[T]], attempts: int) -> T:
@@ -404,12 +421,12 @@ class GufoWalker:
         SNMPv1 answers a GET with one unknown OID by an error for all of them (and gufo drops the
         error status, so the answer reads empty): on v1 an empty answer is asked again OID by OID.
         """
-        if self._session is None:
-            await self.open()
         session = self._session
+        if session is None:
+            session = await self._open()
         wanted = list(oids)
         try:
-            values = await self._request(operation, lambda: session.get_many(wanted))  # type: ignore[union-attr]
+            values = await self._request(operation, lambda: session.get_many(wanted))
         except _RequestFailed as exc:
             self._fail(operation, exc.kind, exc.message)
             return {}
@@ -436,9 +453,9 @@ class GufoWalker:
             return None
         if not bases or not indexes:
             return []
-        if self._session is None:
-            await self.open()
         session = self._session
+        if session is None:
+            session = await self._open()
         cells = [(base, f"{base}.{index}") for base in bases for index in indexes]
         out: list[VarBind] = []
         position = 0
@@ -452,7 +469,7 @@ class GufoWalker:
                     break
                 chunk.append(oid)
             try:
-                values = await self._request(operation, lambda c=chunk: session.get_many(c))  # type: ignore[misc,union-attr]
+                values = await self._request(operation, partial(session.get_many, chunk))
             except _RequestFailed as exc:
                 if exc.kind == "truncated" and len(chunk) > 1:
                     self.state.get_cells = max(1, len(chunk) // 2)
@@ -509,7 +526,7 @@ class GufoWalker:
         ``expect_rows``: how many rows the caller expects (e.g. the rows of a table's first
         column), to size the GETBULK answers; more or fewer rows are still walked correctly."""
         if self._session is None:
-            await self.open()
+            await self._open()
         operation = operation or f"walk {base}"
         limit = max_rows or self.max_rows
         bulk_allowed = self.target.use_bulk and self.target.version != "1" and self.state.bulk is not False
@@ -539,8 +556,9 @@ class GufoWalker:
         # Bulk is unproven here and came back empty or broken: does GETNEXT see more?
         check, check_failure = await self._walk_once(base, False, 1, operation, quiet=True)
         if not check:
-            if check_failure or failure:
-                self._fail(operation, *(check_failure or failure))  # type: ignore[misc]
+            problem = check_failure or failure
+            if problem:
+                self._fail(operation, *problem)
             return rows
         self.state.bulk = False
         why = f"{failure[0]}: {failure[1]}" if failure else "empty answer"
@@ -563,15 +581,24 @@ class GufoWalker:
         from gufo.snmp._fast import GetIter
 
         session = self._session
-        sock = session._sock  # type: ignore[union-attr]
+        if session is None:  # walk() opened it; a direct call on a closed walker opens it here
+            session = await self._open()
+        sock = session._sock
         ctx = GetIter(base, repetitions if bulk else None)
-        send = partial(sock.send_get_bulk if bulk else sock.send_get_next, ctx)
-        recv = partial(sock.recv_get_bulk if bulk else sock.recv_get_next, ctx)
+        if bulk:
+            send = partial(sock.send_get_bulk, ctx)
+            recv_bulk = partial(sock.recv_get_bulk, ctx)
 
-        async def exchange() -> list[VarBind | None]:
-            await session._send(send)  # type: ignore[union-attr]
-            answer = await session._recv(recv)  # type: ignore[union-attr]
-            return answer if bulk else [answer]
+            async def exchange() -> list[VarBind | None]:
+                await session._send(send)
+                return await session._recv(recv_bulk)
+        else:
+            send = partial(sock.send_get_next, ctx)
+            recv_next = partial(sock.recv_get_next, ctx)
+
+            async def exchange() -> list[VarBind | None]:
+                await session._send(send)
+                return [await session._recv(recv_next)]
 
         rows: list[VarBind] = []
         prefix = base + "."
@@ -580,37 +607,38 @@ class GufoWalker:
         stop = False
         while not stop:
             try:
-                answer = await self._request(operation, exchange)
+                received = await self._request(operation, exchange)
             except StopAsyncIteration:
                 break
             except _RequestFailed as exc:
                 self.stats.varbinds += len(rows)
                 return rows, (exc.kind, exc.message)
-            if answer and answer[-1] is None:  # gufo: the answer left the subtree here
-                answer.pop()
+            if received and received[-1] is None:  # gufo: the answer left the subtree here
+                received.pop()
                 stop = True
-            if not answer:
+            if not received:
                 break
-            size = max(size, varbind_size(*answer[-1]))  # type: ignore[misc]
-            kept, last, why = _ordered(answer, prefix, last)  # type: ignore[arg-type]
+            answer = cast(list[VarBind], received)  # only the last item can be None: popped above
+            size = max(size, varbind_size(*answer[-1]))
+            kept, last, why = _ordered(answer, prefix, last)
             if kept < len(answer):
                 stop = True
                 if why == "outside":  # past the subtree (gufo normally stops first)
                     pass
                 elif why == "malformed":
-                    self.problem(operation, "decode", f"malformed OID {answer[kept][0]!r}")  # type: ignore[index]
+                    self.problem(operation, "decode", f"malformed OID {answer[kept][0]!r}")
                 else:
-                    after = answer[kept - 1][0] if kept else (rows[-1][0] if rows else base)  # type: ignore[index]
-                    what = "the same OID again" if answer[kept][0] == after else "an OID smaller than the previous one"  # type: ignore[index]
-                    self.problem(operation, "loop", f"agent returned {what} ({answer[kept][0]} after {after}); "  # type: ignore[index]
+                    after = answer[kept - 1][0] if kept else (rows[-1][0] if rows else base)
+                    what = "the same OID again" if answer[kept][0] == after else "an OID smaller than the previous one"
+                    self.problem(operation, "loop", f"agent returned {what} ({answer[kept][0]} after {after}); "
                                                     f"walk stopped after {len(rows) + kept} varbinds")
                 del answer[kept:]
             if len(rows) + len(answer) > limit:
-                rows.extend(answer[:limit - len(rows)])  # type: ignore[arg-type]
+                rows.extend(answer[:limit - len(rows)])
                 if not quiet:
                     self.problem(operation, "too_big", f"more than {limit} rows; kept the first {limit}")
                 break
-            rows.extend(answer)  # type: ignore[arg-type]
+            rows.extend(answer)
         if bulk and size:
             known = self.varbind_bytes.get(base, 0)
             if size > known:
