@@ -67,17 +67,18 @@ def tracing() -> Iterator[Trace]:
     """Record every GET and walk the engine's walkers send while the block runs."""
     trace = Trace()
     walker = snmp_engine.GufoWalker
-    original_open, original_walk = walker.open, walker._walk_once
+    original_open, original_walk = walker._open, walker._walk_once
 
     def key(self: Any) -> tuple[str, int, str] | None:
         t = self.target
         return (t.address, t.port, t.community or "") if t.version == "2c" else None
 
-    async def open_(self: Any) -> None:
-        await original_open(self)
-        session, k = self._session, key(self)
-        if session is None or k is None:
-            return
+    async def open_(self: Any) -> Any:
+        """Every session the walker makes (at open, or again after a failure) has its GETs traced."""
+        session = await original_open(self)
+        k = key(self)
+        if k is None or getattr(session.get_many, "traced", False):
+            return session
         get_many = session.get_many
 
         async def traced_get_many(oids: Sequence[str]) -> dict[str, Any]:
@@ -85,7 +86,9 @@ def tracing() -> Iterator[Trace]:
             trace.requests[k].append(Request("get", tuple(oids), None, len(values)))
             return values
 
+        traced_get_many.traced = True  # type: ignore[attr-defined]
         session.get_many = traced_get_many
+        return session
 
     async def walk_once(self: Any, base: str, bulk: bool, limit: int, operation: str, *, quiet: bool = False,
                         repetitions: int = 1) -> tuple[list[Any], tuple[str, str] | None]:
@@ -96,12 +99,12 @@ def tracing() -> Iterator[Trace]:
                                              bool(failure and failure[0] == "truncated" and repetitions > 1)))
         return rows, failure
 
-    walker.open = functools.wraps(original_open)(open_)  # type: ignore[method-assign]
+    walker._open = functools.wraps(original_open)(open_)  # type: ignore[method-assign]
     walker._walk_once = functools.wraps(original_walk)(walk_once)  # type: ignore[method-assign]
     try:
         yield trace
     finally:
-        walker.open = original_open  # type: ignore[method-assign]
+        walker._open = original_open  # type: ignore[method-assign]
         walker._walk_once = original_walk  # type: ignore[method-assign]
 
 

@@ -108,6 +108,11 @@ def ours(engine: Engine, trace_into: list[Trace]) -> tuple[float, float, str]:
     cpu0 = time.process_time()
     with tracing() as trace:
         report = asyncio.run(discover(engine, MASTER, all_sites=True, timeout_s=1.0, retries=1)).to_json()
+    # Every device discovery read starts with a GET of its system scalars: a trace without one has
+    # lost the engine's requests (a hook on a renamed method) and would hand the baseline less work.
+    blind = [k for k, reqs in trace.answering().items() if not any(r.kind == "get" for r in reqs)]
+    if blind:
+        raise SystemExit(f"trace recorded no GET for {len(blind)} devices (e.g. {blind[0]}): the trace is broken")
     trace_into.append(trace)
     return (float(report["seconds"]), time.process_time() - cpu0,
             f"{report['found']} devices, {report['links']} links, {len(report['new'])} new, "
