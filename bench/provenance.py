@@ -30,12 +30,13 @@ RESULTS = ROOT / "bench" / "results"
 
 def git_state() -> tuple[str, bool]:
     """The commit id of the tree the bench ran from, and whether that tree had no uncommitted change
-    to tracked files (untracked results files do not count)."""
+    to tracked files outside ``bench/results/``."""
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        # Results files written by an earlier bench of the same run are not a change to what is measured.
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!bench/results"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
     return commit, not dirty
