@@ -49,7 +49,7 @@ from infra_mgr.db import make_engine, upgrade  # noqa: E402
 from infra_mgr.inventory.importer import import_file  # noqa: E402
 from infra_mgr.lab.city import RunningCity, city_counters, city_liar_spec, city_pids, city_spec  # noqa: E402
 from infra_mgr.lab.setup import configure_discovery  # noqa: E402
-from infra_mgr.lab.supervisor import Lab, LabError  # noqa: E402
+from infra_mgr.lab.supervisor import Lab, LabError, cpu_seconds  # noqa: E402
 from infra_mgr.network.discovery import discover  # noqa: E402
 from infra_mgr.snmp import engine as snmp_engine  # noqa: E402
 
@@ -58,13 +58,6 @@ MASTER = b"bench-city-key"
 CORES = os.cpu_count() or 1
 
 
-def agent_cpu(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of the given live processes (the city's supervisor and workers)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -86,9 +79,9 @@ class Measured:
 
 def measured(record_: Any, pids: Sequence[int], work: Callable[[], tuple[float, float, str]]) -> Measured:
     """Run ``work`` (→ wall, client CPU, note) and read the agent's CPU and counters around it."""
-    c0, a0 = city_counters(record_), agent_cpu(pids)
+    c0, a0 = city_counters(record_), cpu_seconds(pids)
     wall, client, note = work()
-    a1, c1 = agent_cpu(pids), city_counters(record_)
+    a1, c1 = cpu_seconds(pids), city_counters(record_)
     return Measured(wall, client, a1 - a0, c1["requests"] - c0["requests"], c1["varbinds"] - c0["varbinds"], note)
 
 

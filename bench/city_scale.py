@@ -44,16 +44,6 @@ MASTER = b"bench-scale-key"
 CORES = os.cpu_count() or 1
 
 
-def cpu_of(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of live processes (a vanished one counts nothing)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- the child: one database, first discovery then re-discovery -----------------------------------
@@ -101,7 +91,7 @@ def database_size(engine: Any, url: str) -> int:
 def child(spec: dict[str, Any]) -> int:
     """Run the passes for one database and print one ``PASS {json}`` line each."""
     from infra_mgr.lab.city import city_counters
-    from infra_mgr.lab.supervisor import Lab, process_tree
+    from infra_mgr.lab.supervisor import Lab, cpu_seconds, process_tree
     from infra_mgr.network.discovery import discover
 
     lab = Lab(spec["lab_dir"])
@@ -110,17 +100,17 @@ def child(spec: dict[str, Any]) -> int:
     agent_pids, db_root = spec["agent_pids"], spec["db_root_pid"]
 
     def db_cpu() -> float:  # PostgreSQL forks a backend per connection: read its tree each time
-        return cpu_of(process_tree(db_root)) if db_root else 0.0
+        return cpu_seconds(process_tree(db_root)) if db_root else 0.0
 
     engine = configure(spec["url"], spec["port"], spec["addresses"], spec["seeds"])
     for name in spec["passes"]:
-        c0, a0, d0 = city_counters(fleet_record), cpu_of(agent_pids), db_cpu()
+        c0, a0, d0 = city_counters(fleet_record), cpu_seconds(agent_pids), db_cpu()
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         report = asyncio.run(discover(engine, MASTER, all_sites=True, timeout_s=2.0, retries=1)).to_json()
         wall = time.perf_counter() - start
         r1 = resource.getrusage(resource.RUSAGE_SELF)
-        a1, d1, c1 = cpu_of(agent_pids), db_cpu(), city_counters(fleet_record)
+        a1, d1, c1 = cpu_seconds(agent_pids), db_cpu(), city_counters(fleet_record)
         out = {
             "pass": name, "wall_s": wall, "crawl_s": report["crawl_seconds"],
             "client_cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
@@ -169,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(devices: int, databases: list[str]) -> int:
     from infra_mgr.lab.fleet import build_fleet, fleet_spec
     from infra_mgr.lab.peers import postgres_spec
-    from infra_mgr.lab.supervisor import Lab, process_tree
+    from infra_mgr.lab.supervisor import Lab, cpu_seconds, process_tree
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     lab = Lab(tmp / "lab")
@@ -183,7 +173,7 @@ def run(devices: int, databases: list[str]) -> int:
         print(f"fleet up: {devices} devices, {fleet.interfaces} interfaces (per device min {sizes[0]}, median "
               f"{sizes[len(sizes) // 2]}, max {sizes[-1]}), {len(fleet.links)} LLDP links; "
               f"{fleet_record.info['workers']} snmpsim workers; started and every device answered in "
-              f"{time.perf_counter() - t0:.0f} s (agent CPU {cpu_of(agent_pids):.0f} s); {CORES} cores")
+              f"{time.perf_counter() - t0:.0f} s (agent CPU {cpu_seconds(agent_pids):.0f} s); {CORES} cores")
         addresses = [s.address for s in fleet.switches]
         seeds = [s.address for s in fleet.switches if s.kind.role == "core"]
         for db in databases:

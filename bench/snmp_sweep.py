@@ -242,18 +242,10 @@ def _librenms_runner(spec: dict[str, Any]) -> Runner:
             proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
             if proc.returncode != 0:
                 return address, count, False, proc.stderr.strip()[:200]
-            # one varbind per line that starts with a numeric OID (-On); wrapped Hex-STRING lines don't
-            count += sum(1 for line in proc.stdout.splitlines() if line.startswith(".") and " = " in line
-                         and "No Such Object" not in line)
+            count += _count_lines(proc.stdout)
         return address, count, True, ""
 
-    def sweep(addresses: list[str]) -> Outcome:
-        with ThreadPoolExecutor(spec["pool"]) as pool:
-            results = list(pool.map(device, addresses))
-        return ({a: n for a, n, ok, _ in results if ok}, [a for a, _, ok, _ in results if not ok],
-                [f"{a}: {e}" for a, _, ok, e in results if not ok], None)
-
-    return sweep
+    return _pooled(device, spec["pool"])
 
 
 def _pysnmp_runner(spec: dict[str, Any]) -> Runner:
@@ -369,6 +361,19 @@ def plan(spec: dict[str, Any]) -> dict[str, Any]:
     return {"ops": ops, "engine_varbinds": engine.stats.varbinds, "failed": failed, "problems": problems}
 
 
+def _pooled(device: Callable[[str], tuple[str, int, bool, str]], workers: int) -> Runner:
+    """A sweep that hands each address to ``device`` (one net-snmp process per request) in a pool of
+    ``workers``, LibreNMS's way: varbinds per device that answered, and those that failed, with why."""
+
+    def sweep(addresses: list[str]) -> Outcome:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(device, addresses))
+        return ({a: n for a, n, ok, _ in results if ok}, [a for a, _, ok, _ in results if not ok],
+                [f"{a}: {e}" for a, _, ok, e in results if not ok], None)
+
+    return sweep
+
+
 def _count_lines(stdout: str, wanted: set[str] | None = None) -> int:
     """Varbinds in net-snmp ``-On -OQ`` output: lines that start with a numeric OID and carry a
     value (wrapped Hex-STRING lines do not start with ``.``; exceptions are not values)."""
@@ -406,13 +411,7 @@ def _netsnmp_runner(spec: dict[str, Any]) -> Runner:
                 count += _count_lines(proc.stdout)
         return address, count, True, ""
 
-    def sweep(addresses: list[str]) -> Outcome:
-        with ThreadPoolExecutor(spec["pool"]) as pool:
-            results = list(pool.map(device, addresses))
-        return ({a: n for a, n, ok, _ in results if ok}, [a for a, _, ok, _ in results if not ok],
-                [f"{a}: {e}" for a, _, ok, e in results if not ok], None)
-
-    return sweep
+    return _pooled(device, spec["pool"])
 
 
 RUNNERS = {"engine": _engine_runner, "probe": _probe_runner, "gufo": _gufo_runner, "librenms": _librenms_runner,

@@ -28,7 +28,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +128,17 @@ def _proc_stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of live processes (one that has gone counts nothing): what the
+    lab's peers cost, for benchmarks that report the simulator's share beside the client's."""
+    total = 0
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def process_start_ticks(pid: int) -> int | None:
