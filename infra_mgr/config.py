@@ -52,9 +52,18 @@ class Settings(BaseSettings):
     port: int = 8000
     session_max_age_s: int = 12 * 3600
     secure_cookies: bool = False
+    login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins per username before back-off")
+    login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed sign-ins per client address before back-off")
+    login_backoff_s: float = Field(default=30.0, gt=0, description="First lock-out; doubles with each further failure")
+    login_backoff_max_s: float = Field(default=900.0, gt=0, description="Longest lock-out")
+    login_failure_window_s: float = Field(default=900.0, gt=0,
+                                          description="Failures older than this (and no lock) are forgotten")
     log_level: str = "info"
     page_size_default: int = 100
     page_size_max: int = 1000
+    import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1,
+                                  description="Largest file `infra-mgr import` reads")
     power_poller: bool = Field(default=True, description="Poll power devices in the serving process")
 
     @classmethod

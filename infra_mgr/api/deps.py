@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -10,8 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from infra_mgr.auth import sessions
 from infra_mgr.auth.permissions import Perm
-from infra_mgr.auth.service import Principal, principal_from_token, principal_from_user_id
+from infra_mgr.auth.service import Principal, principal_from_token
 from infra_mgr.db import write_session
 from infra_mgr.errors import ServiceError
 
@@ -56,16 +56,13 @@ def get_principal(request: Request, session: DbSession) -> Principal:
         except OperationalError:
             session.rollback()
     else:
-        uid = request.session.get("uid") if "session" in request.scope else None
-        principal = principal_from_user_id(session, int(uid)) if isinstance(uid, int) else None
+        principal = sessions.principal(request, session)  # the server's record: revocation is immediate
         if principal is None:
             raise Unauthorized("authentication required: send a bearer token or log in")
-        if request.method not in SAFE_METHODS:
-            # Cookie-authenticated writes must prove they come from our own pages.
-            sent = request.headers.get("x-csrf-token", "")
-            expected = request.session.get("csrf", "")
-            if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
-                raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated change")
+        # Cookie-authenticated writes must prove they come from our own pages.
+        if request.method not in SAFE_METHODS and not sessions.check_csrf(
+                request, request.headers.get("x-csrf-token", "")):
+            raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated change")
     request.state.principal = principal
     session.info["actor"] = principal.username
     return principal

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import secrets
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlmodel import col, select
+from fastapi.responses import JSONResponse
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from infra_mgr.api.crud import commit_or_conflict, get_or_404, list_rows
-from infra_mgr.api.deps import CurrentPrincipal, DbSession, Unauthorized, perm_extra, require
+from infra_mgr.api.deps import CurrentPrincipal, DbSession, Forbidden, Unauthorized, perm_extra, require
 from infra_mgr.api.pagination import Cursor, Limit, ObjId, Page
-from infra_mgr.auth import service
+from infra_mgr.auth import service, sessions, throttle
 from infra_mgr.auth.models import (
     ApiToken,
     AuditLog,
@@ -31,29 +33,50 @@ from infra_mgr.errors import NotFound
 router = APIRouter(tags=["auth"])
 
 
-def start_session(request: Request, user: User) -> str:
-    """Log a user into the dashboard: signed cookie with the user id and a CSRF token."""
-    request.session.clear()
-    csrf = secrets.token_urlsafe(24)
-    request.session.update({"uid": user.id, "csrf": csrf})
-    return csrf
+def throttled(retry_after: float) -> JSONResponse:
+    """429 with the seconds to wait (rounded up, so a client retrying on time is let in)."""
+    wait = max(1, math.ceil(retry_after))
+    return JSONResponse({"detail": f"too many failed sign-ins; retry in {wait} s", "errors": []},
+                        status_code=429, headers={"Retry-After": str(wait)})
 
 
-@router.post("/auth/login", summary="Log in (sets the dashboard session cookie)")
-def login(data: LoginRequest, request: Request, session: DbSession) -> dict[str, Any]:
-    user = service.authenticate(session, data.username, data.password)
+async def attempt_sign_in(request: Request, username: str, password: str) -> service.SignIn:
+    """One throttled sign-in from this request's client address (the hash runs in a worker thread)."""
+    policy = throttle.Policy.from_settings(request.app.state.settings)
+    return await run_in_threadpool(service.sign_in, request.app.state.engine, username, password,
+                                   sessions.client_address(request), policy)
+
+
+@router.post("/auth/login", summary="Log in (sets the dashboard session cookie)",
+             responses={429: {"description": "Too many failed sign-ins for this username or address; "
+                                             "the Retry-After header says when to try again"}})
+async def login(data: LoginRequest, request: Request) -> Any:
+    request.state.audit_user = data.username
+    result = await attempt_sign_in(request, data.username, data.password)
+    if result.retry_after > 0:
+        return throttled(result.retry_after)
+    user = result.user
     if user is None:
         raise Unauthorized("wrong username or password")
-    session.commit()
-    request.state.audit_user = user.username
-    csrf = start_session(request, user)
+    csrf = await run_in_threadpool(sessions.start, request, user.id or 0)
     return {"username": user.username, "role": user.role, "csrf_token": csrf}
 
 
-@router.post("/auth/logout", status_code=204, response_class=Response, summary="Log out")
-def logout(request: Request) -> Response:
-    request.session.clear()
+@router.post("/auth/logout", status_code=204, response_class=Response, summary="Log out (ends the session)")
+async def logout(request: Request) -> Response:
+    """Ends the cookie's session on the server. A live session must send its CSRF token (a page
+    elsewhere must not be able to sign the user out); a dead or absent one has nothing to protect."""
+    if sessions.has_session(request):
+        live = await run_in_threadpool(_live_session, request)
+        if live and not sessions.check_csrf(request, request.headers.get("x-csrf-token", "")):
+            raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated change")
+        await run_in_threadpool(sessions.end, request)
     return Response(status_code=204)
+
+
+def _live_session(request: Request) -> bool:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        return sessions.principal(request, session) is not None
 
 
 @router.get("/auth/me", response_model=UserRead, summary="Who am I")

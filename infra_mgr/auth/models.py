@@ -40,6 +40,36 @@ class ApiToken(SQLModel, table=True):
     last_used: dt.datetime | None = ts_field(nullable=True, default_now=False)
 
 
+class AuthSession(SQLModel, table=True):
+    """A dashboard sign-in. The cookie holds only a random id; the server keeps its SHA-256 digest
+    (a copy of the database cannot be replayed as a cookie), so ending a session is one update and
+    takes effect on the very next request."""
+
+    __tablename__ = "auth_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(sa_column=Column(String(64), unique=True, nullable=False, index=True))
+    user_id: int = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    client: str = Field(default="", sa_type=String(64))
+    created_at: dt.datetime = ts_field()
+    last_seen: dt.datetime = ts_field()
+    expires_at: dt.datetime = ts_field()
+    revoked_at: dt.datetime | None = ts_field(nullable=True, default_now=False)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per key (``user:<name>`` or ``addr:<ip>``): the back-off state is in
+    the database, so every serving process enforces the same lock."""
+
+    __tablename__ = "login_throttle"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(200), unique=True, nullable=False, index=True))
+    failures: int = 0
+    last_attempt: dt.datetime = ts_field()
+    locked_until: dt.datetime | None = ts_field(nullable=True, default_now=False)
+
+
 class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
 

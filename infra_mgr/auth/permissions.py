@@ -22,6 +22,7 @@ class Perm(StrEnum):
     sites_write = "sites.write"
     devices_write = "devices.write"
     ipam_write = "ipam.write"
+    ipam_manage = "ipam.manage"
     credentials_read = "credentials.read"
     credentials_write = "credentials.write"
     events_write = "events.write"
@@ -39,6 +40,8 @@ PERM_DOC: dict[Perm, str] = {
     Perm.sites_write: "create, change and delete sites",
     Perm.devices_write: "create, change and delete devices, interfaces and links",
     Perm.ipam_write: "create prefixes and IP addresses, allocate the next free IP",
+    Perm.ipam_manage: ("change and delete prefixes and IP addresses (a prefix that holds addresses only "
+                       "with `?cascade=true`, which deletes them too)"),
     Perm.credentials_read: "list credentials (names and non-secret parameters only)",
     Perm.credentials_write: "create, change and delete credentials (secrets are write-only)",
     Perm.events_write: "record events in the event log",
@@ -54,7 +57,7 @@ _ALL = frozenset(Perm)
 MATRIX: dict[Role, frozenset[Perm]] = {
     Role.admin: _ALL,
     Role.netops: frozenset({
-        Perm.inventory_read, Perm.sites_write, Perm.devices_write, Perm.ipam_write,
+        Perm.inventory_read, Perm.sites_write, Perm.devices_write, Perm.ipam_write, Perm.ipam_manage,
         Perm.credentials_read, Perm.credentials_write, Perm.events_write, Perm.tokens_own,
         Perm.import_write, Perm.discovery_run,
     }),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from infra_mgr.auth import throttle
 from infra_mgr.auth.crypto import hash_password, new_api_token, token_digest, verify_password
-from infra_mgr.auth.models import ApiToken, User, UserCreate, UserUpdate
+from infra_mgr.auth.models import ApiToken, AuthSession, User, UserCreate, UserUpdate
 from infra_mgr.auth.permissions import Perm, Role, allowed
 from infra_mgr.common import utcnow
 from infra_mgr.db import write_session
@@ -39,12 +41,24 @@ def create_user(session: Session, data: UserCreate) -> User:
     return user
 
 
+def revoke_sessions(session: Session, user_id: int) -> None:
+    """End every live dashboard session of a user, in the caller's transaction. API tokens are
+    separate credentials with their own revocation and stay."""
+    session.execute(update(AuthSession).where(col(AuthSession.user_id) == user_id,
+                                              col(AuthSession.revoked_at).is_(None)).values(revoked_at=utcnow()))
+
+
 def update_user(session: Session, user: User, data: UserUpdate) -> User:
+    """Change a user. A new password or a deactivation ends the user's sessions: whoever held the
+    old password (or the person being locked out) must not stay signed in."""
     changes = data.model_dump(exclude_unset=True)
     if "password" in changes:
         pw = changes.pop("password")
         if pw is not None:
             user.password_hash = hash_password(pw)
+            revoke_sessions(session, user.id or 0)
+    if changes.get("is_active") is False:
+        revoke_sessions(session, user.id or 0)
     for key, value in changes.items():
         if value is not None:
             setattr(user, key, value.value if isinstance(value, Role) else value)
@@ -53,9 +67,19 @@ def update_user(session: Session, user: User, data: UserUpdate) -> User:
     return user
 
 
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash made by the same hasher (same cost) that no password matches in practice."""
+    return hash_password(token_digest(new_api_token()))
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The user if the password is right. An unknown or inactive user costs the same hash
+    verification as a known one, so the answer's timing does not tell which usernames exist."""
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    known = user is not None and user.is_active and bool(user.password_hash)
+    ok = verify_password(user.password_hash if known and user is not None else _dummy_hash(), password)
+    if not known or not ok or user is None:
         return None
     user.last_login = utcnow()
     session.add(user)
@@ -91,22 +115,34 @@ def principal_from_token(session: Session, raw: str) -> Principal | None:
     return Principal(user_id=user.id or 0, username=user.username, role=user.role, via="token")
 
 
-def principal_from_user_id(session: Session, user_id: int) -> Principal | None:
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        return None
-    return Principal(user_id=user.id or 0, username=user.username, role=user.role, via="session")
+@dataclass(frozen=True)
+class SignIn:
+    """What a sign-in attempt came to: the user, or refused; ``retry_after`` > 0 when it was
+    refused by the lock-out without its password being checked."""
+
+    user: User | None
+    retry_after: float = 0.0
 
 
-def sign_in(engine: Engine, username: str, password: str) -> User | None:
-    """Check a password and stamp the user's last login: the check only reads (argon2 is slow by
-    design, so callers run this in a worker thread), the stamp is its own short write."""
+def sign_in(engine: Engine, username: str, password: str, address: str = "",
+            policy: throttle.Policy | None = None) -> SignIn:
+    """Check a password under the login throttle and stamp the user's last login. The check only
+    reads (argon2 is slow by design, so callers run this in a worker thread); counting the attempt
+    and the stamp are their own short writes."""
+    policy = policy or throttle.Policy()
+    wait = throttle.reserve(engine, policy, username, address)
+    if wait > 0:
+        throttle.failed(engine, policy, username, address, "locked", wait)
+        return SignIn(None, wait)
     with Session(engine, expire_on_commit=False) as session:
         user = authenticate(session, username, password)
-    if user is not None:
-        with write_session(engine) as session:
-            session.execute(update(User).where(col(User.id) == user.id).values(last_login=user.last_login))
-    return user
+    if user is None:
+        throttle.failed(engine, policy, username, address, "bad_credentials")
+        return SignIn(None)
+    with write_session(engine) as session:
+        session.execute(update(User).where(col(User.id) == user.id).values(last_login=user.last_login))
+        throttle.succeeded(session, policy, username, address)
+    return SignIn(user)
 
 
 def user_exists(session: Session, username: str) -> bool:

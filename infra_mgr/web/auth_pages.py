@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
+import math
 from typing import Any
 
 from fastapi import Request
@@ -11,20 +11,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from infra_mgr.api.deps import DbSession
-from infra_mgr.auth.api import start_session
-from infra_mgr.auth.service import sign_in
+from infra_mgr.auth import sessions
+from infra_mgr.auth.api import attempt_sign_in
 from infra_mgr.web.i18n import COOKIE, LANGS
 from infra_mgr.web.pages import LANG_COOKIE_AGE_S, current_principal, error_page, html_router, render, safe_next
 
 log = logging.getLogger("infra_mgr.web")
 router = html_router()
-
-
-def _check_csrf(request: Request, sent: Any) -> bool:
-    expected = request.session.get("csrf", "")
-    # Compare bytes: compare_digest raises TypeError on non-ASCII str, and a form can carry anything.
-    return (bool(expected) and isinstance(sent, str)
-            and secrets.compare_digest(sent.encode("utf-8"), str(expected).encode("utf-8")))
 
 
 def _form_str(form: Any, name: str, limit: int) -> str:
@@ -33,12 +26,15 @@ def _form_str(form: Any, name: str, limit: int) -> str:
 
 
 def _login_page(request: Request, *, error: str = "", next_url: str = "/", username: str = "",
-                status_code: int = 200) -> HTMLResponse:
-    # An anonymous session still gets a CSRF token, so the login form cannot be posted from elsewhere.
-    if not request.session.get("csrf"):
-        request.session["csrf"] = secrets.token_urlsafe(24)
-    return render(request, "login.html", {"error": error, "next": next_url, "username": username},
+                status_code: int = 200, retry_after: int = 0) -> HTMLResponse:
+    # An anonymous browser still gets a CSRF token, so the login form cannot be posted from elsewhere.
+    sessions.csrf_token(request, create=True)
+    resp = render(request, "login.html", {"error": error, "next": next_url, "username": username,
+                                          "retry_after": retry_after},
                   status_code=status_code, section="login")
+    if retry_after:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 @router.get("/login")
@@ -56,24 +52,32 @@ async def login_submit(request: Request) -> Response:
     password = _form_str(form, "password", 1024)
     request.state.audit_user = username  # the audit log names who tried, whatever the outcome
     next_url = safe_next(form.get("next"))
-    if not _check_csrf(request, form.get("csrf")):
-        request.session.pop("csrf", None)
+    if not sessions.check_csrf(request, form.get("csrf")):
+        request.session.pop(sessions.PRE, None)
         return _login_page(request, error="login.expired", next_url=next_url, username=username, status_code=400)
-    user = await run_in_threadpool(sign_in, request.app.state.engine, username, password)
+    result = await attempt_sign_in(request, username, password)
+    user = result.user
+    if result.retry_after > 0:
+        wait = max(1, math.ceil(result.retry_after))
+        log.info("dashboard: sign-in for %r from %s refused for %d s after repeated failures",
+                 username, sessions.client_address(request) or "?", wait)
+        return _login_page(request, error="login.locked", next_url=next_url, username=username, status_code=429,
+                           retry_after=wait)
     if user is None:
-        log.info("dashboard: failed sign-in for %r from %s", username, request.client.host if request.client else "?")
+        log.info("dashboard: failed sign-in for %r from %s", username, sessions.client_address(request) or "?")
         return _login_page(request, error="login.error", next_url=next_url, username=username, status_code=401)
-    start_session(request, user)
+    await run_in_threadpool(sessions.start, request, user.id or 0)
     log.info("dashboard: %s signed in", user.username)
     return RedirectResponse(next_url, status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """Ends the session on the server too, so a saved copy of the cookie is dead."""
     form = await request.form()
-    if request.session.get("uid") is not None and not _check_csrf(request, form.get("csrf")):
+    if sessions.has_session(request) and not sessions.check_csrf(request, form.get("csrf")):
         return error_page(request, 403, "error.forbidden_title", "error.forbidden")
-    request.session.clear()
+    await run_in_threadpool(sessions.end, request)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -45,12 +45,12 @@ def test_credentials_are_write_only_and_encrypted(admin: TestClient, engine: Eng
 
 def test_credential_kind_rules(admin: TestClient) -> None:
     missing = admin.post("/api/v1/credentials", json={**V3, "priv_key": None})
-    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "priv_key"
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"][-1] == "priv_key"
     wrong = admin.post("/api/v1/credentials", json={"name": "c", "kind": "snmp_v2c", "community": "x",
                                                     "password": "nope"})
-    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "password"
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"][-1] == "password"
     proto = admin.post("/api/v1/credentials", json={**V3, "auth_proto": "ROT13"})
-    assert proto.status_code == 422 and proto.json()["errors"][0]["field"] == "auth_proto"
+    assert proto.status_code == 422 and proto.json()["detail"][0]["loc"][-1] == "auth_proto"
     ok = admin.post("/api/v1/credentials", json={"name": "ro", "kind": "snmp_v2c", "community": "public"})
     assert ok.status_code == 201
     again = admin.post("/api/v1/credentials", json={"name": "ro", "kind": "snmp_v2c", "community": "x"})
