@@ -4,10 +4,19 @@ SQLite needs two things a server database gives for free: writers that queue ins
 (``busy_timeout``) and a way to take the write lock at the *start* of a transaction
 (``BEGIN IMMEDIATE``) so read-then-write work such as next-free IP allocation cannot interleave.
 ``write_session()`` gives that on SQLite; on PostgreSQL the same code takes row locks instead.
+
+Sessions take a pooled connection at their first statement and give it back at the end of each
+transaction, so a request never sits on one connection while it waits for another (with a fixed
+pool that is a deadlock once enough requests do it at once). The pool holds as many connections as
+the server has worker threads, and a checkout that still cannot be served waits only
+``POOL_TIMEOUT`` seconds: the caller gets ``sqlalchemy.exc.TimeoutError`` (the API answers 503 with
+``Retry-After``) instead of a request hanging for half a minute.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -27,15 +36,39 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
+def _private_files(path: Path) -> None:
+    """The database holds password hashes and encrypted secrets: owner-only (0600) like
+    ``secret.key``. SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file,
+    so creating that one 0600 covers them; files from before are tightened here."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a file we cannot create: SQLite itself says why
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # absent, or not ours to change
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+
+
+# anyio runs the API's synchronous routes and dependencies on 40 worker threads; each holds at most
+# one connection at a time, so 10 kept + 30 on demand means a request thread never queues on the pool.
+POOL_SIZE = 10
+MAX_OVERFLOW = 30
+POOL_TIMEOUT = 5.0  # seconds a checkout may wait before the caller is told to retry
+
+
+def make_engine(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW,
+                pool_timeout: float = POOL_TIMEOUT) -> Engine:
     """Create an engine with the per-dialect settings this service relies on."""
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(url, pool_pre_ping=True, **pool)
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        _private_files(Path(parsed.database))
+    in_memory = not parsed.database or parsed.database == ":memory:"  # one shared connection, no pool
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           **({} if in_memory else pool))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -79,22 +112,20 @@ def read_session(engine: Engine | None = None) -> Iterator[Session]:
 
 @contextmanager
 def write_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session that holds the database write lock from its first statement (SQLite) so
-    read-modify-write sequences are serialised; on PostgreSQL callers lock rows explicitly."""
+    """A session whose transactions hold the database write lock from their first statement
+    (SQLite) so read-modify-write sequences are serialised; on PostgreSQL callers lock rows
+    explicitly. Its connection is held only while a transaction is open."""
     eng = engine or get_engine()
-    with eng.connect() as conn:
-        if is_sqlite(eng):
-            conn = conn.execution_options(sqlite_immediate=True)
-        with Session(bind=conn, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                if conn.in_transaction():
-                    conn.rollback()
+    bind = eng.execution_options(sqlite_immediate=True) if is_sqlite(eng) else eng
+    # Bound to the engine, not to a connection: the session checks one out at its first statement
+    # and returns it at commit, rollback or close, so nothing is held between transactions.
+    with Session(bind=bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 @contextmanager
@@ -112,7 +143,7 @@ def write_connection(engine: Engine | None = None) -> Iterator[Any]:
 def ready_engine(settings: Settings | None = None) -> Engine:
     """The engine after migrations: every command works on a fresh data directory."""
     settings = settings or get_settings()
-    upgrade(settings.db_url)
+    upgrade(settings.db_url, master=settings.secret())
     return get_engine(settings)
 
 
@@ -125,8 +156,12 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Apply Alembic migrations (``infra-mgr db upgrade`` and on ``serve``)."""
+def upgrade(url: str | None = None, revision: str = "head", master: bytes | None = None) -> None:
+    """Apply Alembic migrations (``infra-mgr db upgrade`` and on ``serve``). ``master`` is the key
+    a data migration encrypts with (the configured one when not given)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url or get_settings().db_url), revision)
+    cfg = alembic_config(url or get_settings().db_url)
+    if master is not None:
+        cfg.attributes["master_key"] = master
+    command.upgrade(cfg, revision)

@@ -4,22 +4,28 @@ Two guards make concurrent allocation from one prefix collision-free on both dat
 the transaction first takes a lock (SQLite: ``BEGIN IMMEDIATE`` via ``write_session``;
 PostgreSQL: ``SELECT … FOR UPDATE`` on the prefix row), then the unique constraint on
 ``ip_address.address`` turns any remaining race into a retry rather than a duplicate.
+
+The whole allocation — the prefix's existence, the caller's references, the choice and the
+insert — is one transaction on one pooled connection: a request that held a second connection
+while waiting for this one would deadlock the pool under load.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from infra_mgr.db import write_session
+from infra_mgr.db import is_sqlite, write_session
 from infra_mgr.errors import Conflict, NotFound
 from infra_mgr.inventory.models import AllocateRequest, IPAddress, Prefix
 
 _RETRIES = 20
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock detected
 
 
 def first_free(network: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set[str]) -> str | None:
@@ -31,13 +37,16 @@ def first_free(network: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set
     return None
 
 
-def _allocate_once(session: Session, prefix_id: int, req: AllocateRequest) -> IPAddress:
+def _allocate_once(session: Session, prefix_id: int, req: AllocateRequest,
+                   check: Callable[[Session], None] | None) -> IPAddress:
     stmt = select(Prefix).where(col(Prefix.id) == prefix_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     prefix = session.execute(stmt).scalar_one_or_none()
     if prefix is None:
         raise NotFound(f"prefix {prefix_id} not found")
+    if check is not None:
+        check(session)
     network = ipaddress.ip_network(prefix.prefix)
     used = set(session.execute(select(col(IPAddress.address)).where(col(IPAddress.prefix_id) == prefix_id)).scalars())
     # Addresses entered without a prefix link still occupy space: check the candidate globally too.
@@ -57,18 +66,32 @@ def _allocate_once(session: Session, prefix_id: int, req: AllocateRequest) -> IP
     return ip
 
 
-def allocate_next(engine: Engine, prefix_id: int, req: AllocateRequest, actor: str | None = None) -> IPAddress:
-    """Allocate and commit the next free address of a prefix; safe under concurrency."""
+def _retryable(engine: Engine, exc: Exception) -> bool:
+    """A lost race is retried; a database that is busy or gone is not. On SQLite an
+    OperationalError means the write lock stayed taken for the whole busy timeout: retrying would
+    multiply that wait, so it goes to the caller (the API answers 503)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return not is_sqlite(engine) and getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+def allocate_next(engine: Engine, prefix_id: int, req: AllocateRequest, actor: str | None = None,
+                  check: Callable[[Session], None] | None = None) -> IPAddress:
+    """Allocate and commit the next free address of a prefix; safe under concurrency.
+
+    ``check`` runs inside the allocation's transaction once the prefix is known to exist (the API
+    validates the request's references there), so no second connection or transaction is needed.
+    """
     delay = 0.005
     for attempt in range(_RETRIES):
         try:
             with write_session(engine) as session:
                 if actor:
                     session.info["actor"] = actor
-                ip = _allocate_once(session, prefix_id, req)
+                ip = _allocate_once(session, prefix_id, req, check)
             return ip
-        except (IntegrityError, OperationalError):
-            if attempt == _RETRIES - 1:
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == _RETRIES - 1 or not _retryable(engine, exc):
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
