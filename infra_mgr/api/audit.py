@@ -6,6 +6,7 @@ including refused ones (401/403/422 are worth auditing too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -24,14 +25,54 @@ _SECRET_KEY = re.compile(r"pass|secret|token|community|key|credential_value", re
 _MAX_BODY = 64 * 1024
 
 
-def redact(value: Any) -> Any:
-    """Replace the value of every secret-looking key, at any depth."""
-    if isinstance(value, dict):
-        return {k: ("***" if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None else redact(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+REDACT_DEPTH = 32  # an audit row keeps this much nesting; deeper parts are summarised
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@\s:]*)(?P<pw>:[^/@\s]*)?@")
+_TRUNCATED = "[truncated: nested too deep]"
+
+
+def _mask_url_secrets(text: str) -> str:
+    """``nut://user:PASS@host`` -> ``nut://user:***@host``; ``snmp://COMMUNITY@host`` -> ``snmp://***@host``:
+    a URL's userinfo may carry a password or an SNMP community, so the log keeps only a user name
+    that sits before a colon."""
+    def _sub(m: re.Match[str]) -> str:
+        if m.group("pw") is not None:
+            return f"{m.group('scheme')}{m.group('user')}:***@"
+        return f"{m.group('scheme')}***@"
+
+    return _URL_USERINFO.sub(_sub, text) if "://" in text else text
+
+
+def _redact_leaf(value: Any) -> Any:
+    return _mask_url_secrets(value) if isinstance(value, str) else value
+
+
+def redact(value: Any, max_depth: int = REDACT_DEPTH) -> Any:
+    """Replace the value of every secret-looking key and the secret part of every URL, at any depth.
+
+    Iterative with a depth bound: a hostile body nested thousands deep is summarised below
+    ``max_depth`` instead of exhausting the interpreter's recursion limit (which would lose the
+    audit row of that very request).
+    """
+    def _copy(node: Any, depth: int) -> Any:
+        if not isinstance(node, dict | list):
+            return _redact_leaf(node)
+        if depth >= max_depth:
+            return _TRUNCATED
+        out: Any = {} if isinstance(node, dict) else []
+        stack.append((node, out, depth + 1))
+        return out
+
+    stack: list[tuple[Any, Any, int]] = []
+    root = _copy(value, 0)
+    while stack:
+        src, dst, depth = stack.pop()
+        if isinstance(src, dict):
+            for k, v in src.items():
+                secret = isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
+                dst[k] = "***" if secret else _copy(v, depth)
+        else:
+            dst.extend(_copy(v, depth) for v in src)
+    return root
 
 
 def _audited(path: str) -> bool:
@@ -45,6 +86,8 @@ def _body_summary(raw: bytes) -> dict[str, Any]:
         return {"_truncated": True, "_bytes": len(raw)}
     try:
         parsed = json.loads(raw)
+    except RecursionError:  # valid JSON nested deeper than the parser goes: keep its size only
+        return {"_bytes": len(raw), "_format": "json nested too deep"}
     except (ValueError, UnicodeDecodeError):
         try:  # an HTML form post (dashboard login): keep the field names, redact the secrets
             form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(raw.decode(), strict_parsing=True).items()}
@@ -87,8 +130,89 @@ class AuditMiddleware:
             row = dict(time=utcnow(), username=username or "", method=scope["method"],
                        path=scope["path"][:500], status_code=status["code"], client=str(client)[:64],
                        body=_body_summary(b"".join(chunks)))
-            await anyio.to_thread.run_sync(self._write, row)
+            await anyio.to_thread.run_sync(self._write, row, None if username else scope)
 
-    def _write(self, row: dict[str, Any]) -> None:
+    def _caller(self, scope: Scope) -> str:
+        """Who sent a request the route never authenticated (its body failed to parse, so the
+        route's dependencies did not run): the bearer token's or the session cookie's user."""
+        from sqlmodel import Session
+
+        from infra_mgr.auth.service import principal_from_token
+        from infra_mgr.auth.sessions import principal_from_sid
+
+        headers = dict(scope.get("headers") or [])
+        scheme, _, raw = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        sid = (scope.get("session") or {}).get("sid") if "session" in scope else None
+        with Session(self.engine) as session:  # read only: nothing here is committed
+            if scheme.lower() == "bearer" and raw.strip():
+                found = principal_from_token(session, raw.strip())
+            elif isinstance(sid, str) and sid:
+                found = principal_from_sid(session, sid)
+            else:
+                found = None
+            session.rollback()
+        return found.username if found else ""
+
+    def _write(self, row: dict[str, Any], scope: Scope | None = None) -> None:
+        if scope is not None:
+            try:
+                row["username"] = self._caller(scope)
+            except Exception:  # noqa: BLE001 - naming the caller is best effort; the row is written regardless
+                row["username"] = ""
         with self.engine.begin() as conn:
             conn.execute(AuditLog.__table__.insert(), [row])  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+
+
+MAX_REQUEST_BODY = 1024 * 1024  # 1 MiB: far above any legitimate request of this API
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse a request body over ``max_bytes`` with 413 before any route parses it: a declared
+    ``Content-Length`` is checked up front, a streamed body as it arrives."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BODY) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes", "errors": []}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        state = {"started": False, "over": False}
+
+        async def _receive() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    state["over"] = True
+                    raise _TooLarge
+            return msg
+
+        async def _send(msg: Message) -> None:
+            if state["over"] and not state["started"]:
+                return  # the route answered a body it could not read (400/422): the answer is 413
+            if msg["type"] == "http.response.start":
+                state["started"] = True
+            await send(msg)
+
+        with contextlib.suppress(_TooLarge):  # the route may let it through or answer 400 itself
+            await self.app(scope, _receive, _send)
+        if state["over"] and not state["started"]:
+            await self._refuse(send)

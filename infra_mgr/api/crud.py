@@ -7,6 +7,7 @@ real logic (IP allocation, credentials) are written by hand next to the generate
 
 
 import inspect as pyinspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,45 @@ class CrudSpec:
     filters: Sequence[Filter] = field(default_factory=tuple)
     search: Sequence[Any] = field(default_factory=tuple)
     before_write: Callable[[Session, SQLModel, dict[str, Any]], None] | None = None
+    # Changing and deleting can need more than creating (IPAM: allocating is not owning the plan).
+    change_perm: Perm | None = None
+    # False when the table's DELETE is written by hand (e.g. a prefix that still holds addresses).
+    generated_delete: bool = True
+
+
+# Characters no name or label needs and that mislead whoever reads it: C0/C1 controls (NUL, the
+# terminal's ESC sequences, backspace), DEL, and the bidirectional embeddings, overrides and
+# isolates that make text display in an order other than the one stored.
+_FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile("[\t\n\r]")
+_NAME_FIELDS = re.compile(r"(^|_)(name|hostname|code|username|name_en|name_ar)$")
+# A list without its own search columns searches these, when the table has them.
+_DEFAULT_SEARCH = ("name", "hostname", "code", "cidr", "description")
+
+
+def text_problem(field_name: str, value: str) -> str | None:
+    """Why ``value`` cannot be stored as ``field_name`` (None when it can): no control or bidi
+    characters anywhere, and no line breaks in a name."""
+    bad = _FORBIDDEN_TEXT.search(value)
+    if bad is None and _NAME_FIELDS.search(field_name):
+        bad = _LINE_BREAKS.search(value)
+    if bad is None:
+        return None
+    return f"must not contain the control character U+{ord(bad.group()):04X}"
+
+
+def check_text(values: dict[str, Any]) -> None:
+    """Refuse (422, field named) any text value carrying a control or bidi-override character."""
+    for key, value in values.items():
+        if isinstance(value, str):
+            problem = text_problem(key, value)
+            if problem:
+                raise Invalid(problem, field=key)
+
+
+def like_contains(column: Any, value: str) -> Any:
+    """Case-insensitive substring match where ``%`` and ``_`` mean themselves."""
+    return column.icontains(value, autoescape=True)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -98,6 +138,7 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 
 def create_row(session: Session, spec: CrudSpec, data: BaseModel) -> SQLModel:
     values = _plain(data.model_dump())
+    check_text(values)
     check_references(session, spec.model, values)
     check_unique(session, spec.model, values, None)
     obj = spec.model(**values)
@@ -111,6 +152,7 @@ def create_row(session: Session, spec: CrudSpec, data: BaseModel) -> SQLModel:
 
 def update_row(session: Session, spec: CrudSpec, obj: SQLModel, data: BaseModel) -> SQLModel:
     values = _plain(data.model_dump(exclude_unset=True))
+    check_text(values)
     check_references(session, spec.model, values)
     check_unique(session, spec.model, values, obj.id)  # type: ignore[attr-defined]  # every CRUD table has an id
     for key, value in values.items():
@@ -130,8 +172,19 @@ def get_or_404(session: Session, model: type[SQLModel], obj_id: int, label: str)
     return obj
 
 
+def search_columns(spec: CrudSpec) -> list[Any]:
+    """The spec's search columns, else the table's usual text columns (name, description …)."""
+    if spec.search:
+        return list(spec.search)
+    table = _table(spec.model)
+    return [table.c[name] for name in _DEFAULT_SEARCH if name in table.c]
+
+
 def _filter_dependency(spec: CrudSpec) -> Callable[..., list[ColumnElement[bool] | tuple[Any, Any]]]:
-    """Build a dependency whose signature is the spec's filters, so they appear in OpenAPI."""
+    """Build a dependency whose signature is the spec's filters, so they appear in OpenAPI.
+    ``q`` is offered wherever there is a column to search, and refused (422) where there is none,
+    so that a search is never silently ignored."""
+    search = search_columns(spec)
     params = [
         pyinspect.Parameter(
             f.name, pyinspect.Parameter.KEYWORD_ONLY,
@@ -142,10 +195,11 @@ def _filter_dependency(spec: CrudSpec) -> Callable[..., list[ColumnElement[bool]
         )
         for f in spec.filters
     ]
-    if spec.search:
-        params.append(pyinspect.Parameter(
-            "q", pyinspect.Parameter.KEYWORD_ONLY,
-            default=Query(None, max_length=255, description="case-insensitive search"), annotation=str | None))
+    params.append(pyinspect.Parameter(
+        "q", pyinspect.Parameter.KEYWORD_ONLY,
+        default=Query(None, max_length=255, description="case-insensitive search in "
+                      + (", ".join(c.name for c in search) if search else "nothing: this list has no text to search")),
+        annotation=str | None))
 
     def dep(**kwargs: Any) -> list[Any]:
         clauses: list[Any] = []
@@ -156,14 +210,16 @@ def _filter_dependency(spec: CrudSpec) -> Callable[..., list[ColumnElement[bool]
             if f.join is not None:
                 clauses.append(("join", f.join))
             if f.op == "icontains":
-                clauses.append(f.column.ilike(f"%{value}%"))
+                clauses.append(like_contains(f.column, value))
             else:
                 clauses.append(f.column == value)
         q = kwargs.get("q")
         if q:
             from sqlalchemy import or_
 
-            clauses.append(or_(*(c.ilike(f"%{q}%") for c in spec.search)))
+            if not search:
+                raise Invalid("this list has no text to search", field="q")
+            clauses.append(or_(*(like_contains(c, q) for c in search)))
         return clauses
 
     dep.__signature__ = pyinspect.Signature(params)  # type: ignore[attr-defined]  # read by FastAPI; not in stubs
@@ -196,6 +252,8 @@ def crud_router(spec: CrudSpec, router: APIRouter | None = None) -> APIRouter:
     router = router or APIRouter()
     read_dep = Depends(require(spec.read_perm))
     write_dep = Depends(require(spec.write_perm))
+    change_perm = spec.change_perm or spec.write_perm
+    change_dep = Depends(require(change_perm))
     filters = _filter_dependency(spec)
     read_model = spec.read
     label = spec.label
@@ -226,15 +284,18 @@ def crud_router(spec: CrudSpec, router: APIRouter | None = None) -> APIRouter:
     if spec.update is not None:
         update_model = spec.update
 
-        @router.patch(spec.path + "/{obj_id}", response_model=read_model, dependencies=[write_dep],
-                      openapi_extra=perm_extra(spec.write_perm), summary=f"Change a {label}",
+        @router.patch(spec.path + "/{obj_id}", response_model=read_model, dependencies=[change_dep],
+                      openapi_extra=perm_extra(change_perm), summary=f"Change a {label}",
                       operation_id=f"update_{label.replace(' ', '_')}")
         def update(obj_id: ObjId, data: update_model, session: DbSession) -> Any:  # type: ignore[valid-type]  # runtime model
             obj = get_or_404(session, spec.model, obj_id, label)
             return update_row(session, spec, obj, data)
 
-    @router.delete(spec.path + "/{obj_id}", status_code=204, dependencies=[write_dep],
-                   openapi_extra=perm_extra(spec.write_perm), summary=f"Delete a {label}",
+    if not spec.generated_delete:
+        return router
+
+    @router.delete(spec.path + "/{obj_id}", status_code=204, dependencies=[change_dep],
+                   openapi_extra=perm_extra(change_perm), summary=f"Delete a {label}",
                    operation_id=f"delete_{label.replace(' ', '_')}", response_class=Response)
     def delete(obj_id: ObjId, session: DbSession) -> Response:
         obj = get_or_404(session, spec.model, obj_id, label)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
@@ -18,6 +19,55 @@ class Severity(StrEnum):
     info = "info"
     warning = "warning"
     critical = "critical"
+
+
+# What an event's ``data`` may hold: enough for any integration's context, small enough that the
+# list of events always serialises (the response encoder has a nesting limit of its own).
+MAX_DATA_DEPTH = 16
+MAX_DATA_BYTES = 64 * 1024
+TRUNCATED_MARK = "[truncated: nested deeper than 16]"
+
+
+def data_depth(value: Any) -> int:
+    """Nesting of dicts and lists (``{}`` is 1), counted without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def readable_data(value: Any, max_depth: int = MAX_DATA_DEPTH) -> dict[str, Any]:
+    """A stored ``data`` as it can be shown: containers deeper than ``max_depth`` become
+    :data:`TRUNCATED_MARK`, and a value too large to list becomes a note of its size. Rows stored
+    before the limits existed stay readable instead of failing every list they appear in."""
+    if not isinstance(value, dict):
+        return {"_value": value} if value is not None else {}
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, default=str))
+    except (RecursionError, ValueError):
+        size = -1
+    if size > MAX_DATA_BYTES:
+        return {"_truncated": f"larger than {MAX_DATA_BYTES} bytes", "_bytes": size}
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, int]] = [(value, root, 1)]
+    while stack:
+        src, dst, depth = stack.pop()
+        items = src.items() if isinstance(src, dict) else enumerate(src)
+        for k, v in items:
+            if isinstance(v, dict | list):
+                if depth >= max_depth:
+                    copy: Any = TRUNCATED_MARK
+                else:
+                    copy = {} if isinstance(v, dict) else [None] * len(v)
+                    stack.append((v, copy, depth + 1))
+            else:
+                copy = v
+            dst[k] = copy
+    return root
 
 
 class Event(SQLModel, table=True):
@@ -45,7 +95,29 @@ class EventCreate(BaseModel):
     site_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     device_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     time: dt.datetime | None = None
-    data: dict[str, Any] = PField(default_factory=dict)
+    data: dict[str, Any] = PField(default_factory=dict, description=(
+        f"Free context; at most {MAX_DATA_DEPTH} levels of nesting and {MAX_DATA_BYTES} bytes as JSON"))
+
+    @field_validator("message")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        from infra_mgr.api.crud import text_problem
+
+        problem = text_problem("message", value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth = data_depth(value)
+        if depth > MAX_DATA_DEPTH:
+            raise ValueError(f"nested {depth} levels deep; at most {MAX_DATA_DEPTH}")
+        size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
+        if size > MAX_DATA_BYTES:
+            raise ValueError(f"{size} bytes as JSON; at most {MAX_DATA_BYTES}")
+        return value
 
 
 class EventRead(BaseModel):
@@ -59,3 +131,8 @@ class EventRead(BaseModel):
     severity: Severity
     message: str
     data: dict[str, Any]
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _readable(cls, value: Any) -> dict[str, Any]:
+        return readable_data(value)

@@ -47,6 +47,18 @@ class CredentialSecrets(BaseModel):
     token: str | None = PField(default=None, min_length=1, max_length=4096)
 
 
+def _plain_text(values: Any) -> Any:
+    """Names and labels without control or bidi-override characters (they reach terminals and logs)."""
+    from infra_mgr.api.crud import text_problem
+
+    if isinstance(values, dict):
+        for key in ("name", "username", "description"):
+            value = values.get(key)
+            if isinstance(value, str) and (problem := text_problem(key, value)):
+                raise ValueError(f"{key}: {problem}")
+    return values
+
+
 class CredentialCreate(CredentialSecrets):
     name: str = PField(min_length=1, max_length=100)
     kind: CredentialKind
@@ -57,6 +69,8 @@ class CredentialCreate(CredentialSecrets):
     priority: int = PField(default=100, ge=0, le=10000, description="Discovery tries credentials low first")
     discovery: bool = PField(default=True, description="Whether discovery may try this credential")
     description: str = PField(default="", max_length=255)
+
+    _text = model_validator(mode="before")(_plain_text)
 
     @model_validator(mode="after")
     def _rules(self) -> CredentialCreate:
@@ -73,6 +87,8 @@ class CredentialUpdate(CredentialSecrets):
     priority: int | None = PField(default=None, ge=0, le=10000)
     discovery: bool | None = None
     description: str | None = PField(default=None, max_length=255)
+
+    _text = model_validator(mode="before")(_plain_text)
 
 
 class CredentialRead(BaseModel):

@@ -11,7 +11,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from infra_mgr.api.crud import CrudSpec, Filter, crud_router, get_or_404, list_rows
+from infra_mgr.api.crud import (
+    CrudSpec,
+    Filter,
+    check_references,
+    check_text,
+    check_unique,
+    commit_or_conflict,
+    crud_router,
+    get_or_404,
+    list_rows,
+)
 from infra_mgr.api.deps import DbSession, perm_extra, require
 from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
 from infra_mgr.auth.permissions import Perm
@@ -38,13 +48,14 @@ from infra_mgr.power.models import (
 from infra_mgr.power.poller import HubItem
 from infra_mgr.power.readings import CANONICAL
 from infra_mgr.power.service import PowerService
+from infra_mgr.power.sources import store_source
 from infra_mgr.telemetry.store import TelemetryStore
 
 router = APIRouter(tags=["power"], prefix="/power")
 R, W = Perm.inventory_read, Perm.power_write
 
 for spec in (
-    CrudSpec(PowerDevice, "/devices", "power device", PowerDeviceCreate, PowerDeviceUpdate, PowerDeviceRead, R, W,
+    CrudSpec(PowerDevice, "/devices", "power device", None, None, PowerDeviceRead, R, W,  # writes: below
              filters=(Filter("kind", PowerDevice.kind), Filter("site_id", PowerDevice.site_id, int),
                       Filter("status", PowerDevice.status))),
     CrudSpec(PowerNode, "/nodes", "power node", PowerNodeCreate, None, PowerNodeRead, R, W,
@@ -55,6 +66,42 @@ for spec in (
     crud_router(spec, router)
 
 _read = Depends(require(R))
+_write = Depends(require(W))
+
+
+@router.post("/devices", response_model=PowerDeviceRead, status_code=201, dependencies=[_write],
+             openapi_extra=perm_extra(W), summary="Create a power device", operation_id="create_power_device")
+def create_power_device(data: PowerDeviceCreate, request: Request, session: DbSession) -> Any:
+    """The URL's secret (community, password) is stored encrypted; the row keeps the URL masked."""
+    values = data.model_dump(mode="json")
+    check_text(values)
+    values["source"], values["source_secret"] = store_source(request.app.state.master_key, data.source)
+    check_references(session, PowerDevice, values)
+    check_unique(session, PowerDevice, values, None)
+    obj = PowerDevice(**values)
+    session.add(obj)
+    commit_or_conflict(session, "power device")
+    session.refresh(obj)
+    return obj
+
+
+@router.patch("/devices/{obj_id}", response_model=PowerDeviceRead, dependencies=[_write],
+              openapi_extra=perm_extra(W), summary="Change a power device", operation_id="update_power_device")
+def update_power_device(obj_id: ObjId, data: PowerDeviceUpdate, request: Request, session: DbSession) -> Any:
+    """A ``source`` sent back masked (as a read shows it) keeps the stored secret."""
+    obj = get_or_404(session, PowerDevice, obj_id, "power device")
+    values = data.model_dump(exclude_unset=True, mode="json")
+    check_text(values)
+    if values.get("source") is not None:
+        values["source"], values["source_secret"] = store_source(request.app.state.master_key, values["source"],
+                                                                 obj.source_secret)
+    check_references(session, PowerDevice, values)
+    for key, value in values.items():
+        setattr(obj, key, value)
+    session.add(obj)
+    commit_or_conflict(session, "power device")
+    session.refresh(obj)
+    return obj
 
 
 def _service(request: Request) -> PowerService:

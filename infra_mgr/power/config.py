@@ -24,6 +24,7 @@ from infra_mgr.power.models import (
     PowerNode,
     PowerNodeCreate,
 )
+from infra_mgr.power.sources import store_source
 
 
 def _validate(schema: type[BaseModel], data: dict[str, Any], where: str, problems: list[str]) -> BaseModel | None:
@@ -35,7 +36,13 @@ def _validate(schema: type[BaseModel], data: dict[str, Any], where: str, problem
         return None
 
 
-def import_power_yaml(session: Session, path: Path) -> dict[str, int]:
+def import_power_yaml(session: Session, path: Path, master: bytes | None = None) -> dict[str, int]:
+    """Apply a power YAML file; a source URL's secret is stored encrypted under ``master`` (the
+    configured master key when not given), the URL itself masked."""
+    if master is None:
+        from infra_mgr.config import get_settings
+
+        master = get_settings().secret()
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -69,6 +76,8 @@ def import_power_yaml(session: Session, path: Path) -> dict[str, int]:
     for _where, model in devices:
         obj = by_name.get(model.name)
         values = model.model_dump(mode="json")
+        values["source"], values["source_secret"] = store_source(master, model.source,
+                                                                 obj.source_secret if obj else "")
         if obj is None:
             obj = PowerDevice(**values)
             by_name[model.name] = obj

@@ -41,6 +41,12 @@ class PueRole(StrEnum):
     it = "it"  # IT equipment power
 
 
+def _source_scheme(value: str) -> str:
+    if value.split("://", 1)[0] not in ("snmp", "nut", "modbus"):
+        raise ValueError("must start with snmp://, nut:// or modbus://")
+    return value
+
+
 class PowerDevice(SQLModel, table=True):
     """A source of power telemetry (UPS, DRUPS, genset controller, meter) and its live state."""
 
@@ -49,7 +55,10 @@ class PowerDevice(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     kind: str = Field(sa_type=String(16))
-    source: str = Field(sa_type=String(255), description="snmp://HOST:PORT, nut://HOST:PORT/UPS, modbus://…")
+    source: str = Field(sa_type=String(255), description="snmp://***@HOST:PORT, nut://USER:***@HOST:PORT/UPS, "
+                                                         "modbus://…: any secret in it masked")
+    # The masked part of ``source`` (community, password), encrypted (see ``power/sources.py``).
+    source_secret: str = Field(default="", sa_column=Column(String(1024), nullable=False, server_default=""))
     credential_id: int | None = Field(default=None, foreign_key="credential.id", ondelete="SET NULL")
     site_id: int | None = Field(default=None, foreign_key="site.id", index=True, ondelete="SET NULL")
     capacity_kw: float | None = None
@@ -82,21 +91,25 @@ class PowerDeviceCreate(BaseModel):
     @field_validator("source")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        if value.split("://", 1)[0] not in ("snmp", "nut", "modbus"):
-            raise ValueError("must start with snmp://, nut:// or modbus://")
-        return value
+        return _source_scheme(value)
 
 
 class PowerDeviceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: str | None = PField(default=None, max_length=255)
+    source: str | None = PField(default=None, max_length=255,
+                                description="A new URL; the masked URL a read returned keeps the stored secret")
     credential_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     site_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     capacity_kw: float | None = PField(default=None, gt=0, le=1e6)
     critical: bool | None = None
     poll_interval_s: float | None = PField(default=None, ge=0.5, le=300)
     enabled: bool | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        return None if value is None else _source_scheme(value)
 
 
 class PowerDeviceRead(BaseModel):
@@ -119,6 +132,14 @@ class PowerDeviceRead(BaseModel):
     message: str
     last_ok: dt.datetime | None
     created_at: dt.datetime
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _masked(cls, value: Any) -> Any:
+        """Never a secret, even from a row written around the API (stored rows are masked already)."""
+        from infra_mgr.power.sources import mask_source
+
+        return mask_source(value) if isinstance(value, str) else value
 
 
 class PowerNode(SQLModel, table=True):

@@ -32,11 +32,12 @@ from sqlmodel import Session, select
 from infra_mgr.common import utcnow
 from infra_mgr.inventory.credentials import reveal
 from infra_mgr.power import views
-from infra_mgr.power.collectors.base import DeviceSession
+from infra_mgr.power.collectors.base import DeviceSession, redact_url
 from infra_mgr.power.models import PowerDevice
 from infra_mgr.power.probe import open_session
 from infra_mgr.power.readings import PowerProblem, PowerReadings
 from infra_mgr.power.service import PowerService, Tracker
+from infra_mgr.power.sources import full_source
 
 if TYPE_CHECKING:
     from infra_mgr.power.service import LiveRow
@@ -161,7 +162,7 @@ class PowerPoller:
     def _devices(self) -> list[tuple[DeviceRef, Tracker]]:
         with Session(self.engine) as s:
             rows = s.exec(select(PowerDevice).where(PowerDevice.enabled == True)).all()  # noqa: E712
-            devices = [(DeviceRef(d.id or 0, d.name, d.kind, d.source,
+            devices = [(DeviceRef(d.id or 0, d.name, d.kind, full_source(self.master, d.source, d.source_secret),
                                   reveal(s, self.master, d.credential_id) if d.credential_id else {},
                                   d.poll_interval_s if d.critical else max(d.poll_interval_s, 5.0), d.site_id,
                                   d.poll_interval_s),
@@ -196,10 +197,12 @@ class PowerPoller:
             async with asyncio.timeout(timeout + 0.5):
                 return await session.read()
         except TimeoutError:
-            return PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "timeout",
-                                                                  f"no answer within {timeout:.1f} s")])
+            shown = redact_url(dev.source)
+            return PowerReadings(shown, errors=[PowerProblem(shown, "read", "timeout",
+                                                             f"no answer within {timeout:.1f} s")])
         except Exception as exc:  # noqa: BLE001 - a broken device is reported, the poller goes on
-            return PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", str(exc))])
+            shown = redact_url(dev.source)
+            return PowerReadings(shown, errors=[PowerProblem(shown, "read", "error", str(exc))])
 
     async def _read_and_apply(self, dev: DeviceRef, session: DeviceSession, memory: Tracker) -> bool:
         """One reading: judged once in memory; a transaction (one worker-thread hop) only when it

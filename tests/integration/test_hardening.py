@@ -1,0 +1,289 @@
+"""Input hygiene at the door and stored data that must stay readable: poisoned event data, secrets
+in power-device URLs, oversize discovery targets, names with control characters, LIKE wildcards in
+searches, the audit log's caller and the database file's mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from infra_mgr.api.audit import redact
+from infra_mgr.auth.models import AuditLog
+
+Clients = Callable[[str], TestClient]
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        node = {"n": node}
+    return node
+
+
+def _audit_rows(engine: Engine, path: str) -> list[AuditLog]:
+    with Session(engine) as s:
+        return list(s.exec(select(AuditLog).where(AuditLog.path == path).order_by(AuditLog.id)).all())
+
+
+# --------------------------------------------------------------------------- events
+
+
+def test_event_data_too_deep_is_refused_and_nothing_is_stored(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    r = sqlite_admin.post("/api/v1/events", json={"kind": "x.deep", "data": _nested(300)})
+    assert r.status_code == 422, r.text
+    assert "data" in json.dumps(r.json())
+    r = sqlite_admin.post("/api/v1/events", json={"kind": "x.ok", "data": _nested(16)})
+    assert r.status_code == 201, r.text
+    with sqlite_engine.connect() as conn:
+        kinds = [row[0] for row in conn.execute(text("SELECT kind FROM event"))]
+    assert kinds == ["x.ok"]
+    assert sqlite_admin.get("/api/v1/events").status_code == 200
+
+
+def test_event_data_too_large_is_refused(sqlite_admin: TestClient) -> None:
+    r = sqlite_admin.post("/api/v1/events", json={"kind": "x.big", "data": {"blob": "a" * 70_000}})
+    assert r.status_code == 422, r.text
+
+
+def test_request_body_over_a_mebibyte_is_413_and_audited(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    r = sqlite_admin.post("/api/v1/events", json={"kind": "x.huge", "data": {"blob": "a" * (2 * 1024 * 1024)}})
+    assert r.status_code == 413, r.text
+    rows = _audit_rows(sqlite_engine, "/api/v1/events")
+    assert rows and rows[-1].status_code == 413 and rows[-1].username == "u_admin"
+
+
+def test_streamed_body_over_the_cap_is_413(sqlite_admin: TestClient) -> None:
+    def chunks():  # no Content-Length: the cap must hold while the body arrives
+        for _ in range(40):
+            yield b"x" * 64 * 1024
+
+    r = sqlite_admin.post("/api/v1/events", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+
+
+@pytest.mark.parametrize("depth", [300, 900])
+def test_stored_over_deep_event_rows_read_back(sqlite_admin: TestClient, sqlite_engine: Engine, depth: int) -> None:
+    """Rows written before the door was shut (or by another process) must not break the list."""
+    deep = '{"keep": "me", "deep": ' + '{"n": ' * depth + "1" + "}" * depth + "}"
+    with sqlite_engine.begin() as conn:
+        for kind, data in (("old.deep", deep), ("old.big", json.dumps({"blob": "b" * 200_000}))):
+            conn.execute(text("INSERT INTO event (time, kind, severity, message, data) "
+                              "VALUES (CURRENT_TIMESTAMP, :k, 'info', '', :d)"), {"k": kind, "d": data})
+    r = sqlite_admin.get("/api/v1/events")
+    assert r.status_code == 200, r.text[:500]
+    by_kind = {e["kind"]: e["data"] for e in r.json()["results"]}
+    deep = by_kind["old.deep"]
+    assert deep["keep"] == "me"
+    assert "truncated" in json.dumps(deep)
+    assert by_kind["old.big"]["_bytes"] > 200_000
+
+
+def test_deeply_nested_write_still_has_an_audit_row(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    body = '{"kind": "x.deep", "data": ' + '{"n": ' * 950 + "1" + "}" * 950 + "}"
+    r = sqlite_admin.post("/api/v1/events", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    rows = _audit_rows(sqlite_engine, "/api/v1/events")
+    assert len(rows) == 1 and rows[0].status_code == 422 and rows[0].username == "u_admin"
+
+
+def test_redact_is_bounded_on_hostile_nesting() -> None:
+    deep: Any = "x"
+    for _ in range(50_000):
+        deep = [deep]
+    out = redact({"password": "p", "list": deep})
+    assert out["password"] == "***"
+    assert "truncated" in json.dumps(out)
+
+
+def test_unparsable_body_audit_names_the_caller(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    r = sqlite_admin.post("/api/v1/events", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    rows = _audit_rows(sqlite_engine, "/api/v1/events")
+    assert rows[-1].username == "u_admin"
+
+
+# --------------------------------------------------------------------------- power source secrets
+
+
+def test_power_url_secrets_are_masked_encrypted_and_kept(sqlite_client_for: Clients, sqlite_engine: Engine) -> None:
+    admin, viewer = sqlite_client_for("admin"), sqlite_client_for("viewer")
+    r = admin.post("/api/v1/power/devices", json={"name": "ups-nut", "kind": "ups",
+                                                  "source": "nut://monuser:S3cr3tPW@127.0.0.1:3493/ups1"})
+    assert r.status_code == 201, r.text
+    nut_id = r.json()["id"]
+    assert r.json()["source"] == "nut://monuser:***@127.0.0.1:3493/ups1"
+    r = admin.post("/api/v1/power/devices", json={"name": "ups-snmp", "kind": "ups",
+                                                  "source": "snmp://CommUn1ty@127.0.0.2:161"})
+    assert r.status_code == 201, r.text
+    snmp_id = r.json()["id"]
+    listed = viewer.get("/api/v1/power/devices").text
+    assert "S3cr3tPW" not in listed and "CommUn1ty" not in listed
+    assert "snmp://***@127.0.0.2:161" in listed
+
+    # a PATCH repeating the masked URL keeps the secret; a new secret replaces it
+    r = admin.patch(f"/api/v1/power/devices/{nut_id}", json={"source": "nut://monuser:***@127.0.0.1:3493/ups1",
+                                                             "poll_interval_s": 2})
+    assert r.status_code == 200, r.text
+    r = admin.patch(f"/api/v1/power/devices/{snmp_id}", json={"source": "snmp://N3wComm@127.0.0.2:161"})
+    assert r.status_code == 200 and "N3wComm" not in r.text
+
+    with sqlite_engine.connect() as conn:
+        dump = "\n".join(str(tuple(row)) for table in ("power_device", "audit_log")
+                         for row in conn.execute(text(f"SELECT * FROM {table}")))
+    for secret in ("S3cr3tPW", "CommUn1ty", "N3wComm"):
+        assert secret not in dump, secret
+
+    from infra_mgr.power.models import PowerDevice
+    from infra_mgr.power.poller import PowerPoller
+
+    poller = PowerPoller(sqlite_engine, b"test-master-secret-0123456789")
+    urls = {ref.name: ref.source for ref, _ in poller._devices()}
+    assert urls == {"ups-nut": "nut://monuser:S3cr3tPW@127.0.0.1:3493/ups1", "ups-snmp": "snmp://N3wComm@127.0.0.2:161"}
+    with Session(sqlite_engine) as s:
+        assert {d.name: d.poll_interval_s for d in s.exec(select(PowerDevice)).all()}["ups-nut"] == 2
+
+
+def test_migration_0007_moves_existing_url_secrets(tmp_path: Path) -> None:
+    from infra_mgr.db import make_engine, upgrade
+    from infra_mgr.power.sources import full_source
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    key = b"migration-test-key-0123456789"
+    upgrade(url, "0006", master=key)
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        for name, source in (("a", "nut://u:OldPass@127.0.0.1:3493/ups"), ("b", "snmp://OldComm@127.0.0.3"),
+                             ("c", "modbus://127.0.0.4:502/1?map=dse")):
+            conn.execute(text("INSERT INTO power_device (name, kind, source, critical, poll_interval_s, enabled, "
+                              "status, state, flags, readings, message, created_at) VALUES (:n, 'ups', :s, 1, 1, 1, "
+                              "'never', 'unknown', '[]', '{}', '', CURRENT_TIMESTAMP)"), {"n": name, "s": source})
+    upgrade(url, master=key)
+    with eng.connect() as conn:
+        rows = {r[0]: (r[1], r[2]) for r in conn.execute(text("SELECT name, source, source_secret FROM power_device"))}
+    assert rows["a"][0] == "nut://u:***@127.0.0.1:3493/ups"
+    assert rows["b"][0] == "snmp://***@127.0.0.3"
+    assert rows["c"] == ("modbus://127.0.0.4:502/1?map=dse", "")
+    assert "OldPass" not in str(rows) and "OldComm" not in str(rows)
+    assert full_source(key, *rows["a"]) == "nut://u:OldPass@127.0.0.1:3493/ups"
+    assert full_source(key, *rows["b"]) == "snmp://OldComm@127.0.0.3"
+    eng.dispose()
+
+
+def test_audit_log_masks_urls_in_any_field() -> None:
+    out = redact({"source": "nut://u:pw@h/ups", "note": "see snmp://comm@10.0.0.1:161 and x"})
+    assert out == {"source": "nut://u:***@h/ups", "note": "see snmp://***@10.0.0.1:161 and x"}
+
+
+# --------------------------------------------------------------------------- discovery targets
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0", "10.0.0.0/8", "2001:db8::/64", "224.0.0.0/24"])
+def test_oversize_seed_targets_are_refused(sqlite_admin: TestClient, cidr: str) -> None:
+    r = sqlite_admin.post("/api/v1/discovery/targets", json={"cidr": cidr})
+    assert r.status_code == 422, r.text
+    assert "cidr" in json.dumps(r.json())
+
+
+def test_allow_list_may_be_wide_but_not_everything(sqlite_admin: TestClient) -> None:
+    def post(body: dict[str, str]) -> int:
+        return sqlite_admin.post("/api/v1/discovery/targets", json=body).status_code
+
+    assert post({"cidr": "10.0.0.0/8", "role": "allow"}) == 201
+    assert post({"cidr": "0.0.0.0/0", "role": "allow"}) == 422
+    assert post({"cidr": "127.9.0.0/20"}) == 201
+
+
+def test_stored_oversize_target_is_skipped_with_a_reason(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    from infra_mgr.network.models import DiscoveryTarget
+
+    with Session(sqlite_engine) as s:
+        s.add(DiscoveryTarget(cidr="10.0.0.0/8", role="seed"))
+        s.commit()
+    r = sqlite_admin.post("/api/v1/discovery/run", json={})
+    assert r.status_code == 422, r.text
+    assert "10.0.0.0/8" in r.text and "4096" in r.text
+    # with a usable seed beside it the run goes ahead and reports the skipped target
+    r = sqlite_admin.post("/api/v1/credentials", json={"name": "c", "kind": "snmp_v2c", "community": "nope"})
+    assert r.status_code == 201, r.text
+    with Session(sqlite_engine) as s:
+        s.add(DiscoveryTarget(cidr="127.66.0.1/32", role="seed"))
+        s.commit()
+    r = sqlite_admin.post("/api/v1/discovery/run", json={"timeout_s": 0.2, "retries": 0})
+    assert r.status_code == 200, r.text
+    problems = r.json()["problems"]
+    assert any(p["address"] == "10.0.0.0/8" and "skipped" in p["message"] for p in problems), problems
+
+
+# --------------------------------------------------------------------------- names, searches, files
+
+
+@pytest.mark.parametrize("bad", ["core\x00sw", "sw\x1b[2J", "sw\u202egnp.exe", "two\nlines", "sw\u2066x"])
+def test_names_refuse_control_and_bidi_characters(sqlite_admin: TestClient, bad: str) -> None:
+    r = sqlite_admin.post("/api/v1/sites", json={"code": "S1", "name_en": bad, "name_ar": "موقع", "kind": "datacenter"})
+    assert r.status_code == 422, r.text
+    r = sqlite_admin.post("/api/v1/credentials", json={"name": bad, "kind": "snmp_v2c", "community": "c"})
+    assert r.status_code == 422, r.text
+    r = sqlite_admin.post("/api/v1/events", json={"kind": "x.y", "message": bad})
+    assert r.status_code == (201 if bad == "two\nlines" else 422), r.text  # a message may span lines
+
+
+def test_arabic_and_plain_names_are_fine(sqlite_admin: TestClient) -> None:
+    r = sqlite_admin.post("/api/v1/sites", json={"code": "S1", "name_en": "Main DC", "name_ar": "المركز الرئيسي",
+                                                 "kind": "datacenter"})
+    assert r.status_code == 201, r.text
+
+
+def test_like_wildcards_match_themselves(admin: TestClient) -> None:
+    for code, name in (("A1", "plain"), ("A2", "100% up"), ("A3", "under_score")):
+        r = admin.post("/api/v1/sites", json={"code": code, "name_en": name, "name_ar": name, "kind": "datacenter"})
+        assert r.status_code == 201, r.text
+
+    def codes(q: str) -> list[str]:
+        r = admin.get("/api/v1/sites", params={"q": q})
+        assert r.status_code == 200, r.text
+        return sorted(s["code"] for s in r.json()["results"])
+
+    assert codes("%") == ["A2"]
+    assert codes("_") == ["A3"]
+    assert codes("PLAIN") == ["A1"]
+
+
+def test_lists_honour_q_or_refuse_it(sqlite_admin: TestClient) -> None:
+    for name in ("ups-a", "ups-b"):
+        r = sqlite_admin.post("/api/v1/power/devices", json={"name": name, "kind": "ups",
+                                                             "source": "snmp://127.0.0.5:161"})
+        assert r.status_code == 201, r.text
+    r = sqlite_admin.get("/api/v1/power/devices", params={"q": "ups-b"})
+    assert [d["name"] for d in r.json()["results"]] == ["ups-b"]
+    sqlite_admin.post("/api/v1/events", json={"kind": "x.one", "message": "alpha"})
+    sqlite_admin.post("/api/v1/events", json={"kind": "x.two", "message": "beta"})
+    r = sqlite_admin.get("/api/v1/events", params={"q": "BET"})
+    assert [e["kind"] for e in r.json()["results"]] == ["x.two"]
+    assert sqlite_admin.get("/api/v1/power/edges", params={"q": "x"}).status_code == 422
+
+
+def test_sqlite_files_are_owner_only(sqlite_admin: TestClient, sqlite_url: str) -> None:
+    assert sqlite_admin.post("/api/v1/events", json={"kind": "x.y"}).status_code == 201
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    for path in (db, db.with_name(db.name + "-wal")):
+        assert path.exists()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_existing_world_readable_sqlite_file_is_tightened(tmp_path: Path) -> None:
+    from infra_mgr.db import make_engine
+
+    db = tmp_path / "old.db"
+    db.touch(mode=0o644)
+    db.chmod(0o644)
+    make_engine(f"sqlite:///{db}").dispose()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
