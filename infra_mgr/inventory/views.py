@@ -104,6 +104,15 @@ def sites(session: Session, kind: str = "", q: str = "", page: int = 1, size: in
     return ListPage[SiteRow](rows=rows, total=total, page=page, size=size or max(total, 1))
 
 
+def sites_by_id(session: Session, ids: set[int]) -> dict[int, SiteRead]:
+    """The sites with these ids, keyed by id: for pages that show rows of another domain (an
+    outage, say) under their site's name."""
+    if not ids:
+        return {}
+    return {s.id: SiteRead.model_validate(s) for s in session.exec(select(Site).where(col(Site.id).in_(ids))).all()
+            if s.id is not None}
+
+
 def site_by_code(session: Session, code: str) -> SiteRead | None:
     """A site by its code (any case, spaces around ignored)."""
     site = session.exec(select(Site).where(col(Site.code) == code.strip().upper())).first()

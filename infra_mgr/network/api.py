@@ -11,7 +11,7 @@ from pydantic import Field as PField
 
 from infra_mgr.api.crud import CrudSpec, Filter, crud_router, get_or_404, list_rows
 from infra_mgr.api.deps import DbSession, perm_extra, require
-from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
+from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page, decode_cursor, encode_cursor
 from infra_mgr.auth.permissions import Perm
 from infra_mgr.errors import NotFound
 from infra_mgr.inventory.models import Device
@@ -19,6 +19,7 @@ from infra_mgr.network import views
 from infra_mgr.network.models import (
     DevicePoll,
     DevicePollRead,
+    DiscoveryRunRead,
     DiscoveryTarget,
     DiscoveryTargetCreate,
     DiscoveryTargetRead,
@@ -75,7 +76,25 @@ def network_device(obj_id: ObjId, session: DbSession) -> Any:
     return detail
 
 
-class DiscoveryRun(BaseModel):
+@router.get("/discovery/runs", response_model=Page[DiscoveryRunRead], dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R),
+            summary="Discovery runs, newest first: when, how long, what each found and which devices failed why")
+def list_discovery_runs(session: DbSession, limit: Limit = 100, cursor: Cursor = None) -> Any:
+    rows = views.discovery_runs(session, limit=limit + 1, before=decode_cursor(cursor))
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return {"results": rows[:limit], "next": nxt}
+
+
+@router.get("/discovery/runs/{obj_id}", response_model=DiscoveryRunRead, dependencies=[Depends(require(R))],
+            openapi_extra=perm_extra(R), summary="One discovery run with its findings and failures")
+def get_discovery_run(obj_id: ObjId, session: DbSession) -> Any:
+    run = views.discovery_run(session, obj_id)
+    if run is None:
+        raise NotFound(f"discovery run {obj_id} not found")
+    return run
+
+
+class DiscoveryRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site: str | None = PField(default=None, max_length=32,
@@ -88,10 +107,11 @@ class DiscoveryRun(BaseModel):
 
 @router.post("/discovery/run", dependencies=[Depends(require(Perm.discovery_run))],
              openapi_extra=perm_extra(Perm.discovery_run), summary="Run a discovery now and return its report")
-async def run_discovery(data: DiscoveryRun, request: Request) -> dict[str, Any]:
+async def run_discovery(data: DiscoveryRunRequest, request: Request) -> dict[str, Any]:
     from infra_mgr.network.discovery import discover
 
     report = await discover(request.app.state.engine, request.app.state.master_key, site_code=data.site,
                             all_sites=data.site is None and not data.seeds, seeds=data.seeds,
-                            timeout_s=data.timeout_s, retries=data.retries, actor=request.state.principal.username)
+                            timeout_s=data.timeout_s, retries=data.retries, actor=request.state.principal.username,
+                            trigger="api")
     return report.to_json()

@@ -32,6 +32,11 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_UNREACHABLE = 2
+# A probe is a person at a prompt waiting for an answer: an agent on a LAN answers in
+# milliseconds, so one second and one retry say "no answer" in about two seconds instead of
+# five. Both are printed with the verdict and can be raised for a slow link.
+PROBE_TIMEOUT_S = 1.0
+PROBE_RETRIES = 1
 
 
 @snmp_app.callback()
@@ -89,8 +94,8 @@ def probe(
     auth_key: Annotated[str, typer.Option("--auth-key", help="SNMPv3 authentication passphrase")] = "",
     priv_proto: Annotated[str | None, typer.Option("--priv-proto", help="DES, AES, AES-192, AES-256")] = None,
     priv_key: Annotated[str, typer.Option("--priv-key", help="SNMPv3 privacy passphrase")] = "",
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = 2.0,
-    retries: Annotated[int, typer.Option("--retries", help="Retries per request")] = 1,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = PROBE_TIMEOUT_S,
+    retries: Annotated[int, typer.Option("--retries", help="Retries per request")] = PROBE_RETRIES,
     max_repetitions: Annotated[int, typer.Option(
         "--max-repetitions", help="GETBULK max-repetitions, upper bound (answers are sized to fit)")] = 100,
     no_bulk: Annotated[bool, typer.Option("--no-bulk", help="Walk with GETNEXT only")] = False,
@@ -128,7 +133,33 @@ def probe(
         if power:
             console.print("power: " + ", ".join(f"{k}={v}" for k, v in power.readings.items()))
     if not result.reachable:
+        for line in no_answer_hint(result, snmp_target):
+            err.print(line, markup=False, highlight=False)
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def no_answer_hint(result: ProbeResult, target: SnmpTarget) -> list[str]:
+    """What a silent agent may mean and which options change it. An SNMP agent drops a request
+    with a community it does not know without a word, so on v1/v2c a timeout is either a host
+    (or port) that cannot be reached or a wrong community, and nothing on the wire tells the two
+    apart: both are named. A failed SNMPv3 authentication already says why."""
+    kinds = {p.kind for p in result.errors}
+    if "auth" in kinds:
+        return [f"no answer: SNMPv3 authentication failed for user {target.user!r}: "
+                "check --v3-user, --auth-proto/--auth-key and --priv-proto/--priv-key"]
+    attempts = target.retries + 1
+    waited = f"{attempts} attempt(s) of {target.timeout_s:g} s"
+    if target.version in ("1", "2c"):
+        lines = [f"no answer after {waited}: host unreachable or wrong community",
+                 f"  - unreachable: check the address and port ({target.address}:{target.port}) and that a "
+                 "firewall lets UDP through to the agent",
+                 "  - wrong community: an agent ignores a community it does not know; try another with "
+                 "--community (and --version 1 for an old agent)"]
+    else:
+        lines = [f"no answer after {waited}: host unreachable or the agent ignores this SNMPv3 request",
+                 f"  - check the address and port ({target.address}:{target.port}), the firewall, and --v3-user"]
+    lines.append("  - a slow or distant agent: raise --timeout and --retries")
+    return lines
 
 
 # What else a probe may read from a device once it answered, registered by the application (the

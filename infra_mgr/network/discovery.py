@@ -22,18 +22,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from infra_mgr.common import utcnow
+from infra_mgr.db import write_session
 from infra_mgr.inventory.credentials import reveal
 from infra_mgr.inventory.models import Credential, Device, Site
 from infra_mgr.network.crawl import Crawler, CredentialOption, range_hosts
-from infra_mgr.network.models import DevicePoll, DiscoveryTarget, TargetRole
+from infra_mgr.network.models import (
+    DevicePoll,
+    DiscoveryRun,
+    DiscoveryTarget,
+    RunStatus,
+    TargetRole,
+    target_problem,
+)
 from infra_mgr.network.reconcile import DiscoveryReport, reconcile
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
-from infra_mgr.snmp.target import SnmpTarget
+from infra_mgr.snmp.target import PollProblem, SnmpTarget
 
 ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
 AliveFn = Callable[[str, int, float], Awaitable[bool]]
@@ -73,6 +82,7 @@ class Scope:
     allow: list[str]
     site_ids: set[int] | None
     default_site_id: int | None
+    skipped: dict[str, str] = field(default_factory=dict)  # stored target -> why it was not used
 
 
 def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str] = (),
@@ -95,7 +105,12 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
         if t not in targets]
     seeds: list[str] = []
     allow: list[str] = []
+    skipped: dict[str, str] = {}
     for t in targets:
+        problem = target_problem(t.cidr, t.role)  # stored before targets were checked at the door
+        if problem:
+            skipped[t.cidr] = problem
+            continue
         if t.role == TargetRole.seed.value:
             seeds.extend(range_hosts(t.cidr))
         allow.append(t.cidr)
@@ -106,9 +121,11 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
             raise Invalid(str(exc), field="seed") from exc
         allow.append(s)
     if not seeds:
-        raise Invalid("nothing to discover: add seed targets (or pass a seed address)", field="seed")
+        why = "".join(f"; skipped {cidr}: {reason}" for cidr, reason in skipped.items())
+        raise Invalid(f"nothing to discover: add seed targets (or pass a seed address){why}", field="seed")
     return Scope(seeds=list(dict.fromkeys(seeds)), allow=allow,
-                 site_ids={site.id or 0} if site else None, default_site_id=site.id if site else None)
+                 site_ids={site.id or 0} if site else None, default_site_id=site.id if site else None,
+                 skipped=skipped)
 
 
 def known_addresses(session: Session, site_ids: set[int] | None) -> list[str]:
@@ -128,8 +145,10 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
                    seeds: Sequence[str] = (), follow: bool = True,
                    probe: ProbeFn | None = None, alive: AliveFn | None = None, concurrency: int = 64,
                    timeout_s: float = 1.0, retries: int = 1, progress: Progress | None = None,
-                   actor: str = "discovery") -> DiscoveryReport:
-    """Crawl and reconcile one site (or all): the job behind ``infra-mgr discover`` and the API."""
+                   actor: str = "discovery", trigger: str = "manual") -> DiscoveryReport:
+    """Crawl and reconcile one site (or all): the job behind ``infra-mgr discover`` and the API.
+    Each run that gets as far as crawling is recorded (:class:`DiscoveryRun`), including one that
+    breaks: the Jobs page and the API show afterwards what it did and which devices failed."""
     import time
 
     from infra_mgr.errors import Invalid
@@ -150,7 +169,7 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     if alive is None:
         from infra_mgr.snmp.liveness import agent_alive
 
-        alive = agent_alive
+        alive = with_retries(agent_alive, retries)
     with Session(engine) as session:
         scope = scope_for(session, site_code, seeds, all_sites)
         options = credential_options(session, master, timeout_s, retries)
@@ -163,14 +182,76 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress,
                       early=early)
     seeds = [*scope.seeds, *(a for a in known if crawler.allowed(a))]
-    crawl = await crawler.run(seeds, preferred, follow)
-    crawled = time.perf_counter()
-    report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
-                                     scope_site_ids=scope.site_ids, actor=actor,
-                                     mark_missing=bool(site_code) or all_sites)
+    label = site_code or ("all sites" if all_sites else "seeds")
+    run_id = await asyncio.to_thread(start_run, engine, trigger=trigger, actor=actor, scope=label,
+                                     targets=[*scope.seeds[:50], *seeds_asked(seeds, scope.seeds)])
+    try:
+        crawl = await crawler.run(seeds, preferred, follow)
+        crawled = time.perf_counter()
+        report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
+                                         scope_site_ids=scope.site_ids, actor=actor,
+                                         mark_missing=bool(site_code) or all_sites)
+    except BaseException as exc:
+        await asyncio.shield(asyncio.to_thread(finish_run, engine, run_id, None,
+                                               f"{type(exc).__name__}: {exc}"))
+        raise
     report.seconds = time.perf_counter() - started
     report.crawl_seconds = crawled - started
+    report.problems.extend(PollProblem(cidr, "discovery target", "error", f"skipped: {reason}")
+                           for cidr, reason in scope.skipped.items())
+    report.run_id = run_id
+    await asyncio.to_thread(finish_run, engine, run_id, report)
     return report
+
+
+def with_retries(alive: AliveFn, retries: int) -> AliveFn:
+    """The liveness check with the probes' retry policy: one lost or late answer from a busy agent
+    must not turn "no credential works" into "unreachable" (a different fault, a different fix)."""
+
+    async def check(address: str, port: int, timeout_s: float) -> bool:
+        for _ in range(retries + 1):
+            if await alive(address, port, timeout_s):
+                return True
+        return False
+
+    return check
+
+
+def seeds_asked(asked: Sequence[str], seeds: Sequence[str]) -> list[str]:
+    """How many known addresses a run asked beside its seeds, as one line of its targets."""
+    extra = len(set(asked) - set(seeds))
+    return [f"+{extra} known addresses"] if extra else []
+
+
+def start_run(engine: Engine, *, trigger: str, actor: str, scope: str, targets: list[str]) -> int:
+    """Record that a run started (it shows as running until :func:`finish_run`)."""
+    with write_session(engine) as session:
+        run = DiscoveryRun(trigger=trigger[:16], actor=actor[:64], scope=scope[:255], targets=targets,
+                           status=RunStatus.running.value)
+        session.add(run)
+        session.commit()
+        return run.id or 0
+
+
+def finish_run(engine: Engine, run_id: int, report: DiscoveryReport | None, error: str = "") -> None:
+    """Close a run: what it found and which devices failed and why, or (``report`` None) how it broke."""
+    with write_session(engine) as session:
+        run = session.get(DiscoveryRun, run_id)
+        if run is None:
+            return
+        run.finished_at = utcnow()
+        run.duration_s = round((run.finished_at - run.started_at).total_seconds(), 3)
+        if report is None:
+            run.status, run.error = RunStatus.failed.value, error[:1000]
+        else:
+            run.status = RunStatus.ok.value
+            run.found, run.new, run.changed = len(report.found), len(report.new), len(report.changed)
+            run.missing, run.links, run.links_new = len(report.missing), report.links_total, report.links_new
+            run.events = report.events
+            run.devices = {"new": report.new, "changed": report.changed, "missing": report.missing}
+            run.failures = [f.__dict__ for f in report.failures]
+        session.add(run)
+        session.commit()
 
 
 async def repoll_device(engine: Engine, master: bytes, device_id: int, timeout_s: float = 1.0
@@ -183,4 +264,5 @@ async def repoll_device(engine: Engine, master: bytes, device_id: int, timeout_s
         address = (poll.address if poll and poll.address else None) or (dev.management_address if dev else None)
     if not address:
         return None
-    return await discover(engine, master, seeds=[address], follow=False, timeout_s=timeout_s, actor="trap")
+    return await discover(engine, master, seeds=[address], follow=False, timeout_s=timeout_s, actor="trap",
+                          trigger="trap")

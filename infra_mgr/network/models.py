@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PField
-from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from infra_mgr.common import ts_field
+from infra_mgr.common import json_field, ts_field
 
 
 class TargetRole(StrEnum):
@@ -60,6 +61,40 @@ class DiscoveryTargetCreate(BaseModel):
         except ValueError as exc:
             raise ValueError("not an address or CIDR range") from exc
 
+    @model_validator(mode="after")
+    def _sized(self) -> DiscoveryTargetCreate:
+        problem = target_problem(self.cidr, self.role)
+        if problem:
+            raise ValueError(f"cidr: {problem}")
+        return self
+
+
+# An allow-list entry is only matched against, never swept, so it may be wide, but not the whole
+# address space: that would let a crawl follow neighbours anywhere.
+MIN_ALLOW_PREFIX = {4: 8, 6: 32}
+
+
+def target_problem(cidr: str, role: str) -> str | None:
+    """Why a discovery target cannot be used (None when it can). A seed range is swept address by
+    address, so it must stay within the crawl's range limit; an unspecified or multicast address
+    is never a device."""
+    from infra_mgr.network.crawl import MAX_RANGE_HOSTS
+
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return "not an address or CIDR range"
+    if net.network_address.is_unspecified or net.is_multicast:
+        return f"{net} is not a range of device addresses"
+    if role == TargetRole.allow.value:
+        if net.prefixlen < MIN_ALLOW_PREFIX[net.version]:
+            return (f"{net} is wider than an allow-list entry may be "
+                    f"(at most /{MIN_ALLOW_PREFIX[net.version]} for IPv{net.version})")
+        return None
+    if net.num_addresses > MAX_RANGE_HOSTS + 2:
+        return f"{net} has more than {MAX_RANGE_HOSTS} hosts to sweep; split it into smaller seed ranges"
+    return None
+
 
 class DiscoveryTargetRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -88,6 +123,8 @@ class DevicePoll(SQLModel, table=True):
     message: str = Field(default="", sa_type=String(500))
     last_polled: dt.datetime | None = ts_field(nullable=True, default_now=False)
     last_ok: dt.datetime | None = ts_field(nullable=True, default_now=False)
+    # When ``status`` last changed: "unreachable since 02:10" is what a person needs, not the last poll.
+    since: dt.datetime | None = ts_field(nullable=True, default_now=False)
 
 
 class DevicePollRead(BaseModel):
@@ -104,6 +141,95 @@ class DevicePollRead(BaseModel):
     message: str
     last_polled: dt.datetime | None
     last_ok: dt.datetime | None
+    since: dt.datetime | None
+
+
+class FailureReason(StrEnum):
+    """Why discovery could not read a device (what a run lists and a device's state says)."""
+
+    unreachable = "unreachable"  # no answer at all: nothing listens, or the network does not get there
+    auth = "auth"  # something answers on the SNMP port, but no stored credential opens it
+    garbage = "garbage"  # it answered, but with walks that loop, cannot be decoded or stop short
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    ok = "ok"  # the run completed (devices that failed are listed in its failures)
+    failed = "failed"  # the run itself broke (``error`` says how); nothing it read was kept
+
+
+class DiscoveryRun(SQLModel, table=True):
+    """One discovery run as it happened: when, for how long, asked by whom, over what, what it found
+    and which devices it could not read and why. Written by the discovery service, read-only to all."""
+
+    __tablename__ = "discovery_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: dt.datetime = ts_field(index=True)
+    finished_at: dt.datetime | None = ts_field(nullable=True, default_now=False)
+    duration_s: float | None = None
+    trigger: str = Field(default="manual", sa_type=String(16))
+    actor: str = Field(default="", sa_type=String(64))
+    scope: str = Field(default="", sa_type=String(255))
+    targets: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=RunStatus.running.value, sa_type=String(16))
+    error: str = Field(default="", sa_type=String(1000))
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    missing: int = 0
+    links: int = 0
+    links_new: int = 0
+    events: int = 0
+    # {"new": [...], "changed": [...], "missing": [...]} hostnames, and failures (see RunFailure)
+    devices: dict[str, Any] = json_field()
+    failures: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class RunFailure(BaseModel):
+    """A device a run could not read: its address, the name it goes by, and why."""
+
+    address: str
+    hostname: str | None = None
+    device_id: int | None = None
+    reason: FailureReason
+    detail: str = ""
+
+
+class DiscoveryRunRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    duration_s: float | None
+    trigger: str
+    actor: str
+    scope: str
+    targets: list[str]
+    status: RunStatus
+    error: str
+    found: int
+    new: int
+    changed: int
+    missing: int
+    links: int
+    links_new: int
+    events: int
+    new_devices: list[str]
+    changed_devices: list[str]
+    missing_devices: list[str]
+    failures: list[RunFailure]
+
+    @classmethod
+    def of(cls, run: DiscoveryRun) -> DiscoveryRunRead:
+        """The stored row as the API, the Jobs page and the CLI show it."""
+        devices = run.devices or {}
+        return cls(**{k: getattr(run, k) for k in cls.model_fields
+                      if k not in ("new_devices", "changed_devices", "missing_devices", "failures")},
+                   new_devices=devices.get("new", []), changed_devices=devices.get("changed", []),
+                   missing_devices=devices.get("missing", []),
+                   failures=[RunFailure.model_validate(f) for f in run.failures or []])
 
 
 class Neighbor(SQLModel, table=True):

@@ -23,7 +23,7 @@ from infra_mgr.events.service import record
 from infra_mgr.inventory.history import insert_tracked
 from infra_mgr.inventory.models import Device, DeviceStatus, Interface, Link, Prefix, Site
 from infra_mgr.network.crawl import Answer, CrawlResult, NoAnswer
-from infra_mgr.network.models import DevicePoll, Neighbor, PollStatus
+from infra_mgr.network.models import DevicePoll, FailureReason, Neighbor, PollStatus
 from infra_mgr.network.snmp.facts import ProbeResult
 from infra_mgr.snmp.target import PollProblem
 
@@ -32,6 +32,17 @@ AliveFn = Callable[[str, int, float], Awaitable[bool]]
 Progress = Callable[[str, int, int], None]  # (address, done, total)
 
 _HOSTNAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
+# Problems that make an answer unusable (walks that loop, cannot be decoded or stop short), as
+# opposed to a table the device simply does not have (no_such_object, end_of_mib, no_bulk).
+GARBAGE_KINDS = frozenset({"loop", "decode", "truncated", "bad_type"})
+# The event each poll state is announced with when a device enters it, and its severity.
+STATE_EVENTS: dict[str, tuple[str, str]] = {
+    PollStatus.timeout.value: ("device.unreachable", "critical"),
+    PollStatus.auth.value: ("device.auth_failed", "critical"),
+    PollStatus.error.value: ("device.poll_error", "warning"),
+}
+_FAILURE_OF = {PollStatus.timeout.value: FailureReason.unreachable, PollStatus.auth.value: FailureReason.auth,
+               PollStatus.error.value: FailureReason.garbage}
 
 
 
@@ -46,9 +57,22 @@ class Unanswered:
 
 
 @dataclass
+class Failure:
+    """A device this run could not read (what the run record lists)."""
+
+    address: str
+    hostname: str | None
+    device_id: int | None
+    reason: str  # FailureReason
+    detail: str
+
+
+@dataclass
 class DiscoveryReport:
     found: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unanswered: list[Unanswered] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)
@@ -59,10 +83,12 @@ class DiscoveryReport:
     problems: list[PollProblem] = field(default_factory=list)
     seconds: float = 0.0
     crawl_seconds: float = 0.0
+    run_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "found": len(self.found), "new": self.new, "missing": self.missing,
+            "run_id": self.run_id, "found": len(self.found), "new": self.new, "changed": self.changed,
+            "missing": self.missing, "failures": [f.__dict__ for f in self.failures],
             "unreachable": [u.__dict__ for u in self.unanswered if u.reason == "unreachable"],
             "wrong_credentials": [u.__dict__ for u in self.unanswered if u.reason == "wrong_credentials"],
             "unplaced": self.unplaced, "outside_allow_list": self.outside_allow,
@@ -209,10 +235,41 @@ class Reconciler:
         self.index = _DeviceIndex(session)
 
     def event(self, kind: str, message: str, severity: str = "info", device: Device | None = None,
-              data: dict[str, Any] | None = None) -> None:
+              data: dict[str, Any] | None = None, change: bool = True) -> None:
+        """Record an event; ``change``: it tells of a change to a known device's facts (the run
+        counts that device as changed), not of its reachability."""
         record(self.s, kind, message, severity=severity, device_id=device.id if device else None,
                site_id=device.site_id if device else None, data=data)
         self.r.events += 1
+        if change and device is not None and device.hostname not in self.r.new \
+                and device.hostname not in self.r.changed:
+            self.r.changed.append(device.hostname)
+
+    def reachability(self, dev: Device, poll: DevicePoll, status: str, detail: str, announce: bool = True) -> None:
+        """Set a device's poll state. Entering a failing state (unreachable, no working credential,
+        unusable answers) and coming back from one are events; staying in a state is not, so a
+        device that is down says so once, with the time it went down (``since``). A failure is
+        also listed on the run."""
+        before = poll.status
+        poll.status = status
+        poll.message = detail[:500]
+        poll.last_polled = self.now
+        if status == PollStatus.ok.value:
+            poll.last_ok = self.now
+        if before != status or poll.since is None:
+            poll.since = self.now
+        if status in _FAILURE_OF:
+            self.r.failures.append(Failure(poll.address or dev.management_address or "", dev.hostname, dev.id,
+                                           _FAILURE_OF[status].value, poll.message))
+        if not announce or before == status:
+            return
+        data = {"address": poll.address, "before": before, "after": status, "reason": poll.message}
+        if status in STATE_EVENTS:
+            kind, severity = STATE_EVENTS[status]
+            self.event(kind, f"{dev.hostname}: {poll.message}", severity, dev, data, change=False)
+        elif status == PollStatus.ok.value and before in STATE_EVENTS:
+            self.event("device.recovered", f"{dev.hostname} answers again ({poll.address})", "info", dev, data,
+                       change=False)
 
     def device(self, group: list[Answer]) -> Device | None:
         best = group[0]
@@ -226,6 +283,7 @@ class Reconciler:
             return None
         values: _DeviceFacts = {"vendor": f.vendor or "", "platform": f.platform or "", "model": f.model or "",
                                 "os_version": f.os_version or ""}
+        returned = False
         if dev is None:
             if hostname in self.index.by_hostname:
                 hostname = f"{hostname}-{best.address}"
@@ -243,8 +301,9 @@ class Reconciler:
             if f.serial and dev.serial and f.serial != dev.serial:
                 self.event("device.serial_changed", f"{dev.hostname}: serial {dev.serial} → {f.serial}",
                            "warning", dev, {"before": dev.serial, "after": f.serial})
-            if dev.status == DeviceStatus.missing.value:
-                self.event("device.returned", f"{dev.hostname} answers again", device=dev)
+            returned = dev.status == DeviceStatus.missing.value
+            if returned:
+                self.event("device.returned", f"{dev.hostname} answers again", device=dev, change=False)
             for key, value in values.items():
                 if value and getattr(dev, key) != value:
                     setattr(dev, key, value)
@@ -264,9 +323,10 @@ class Reconciler:
         poll.chassis_id = (f.chassis_id or "").lower()
         poll.location = (f.location or "")[:255]
         poll.uptime_s = f.uptime_s
-        poll.status = PollStatus.ok.value
-        poll.message = "; ".join(f"{p.operation}: {p.message}" for p in best.result.errors)[:500]
-        poll.last_polled = poll.last_ok = self.now
+        message = "; ".join(f"{p.operation}: {p.message}" for p in best.result.errors)
+        garbage = any(p.kind in GARBAGE_KINDS for p in best.result.errors)
+        self.reachability(dev, poll, PollStatus.error.value if garbage else PollStatus.ok.value, message,
+                          announce=not returned)
         self.s.add(poll)
         self.index.add(dev, poll.chassis_id)
         self.r.found.append(dev.hostname)
@@ -389,23 +449,67 @@ class Reconciler:
         self.s.flush()
         self.r.links_total = len({k for k, lk in existing.items() if lk.last_seen == self.now})
 
-    def missing(self, found_ids: set[int], scope_site_ids: set[int] | None, unanswered: list[NoAnswer]) -> None:
-        by_addr = {na.address: na for na in unanswered}
+    def unanswered(self, found_ids: set[int], scope_site_ids: set[int] | None, unanswered: list[NoAnswer]) -> None:
+        """Every address that gave no usable answer is a device that is down: a known one takes the
+        state (unreachable, or no working credential), and one never read before — named by its
+        neighbours' LLDP/CDP — becomes a device too, placed by prefix, else by the site its name
+        carries, else beside the neighbour that reported it, so that it shows on the map and the
+        site instead of only in this run's report. One that cannot be placed stays in the report."""
+        polls = {p.address: p for p in self.s.exec(select(DevicePoll)).all() if p.address}
+        for na in unanswered:
+            status = (PollStatus.auth if na.reason == "wrong_credentials" else PollStatus.timeout).value
+            detail = (f"{na.address} answers, but no stored SNMP credential opens it" if status == PollStatus.auth.value
+                      else f"no answer from {na.address} to any SNMP credential")
+            poll = polls.get(na.address)
+            dev = self.s.get(Device, poll.device_id) if poll else self.index.by_address.get(na.address)
+            if dev is not None and (dev.id in found_ids or (scope_site_ids is not None
+                                                             and dev.site_id not in scope_site_ids)):
+                continue
+            if dev is None:
+                dev = self._unread_device(na)
+                if dev is None:
+                    self.r.failures.append(Failure(na.address, na.name_hint, None, _FAILURE_OF[status].value, detail))
+                    continue
+            if poll is None:
+                poll = self.s.get(DevicePoll, dev.id) or DevicePoll(device_id=dev.id or 0, address=na.address)
+            self.reachability(dev, poll, status, detail)
+            self.s.add(poll)
+            found_ids.add(dev.id or 0)  # read or not, it was asked: not "missing"
+
+    def _unread_device(self, na: NoAnswer) -> Device | None:
+        """A device known only by its address and the name its neighbours gave it."""
+        site_id = self.placer.place([na.address], na.name_hint)
+        if site_id is None:
+            reporter = self.s.exec(select(Device.site_id).join(Neighbor, col(Neighbor.device_id) == col(Device.id))
+                                   .where(col(Neighbor.remote_address) == na.address)).first()
+            site_id = reporter or self.default_site_id
+        if site_id is None:
+            return None
+        hostname = _hostname(na.name_hint, na.address)
+        if hostname in self.index.by_hostname:
+            hostname = f"{hostname}-{na.address}"
+        dev = Device(site_id=site_id, hostname=hostname, management_address=na.address,
+                     status=DeviceStatus.active.value, first_seen=self.now)
+        self.s.add(dev)
+        self.s.flush()
+        self.index.add(dev)
+        return dev
+
+    def missing(self, found_ids: set[int], scope_site_ids: set[int] | None) -> None:
+        """Known devices of the scope that this run neither read nor heard of (the ones that were
+        asked and did not answer are handled by :meth:`unanswered`)."""
         stmt = select(Device, DevicePoll).join(DevicePoll, col(DevicePoll.device_id) == col(Device.id))
         for dev, poll in self.s.exec(stmt).all():
             if dev.id in found_ids or (scope_site_ids is not None and dev.site_id not in scope_site_ids):
                 continue
-            na = by_addr.get(poll.address)
-            poll.last_polled = self.now
-            poll.status = (PollStatus.auth if na and na.reason == "wrong_credentials" else PollStatus.timeout).value
-            poll.message = "no answer to any credential" if na else "not found by this discovery"
+            self.reachability(dev, poll, PollStatus.timeout.value, "not found by this discovery", announce=False)
             self.s.add(poll)
             if dev.status != DeviceStatus.missing.value:
                 dev.status = DeviceStatus.missing.value
                 self.s.add(dev)
                 self.r.missing.append(dev.hostname)
                 self.event("device.missing", f"{dev.hostname} did not answer discovery", "warning", dev,
-                           {"address": poll.address})
+                           {"address": poll.address}, change=False)
 
 
 def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None = None,
@@ -428,8 +532,9 @@ def reconcile(engine: Engine, crawl: CrawlResult, *, default_site_id: int | None
                     found_ids.add(dev.id)
         session.flush()
         rec.links(found_ids)
+        rec.unanswered(found_ids, scope_site_ids, crawl.no_answer)
         if mark_missing:
-            rec.missing(found_ids, scope_site_ids, crawl.no_answer)
+            rec.missing(found_ids, scope_site_ids)
         known = {d.management_address: d.hostname for d in session.exec(select(Device)).all()
                  if d.management_address}
         for na in crawl.no_answer:

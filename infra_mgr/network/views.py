@@ -10,6 +10,7 @@ One vocabulary: ``ok`` (green), ``degraded`` (amber), ``down`` (red), ``never`` 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
@@ -37,7 +38,16 @@ from infra_mgr.inventory.models import (
     SiteStatus,
 )
 from infra_mgr.inventory.views import natural_key
-from infra_mgr.network.models import DevicePoll, DevicePollRead, Neighbor, NeighborRead, PollStatus
+from infra_mgr.network.models import (
+    DevicePoll,
+    DevicePollRead,
+    DiscoveryRun,
+    DiscoveryRunRead,
+    Neighbor,
+    NeighborRead,
+    PollStatus,
+)
+from infra_mgr.network.snmp.identity import short_platform
 
 
 class Health(StrEnum):
@@ -67,6 +77,8 @@ CENTRAL_KINDS = frozenset({SiteKind.hq.value, SiteKind.datacenter.value})
 IF_DOWN = frozenset({"down", "lowerLayerDown"})
 # Devices that exist on paper only: shown grey, but they do not make their site look degraded.
 _NOT_COUNTED = frozenset({DeviceStatus.planned.value})
+SITE_PROBLEMS_SHOWN = 5
+_WORST_FIRST = {Health.down: 0, Health.degraded: 1}
 
 
 # --------------------------------------------------------------------------- the rules
@@ -77,14 +89,15 @@ def device_state(status: str, poll_status: str | None, link_down: bool) -> tuple
     so a person can be told *why* a node is red instead of only that it is.
 
     ``offline`` counts as down: it is what an operator (or a poller) sets when a device stopped
-    answering, which is the same thing to a person looking at the map.
+    answering, which is the same thing to a person looking at the map. A failed poll names its
+    cause (no answer, or no working credential) before ``missing``, which only says that it failed.
     """
+    if poll_status in (PollStatus.timeout.value, PollStatus.auth.value) and status != DeviceStatus.offline.value:
+        return Health.down, f"poll_{poll_status}"
     if status == DeviceStatus.missing.value:
         return Health.down, "missing"
     if status == DeviceStatus.offline.value:
         return Health.down, "offline"
-    if poll_status in (PollStatus.timeout.value, PollStatus.auth.value):
-        return Health.down, f"poll_{poll_status}"
     if poll_status is None or poll_status == PollStatus.never.value:
         return Health.never, "never_polled"
     if poll_status != PollStatus.ok.value:
@@ -134,6 +147,19 @@ class DeviceHealth(BaseModel):
     poll_status: PollStatus | None
     state: Health
     reason: str
+    detail: str = ""  # what the last poll said (e.g. which address did not answer)
+    since: dt.datetime | None = None  # when the poll state last changed
+
+
+class DeviceProblem(BaseModel):
+    """A device of a site that is not fine, with why: what a site's row and tooltip name."""
+
+    id: int
+    hostname: str
+    state: Health
+    reason: str
+    detail: str
+    since: dt.datetime | None
 
 
 class LinkHealth(BaseModel):
@@ -164,6 +190,7 @@ class SiteHealth(BaseModel):
     state: Health
     devices: int
     states: dict[Health, int]
+    problems: list[DeviceProblem] = []  # worst first, at most SITE_PROBLEMS_SHOWN
 
 
 class TopologyCounts(BaseModel):
@@ -202,7 +229,7 @@ def _device_health(session: Session, *conditions: Any, limit: int) -> list[Devic
     # Six columns: wider than sqlmodel's typed select(), so SQLAlchemy's select() and execute().
     rows = session.execute(
         sa_select(col(Device.id), col(Device.hostname), col(Device.site_id), col(Device.role), col(Device.status),
-                  col(DevicePoll.status))
+                  col(DevicePoll.status), col(DevicePoll.message), col(DevicePoll.since))
         .outerjoin(DevicePoll, col(DevicePoll.device_id) == col(Device.id))
         .where(col(Device.status) != DeviceStatus.decommissioned.value, *conditions)
         .order_by(col(Device.hostname))
@@ -211,18 +238,36 @@ def _device_health(session: Session, *conditions: Any, limit: int) -> list[Devic
     # Every device asked for: one pass over the links, not a list of thousands of ids.
     down = _down_link_ends(session, [r[0] for r in rows] if conditions else None) if rows else set()
     out = []
-    for dev_id, hostname, site_id, role, status, poll_status in rows:
+    for dev_id, hostname, site_id, role, status, poll_status, message, since in rows:
         state, reason = device_state(status, poll_status, dev_id in down)
         out.append(DeviceHealth(id=dev_id, hostname=hostname, site_id=site_id, role=role, status=status,
-                                poll_status=poll_status, state=state, reason=reason))
+                                poll_status=poll_status, state=state, reason=reason,
+                                detail=(message or "") if state != Health.ok else "", since=since))
     return out
 
 
+def down_devices(session: Session, limit: int = 10) -> tuple[list[DeviceHealth], int]:
+    """Devices that are down now (the map's red: no answer, no working credential, missing or
+    offline), by hostname and cut at ``limit``, with how many there are in all."""
+    cond = or_(col(DevicePoll.status).in_((PollStatus.timeout.value, PollStatus.auth.value)),
+               col(Device.status).in_((DeviceStatus.missing.value, DeviceStatus.offline.value)))
+    total = int(session.execute(
+        sa_select(func.count()).select_from(Device)
+        .outerjoin(DevicePoll, col(DevicePoll.device_id) == col(Device.id))
+        .where(col(Device.status) != DeviceStatus.decommissioned.value, cond)).scalar_one())
+    rows = [d for d in _device_health(session, cond, limit=limit) if d.state == Health.down]
+    return rows, total
+
+
 def _site_health(site: Site, members: list[DeviceHealth]) -> SiteHealth:
-    counted = [d.state for d in members if d.status not in _NOT_COUNTED]
+    counted = [d for d in members if d.status not in _NOT_COUNTED]
+    bad = sorted((d for d in counted if d.state in _WORST_FIRST), key=lambda d: (_WORST_FIRST[d.state], d.hostname))
+    problems = [DeviceProblem(id=d.id, hostname=d.hostname, state=d.state, reason=d.reason, detail=d.detail,
+                              since=d.since) for d in bad[:SITE_PROBLEMS_SHOWN]]
     return SiteHealth(id=site.id or 0, code=site.code, name_en=site.name_en, name_ar=site.name_ar, kind=site.kind,
-                      status=site.status, central=site.kind in CENTRAL_KINDS, state=site_state(counted),
-                      devices=len(members), states=dict(Counter(d.state for d in members)))
+                      status=site.status, central=site.kind in CENTRAL_KINDS,
+                      state=site_state(d.state for d in counted), devices=len(members),
+                      states=dict(Counter(d.state for d in members)), problems=problems)
 
 
 def _sites_of(session: Session, devices: list[DeviceHealth], limit: int,
@@ -247,6 +292,23 @@ def sites_health(session: Session, site_ids: Iterable[int] | None = None,
     conds = [col(Device.site_id).in_(ids)] if ids is not None else []
     devices = _device_health(session, *conds, limit=max_devices)
     return _sites_of(session, devices, max_devices, ids)
+
+
+class SiteStateDetail(BaseModel):
+    """A site's state and each of its devices' state with the reason (the site page's view)."""
+
+    site: SiteHealth
+    devices: dict[int, DeviceHealth]
+
+
+def site_state_detail(session: Session, site_id: int, max_devices: int = TOPOLOGY_MAX_DEVICES
+                      ) -> SiteStateDetail | None:
+    """The site's health and its devices' states by id: the same rules the map and the Sites list use."""
+    devices = _device_health(session, col(Device.site_id) == site_id, limit=max_devices)
+    sites = _sites_of(session, devices, 1, [site_id])
+    if not sites:
+        return None
+    return SiteStateDetail(site=sites[0], devices={d.id: d for d in devices})
 
 
 def link_count(session: Session) -> int:
@@ -301,9 +363,16 @@ class InterfaceLinks(InterfaceRead):
 
 
 class NeighborSeen(NeighborRead):
-    """An LLDP/CDP neighbour with the hostname of the inventory device it was matched to, if any."""
+    """An LLDP/CDP neighbour with the hostname of the inventory device it was matched to, if any.
+
+    ``remote_port`` is named as a person knows it: a bare number (Junos sends its ifIndex as a
+    locally assigned port id) becomes the remote device's interface of that ifIndex when the
+    remote is in the inventory; ``remote_port_id`` keeps what the device said. ``platform_short``
+    is the few words a table shows; ``remote_platform`` stays whole for a tooltip."""
 
     remote_hostname: str | None
+    remote_port_id: str = ""
+    platform_short: str = ""
 
 
 class DeviceDetail(BaseModel):
@@ -341,6 +410,20 @@ def _link_peers(session: Session, device_id: int) -> dict[int, list[LinkPeer]]:
     return out
 
 
+def _remote_port_names(session: Session, rows: Iterable[Neighbor]) -> dict[tuple[int, str], str]:
+    """(remote device id, numeric port id) -> that device's interface name of that ifIndex, for
+    the neighbours whose port id is a bare number and whose remote device is known."""
+    wanted = {(n.remote_device_id, int(n.remote_port)) for n in rows
+              if n.remote_device_id and n.remote_port.isdigit() and len(n.remote_port) < 10}
+    if not wanted:
+        return {}
+    stmt = (select(Interface.device_id, Interface.if_index, Interface.name)
+            .where(col(Interface.device_id).in_({d for d, _ in wanted}),
+                   col(Interface.if_index).in_({i for _, i in wanted})))
+    return {(dev, str(idx)): name for dev, idx, name in session.exec(stmt).all()
+            if (dev, idx) in wanted and idx is not None}
+
+
 def device_detail(session: Session, device_id: int, *, interfaces_limit: int = 2000, neighbors_limit: int = 1000,
                   events_limit: int = 20) -> DeviceDetail | None:
     """One device with its site, poll state, health, interfaces and their peers, neighbours and
@@ -367,8 +450,12 @@ def device_detail(session: Session, device_id: int, *, interfaces_limit: int = 2
         .where(col(Neighbor.device_id) == device_id)
         .limit(neighbors_limit)
     ).all()
+    names = _remote_port_names(session, [n for n, _ in nb_rows])
     neighbors = sorted(
-        (NeighborSeen(**NeighborRead.model_validate(n).model_dump(), remote_hostname=hostname)
+        (NeighborSeen(**{**NeighborRead.model_validate(n).model_dump(),
+                         "remote_port": names.get((n.remote_device_id or 0, n.remote_port), n.remote_port)},
+                      remote_hostname=hostname, remote_port_id=n.remote_port,
+                      platform_short=short_platform(n.remote_platform))
          for n, hostname in nb_rows),
         key=lambda row: (natural_key(row.local_interface), row.protocol),
     )
@@ -378,3 +465,35 @@ def device_detail(session: Session, device_id: int, *, interfaces_limit: int = 2
                         poll=DevicePollRead.model_validate(poll) if poll else None, state=state, reason=reason,
                         interfaces=interfaces, interface_total=interface_total, neighbors=neighbors,
                         events=event_views.of_device(session, device_id, limit=events_limit))
+
+
+# --------------------------------------------------------------------------- discovery runs
+
+
+def discovery_runs(session: Session, limit: int = 50, before: int | None = None) -> list[DiscoveryRunRead]:
+    """Discovery runs, newest first (``before``: only runs with a smaller id, for paging)."""
+    stmt = select(DiscoveryRun)
+    if before is not None:
+        stmt = stmt.where(col(DiscoveryRun.id) < before)
+    rows = session.exec(stmt.order_by(col(DiscoveryRun.id).desc()).limit(limit)).all()
+    return [DiscoveryRunRead.of(r) for r in rows]
+
+
+def discovery_run(session: Session, run_id: int) -> DiscoveryRunRead | None:
+    """One run with everything it found and every device it could not read; None if unknown."""
+    run = session.get(DiscoveryRun, run_id)
+    return DiscoveryRunRead.of(run) if run is not None else None
+
+
+def run_summary(run: DiscoveryRunRead) -> list[str]:
+    """A run as plain lines (what the CLI prints): the same fields the API and the Jobs page show."""
+    took = f"{run.duration_s:.1f} s" if run.duration_s is not None else "still running"
+    lines = [f"discovery run {run.id} ({run.trigger}, by {run.actor or '-'}, {run.scope}): {run.status.value}, "
+             f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {took}",
+             f"  found {run.found} devices ({run.new} new, {run.changed} changed, {run.missing} missing), "
+             f"{run.links} links ({run.links_new} new), {run.events} events"]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    for f in run.failures:
+        lines.append(f"  failed: {f.hostname or '?'} {f.address}: {f.reason.value}: {f.detail}")
+    return lines

@@ -38,12 +38,25 @@ def _info(lp: ListPage[Any]) -> queries.PageInfo:
     return queries.page_info(lp.total, lp.page, lp.size)
 
 
+OVERVIEW_DOWN_SHOWN = 10
+
+
 @router.get("/")
 def overview(request: Request, session: DbSession, user: Principal = User_) -> Response:
+    """Problems first (open power outages, devices not answering, the day's alarms), then the
+    recent events that say something, with routine discovery noise grouped to one line each."""
+    from infra_mgr.power import views as power_views
+
+    down, down_total = network_views.down_devices(session, OVERVIEW_DOWN_SHOWN)
+    open_outages = [o for o in power_views.outages(session, 20) if o.ended_at is None]
+    site_ids = {o.site_id for o in open_outages if o.site_id}
+    sites_by_id = inventory_views.sites_by_id(session, site_ids)
     return render(request, "overview.html", {
         "counts": inventory_views.counts(session),
-        "events": event_views.latest(session, OVERVIEW_EVENTS_SHOWN),
+        "events": event_views.overview(session, OVERVIEW_EVENTS_SHOWN),
         "kinds": inventory_views.SITE_KINDS,
+        "outages": [(o, sites_by_id.get(o.site_id or 0)) for o in open_outages],
+        "down": down, "down_total": down_total, "alarms": event_views.alarm_count(session),
     }, section="overview", user=user)
 
 
@@ -65,7 +78,11 @@ def site_page(request: Request, code: str, session: DbSession, user: Principal =
     if detail is None:
         return error_page(request, 404, "error.not_found_title", "error.site_not_found", section="sites",
                           code=fmt.isolate(code[:64]))
-    return render(request, "site.html", dict(detail), section="sites", user=user)
+    states = network_views.site_state_detail(session, detail.site.id)
+    return render(request, "site.html", {
+        **dict(detail), "health": states.site if states else None, "device_states": states.devices if states else {},
+        "state_badge": _STATE_BADGE,
+    }, section="sites", user=user)
 
 
 @router.get("/network")

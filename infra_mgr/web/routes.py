@@ -13,10 +13,12 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.service import Principal
+from infra_mgr.network import views as network_views
 from infra_mgr.web import auth_pages, network_pages, power_pages
 from infra_mgr.web.assets import vendor_dir, web_dir
-from infra_mgr.web.pages import User_, WebState, empty_state, html_error_response, html_router
+from infra_mgr.web.pages import User_, WebState, empty_state, html_error_response, html_router, render
 
 __all__ = ["html_error_response", "mount_web"]
 
@@ -29,9 +31,18 @@ def cloud(request: Request, user: Principal = User_) -> Response:
     return empty_state(request, user, "cloud")
 
 
+JOB_RUNS_SHOWN = 50
+_RUN_BADGE = {"running": "info", "ok": "success", "failed": "danger"}
+
+
 @router.get("/jobs")
-def jobs(request: Request, user: Principal = User_) -> Response:
-    return empty_state(request, user, "jobs")
+def jobs(request: Request, session: DbSession, user: Principal = User_) -> Response:
+    """The jobs that ran, newest first: today the discovery runs, each with the devices it could
+    not read and why (the same view as ``GET /api/v1/discovery/runs``)."""
+    runs = network_views.discovery_runs(session, limit=JOB_RUNS_SHOWN)
+    if not runs:
+        return empty_state(request, user, "jobs")
+    return render(request, "jobs.html", {"runs": runs, "run_badge": _RUN_BADGE}, section="jobs", user=user)
 
 
 def mount_web(app: FastAPI) -> None:
@@ -45,6 +56,8 @@ def mount_web(app: FastAPI) -> None:
         app.mount("/static/vendor/bootstrap", StaticFiles(directory=bootstrap), name="vendor-bootstrap")
     if graph is not None:
         app.mount("/static/vendor/cytoscape", StaticFiles(directory=graph), name="vendor-cytoscape")
+    if (swagger := vendor_dir("swagger-ui-dist")) is not None:  # the API's interactive docs (/api/docs)
+        app.mount("/static/vendor/swagger-ui", StaticFiles(directory=swagger), name="vendor-swagger-ui")
     static = web_dir("static")
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")

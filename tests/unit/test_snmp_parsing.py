@@ -5,6 +5,7 @@ speeds, MACs, LLDP subtypes, CDP addresses, InetAddress indexes — and the text
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from typing import Any
 
@@ -250,6 +251,40 @@ def test_lldp_local_port_by_ifindex_and_management_address_without_length() -> N
     assert problems == []
     assert [(n.local_interface, n.local_if_index, n.remote_port, n.remote_address) for n in neighbors] == [
         ("ge-0/0/7", 7, "17", "192.0.2.9")]
+
+
+def test_lldp_local_port_id_is_named_by_its_description() -> None:
+    """Junos sends the port's ifIndex as a locally assigned port id (subtype 7): the description
+    names it; a real interface name (subtype 5) stays as sent."""
+    rem = "1.0.8802.1.1.2.1.4.1.1"
+    remote = [(f"{rem}.6.0.3.1", 7), (f"{rem}.7.0.3.1", b"574"), (f"{rem}.8.0.3.1", b"ge-0/0/5"),
+              (f"{rem}.6.0.4.2", 5), (f"{rem}.7.0.4.2", b"xe-0/0/1"), (f"{rem}.8.0.4.2", b"uplink to core")]
+    neighbors, _ = parse_lldp(remote)
+    assert [n.remote_port for n in neighbors] == ["ge-0/0/5", "xe-0/0/1"]
+
+
+def test_lldp_remote_ports_of_a_recorded_junos_device() -> None:
+    """The LLDP rows of a real Junos recording of the conformance corpus (read where it lies):
+    every remote port is a name, never a bare number."""
+    from pathlib import Path
+
+    from tests.conformance.harness import corpus_dir
+
+    corpus = corpus_dir()
+    if corpus is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("conformance corpus not found")
+        pytest.skip("conformance corpus not on this machine")
+    rem = "1.0.8802.1.1.2.1.4.1.1."
+    remote: list[tuple[str, Any]] = []
+    for line in Path(corpus, "snmprec", "junos_mx5t-isis.snmprec").read_text(errors="replace").splitlines():
+        oid, _, rest = line.partition("|")
+        tag, _, value = rest.partition("|")
+        if oid.startswith(rem) and tag:
+            remote.append((oid, int(value) if tag == "2" else bytes.fromhex(value) if tag == "4x" else value.encode()))
+    neighbors, _ = parse_lldp(remote)
+    ports = [n.remote_port for n in neighbors]
+    assert len(ports) >= 3 and all(p and not p.isdigit() for p in ports), ports
 
 
 def test_cdp_address_forms_and_unknown_local_interface() -> None:

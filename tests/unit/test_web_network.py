@@ -33,6 +33,8 @@ from infra_mgr.web import format as fmt
 PASSWORD = "unit-test-password-2"
 ALIAS_AR = "وصلة إلى المقر الرئيسي"
 LOCATION_AR = "جدة، حي البلد، الطابق الأول"
+JUNOS_DESCR = ("Juniper Networks, Inc. ex4650-48y-8c Ethernet Switch, kernel JUNOS 21.4R3-S4.9,\n"
+               "Build date: 2023-05-10 08:11:42 UTC Copyright (c) 1996-2023 Juniper Networks, Inc.")
 
 
 def _link(s: Session, x: Interface, y: Interface, source: str = "lldp") -> None:
@@ -98,9 +100,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
                        remote_platform="Juniper EX4650", remote_device_id=core.id))
         s.add(Neighbor(device_id=sw07.id or 0, protocol="cdp", local_interface="Gi1/0/10",
                        remote_system_name="SEP001122334455", remote_port="Port 1", remote_platform="Cisco IP Phone"))
+        # A Junos neighbour seen from the distribution switch: its port id is the core's ifIndex
+        # (LLDP subtype local) and its platform a whole multi-line sysDescr.
+        iface(core, "ge-0/0/5", if_index=574)
+        s.add(Neighbor(device_id=dist.id or 0, protocol="lldp", local_interface="Gi1/0/2",
+                       remote_system_name="jed-hq-core01", remote_port="574", remote_platform=JUNOS_DESCR,
+                       remote_device_id=core.id))
+        s.add(Neighbor(device_id=dist.id or 0, protocol="lldp", local_interface="Gi1/0/1",
+                       remote_system_name="elsewhere", remote_port="575", remote_platform="Linux 6.1"))
         s.add(Event(kind="interface.down", severity="warning", message="jed-b07-sw01 Gi1/0/24 up → down",
                     device_id=sw07.id, site_id=b07.id))
-        ids = {"sw07": sw07.id, "core": core.id}
+        ids = {"sw07": sw07.id, "core": core.id, "dist": dist.id}
         s.commit()
     application = create_app(Settings(data_dir=tmp, database_url=url), engine=engine)
     application.state.ids = ids
@@ -287,6 +297,24 @@ def test_device_page(client: TestClient, app: FastAPI) -> None:
     assert "jed-b07-sw01 Gi1/0/24 up → down" in html
     # Interfaces in the order people count them.
     assert html.index("Gi1/0/2<") < html.index("Gi1/0/10<") < html.index("Gi1/0/24<")
+
+
+def test_neighbour_port_number_and_platform_are_named(client: TestClient, app: FastAPI) -> None:
+    """A bare port number of a known remote becomes its interface name (the number stays in a
+    tooltip); an unknown remote keeps the number; the platform cell is short, the whole sysDescr
+    is its title."""
+    with Session(app.state.engine) as s:
+        detail = views.device_detail(s, app.state.ids["dist"])
+    assert detail is not None
+    rows = {n.remote_system_name: n for n in detail.neighbors}
+    assert (rows["jed-hq-core01"].remote_port, rows["jed-hq-core01"].remote_port_id) == ("ge-0/0/5", "574")
+    assert rows["elsewhere"].remote_port == "575"
+    short = rows["jed-hq-core01"].platform_short
+    assert short == "Juniper ex4650-48y-8c 21.4R3-S4.9" and "\n" not in short
+    html = client.get(f"/devices/{app.state.ids['dist']}?lang=en").text
+    cell = re.search(r'<td class="neighbor-platform"><bdi title="([^"]*)">([^<]*)</bdi>', html)
+    assert cell and cell.group(2) == short and cell.group(1).startswith("Juniper Networks, Inc. ex4650")
+    assert "Build date" in cell.group(1) and ">ge-0/0/5</bdi>" in html and 'title="574"' in html
 
 
 @pytest.mark.parametrize("raw", ["999999", "abc", "-1", "1e3", "٣", "9" * 40])

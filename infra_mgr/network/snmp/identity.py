@@ -149,3 +149,25 @@ def parse_facts(system: Mapping[str, ValueType], entity: Iterable[VarBind] = (),
         chassis_id=format_chassis_id(lldp.get("chassis_id_subtype"), lldp.get("chassis_id")),
     )
     return facts, problems.items
+
+
+# --- a neighbour's platform in a table cell (pure) ---------------------------------------------
+
+PLATFORM_SHORT_MAX = 60
+
+
+def short_platform(sys_descr: str | None) -> str:
+    """A neighbour's platform in a few words: a remote's lldpRemSysDesc / cdpCachePlatform is often
+    a whole multi-line sysDescr (copyright, build date, support URL) that would swamp a table.
+    When the vendor table recognises the text: vendor, model (or platform) and version; otherwise
+    its first line, cut at a word near :data:`PLATFORM_SHORT_MAX` characters. The caller keeps the
+    full text for a tooltip."""
+    descr = sys_descr if isinstance(sys_descr, str) else ""
+    line = next((part.strip() for part in descr.splitlines() if part.strip()), "")
+    ident = identify(None, descr)
+    if ident.vendor and (ident.model or ident.os_version):
+        return " ".join(x for x in (ident.vendor, ident.model or ident.platform, ident.os_version) if x)
+    if len(line) <= PLATFORM_SHORT_MAX:
+        return line
+    cut = line[:PLATFORM_SHORT_MAX].rsplit(" ", 1)[0].rstrip(" ,;")
+    return (cut or line[:PLATFORM_SHORT_MAX]) + "…"

@@ -249,8 +249,7 @@ def parse_lldp(remote: Iterable[VarBind], man_addr: Iterable[VarBind] = (), loca
     The local interface of a neighbour: lldpRemLocalPortNum is a row of lldpLocPortTable, whose
     port id (or description) names an interface (ifName, ifDescr or ifAlias); failing that the
     port number is taken as an ifIndex when one exists; failing that, the agent's own text.
-    The remote port: the port id, unless it is a MAC or network address and the port
-    description says more. The remote address: the first IPv4 management address, else IPv6.
+    The remote port: see :func:`remote_port_name`. The remote address: the first IPv4 management address, else IPv6.
     """
     problems = Problems(address)
     table_set = tables()
@@ -275,15 +274,12 @@ def parse_lldp(remote: Iterable[VarBind], man_addr: Iterable[VarBind] = (), loca
                                        else (port_id, port.get("port_desc"))))
         if local_if is None:
             local_if = known.by_index.get(port_num)
-        port_id_text = format_port_id(row.get("port_id_subtype"), row.get("port_id"))
-        remote_port = port_id_text
-        if row.get("port_id_subtype") in (3, 4) and row.get("port_desc"):
-            remote_port = row["port_desc"]
+        remote_port = remote_port_name(row.get("port_id_subtype"), row.get("port_id"), row.get("port_desc"))
         out.append(NeighborFacts(
             local_interface=local_if.name if local_if else (local_text or str(port_num)),
             protocol="lldp",
             remote_system_name=first_text(row.get("sys_name")),
-            remote_port=first_text(remote_port, row.get("port_desc")),
+            remote_port=remote_port,
             remote_chassis_id=format_chassis_id(row.get("chassis_id_subtype"), row.get("chassis_id")),
             remote_address=addresses.get(index),
             remote_platform=first_text(row.get("sys_desc")),
@@ -442,6 +438,22 @@ def format_port_id(subtype: Any, raw: Any) -> str | None:
     if subtype == 4:
         return _network_address(raw) or _text_or_hex(raw)
     return _text_or_hex(raw)
+
+
+# LldpPortIdSubtype values whose port id names nothing a person knows: a MAC (3), a network
+# address (4) or a number the agent assigned locally (7) — Junos sends the port's ifIndex there.
+_OPAQUE_PORT_IDS = (3, 4, 7)
+
+
+def remote_port_name(subtype: Any, raw: Any, port_desc: Any) -> str | None:
+    """The remote port as a person names it: the port id, unless it is opaque (a MAC, an address
+    or a locally assigned number such as Junos's ``612``) and lldpRemPortDesc says more
+    (``ge-0/1/2``). With no description the id is kept: the view can still resolve a number to an
+    interface name when the remote device is in the inventory."""
+    port_id = format_port_id(subtype, raw)
+    if subtype in _OPAQUE_PORT_IDS:
+        return first_text(port_desc, port_id)
+    return first_text(port_id, port_desc)
 
 
 def _network_address(raw: bytes) -> str | None:
