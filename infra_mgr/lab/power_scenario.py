@@ -28,7 +28,10 @@ municipal data centre on Saudi 60 Hz mains, so engines run at 1800 rpm):
 * **Static UPSs** (``ups:dc-ups1`` NUT, ``ups:dc-ups2`` APC SNMP, ``ups:dc-ups3`` RFC 1628 SNMP)
   on that panel: ``OB DISCHRG`` from ``t0`` until the generator (or mains) feeds the panel, the
   battery charge falling with a runtime estimate, then ``OL CHRG`` while recharging, then ``OL``.
-* An **IT meter** at the UPS outputs (``meter-it``, PUE category 1): constant through the outage.
+* An **IT meter** at the UPS outputs (``meter-it``): the sum of the DRUPS and static UPS outputs at
+  the same instant, constant through the outage (no break). The UPS outputs themselves are the
+  chain's IT side for PUE (category 1), so the PUE note adds up to the UPS cards, and the
+  facility meter reads their inputs plus losses, cooling and auxiliaries.
 
 Fuel consumption follows the engine's curve (L/h at 0/25/50/75/100 % load, e.g. 12/42/70/100/135
 for a 500 kW set), multiplied by the outage's ``fuel_scale`` (1 = real; a demo or a test uses e.g.
@@ -386,6 +389,23 @@ def it_kw(plant: Plant = PLANT) -> float:
     return plant.it_drups_kw + sum(u.load_w for u in UPS_PROFILES.values()) / 1000.0
 
 
+def drups_output_kw(now: float, plant: Plant = PLANT) -> float:
+    """What the DRUPS delivers to the IT hall at ``now`` (the same with or without mains)."""
+    return plant.it_drups_kw * wobble(now)
+
+
+def ups_output_w(name: str, now: float) -> float:
+    """What static UPS ``name`` delivers at ``now`` (W; each UPS wobbles in its own phase)."""
+    ups = UPS_PROFILES[name]
+    return ups.load_w * wobble(now + zlib.crc32(name.encode()) % 17)
+
+
+def it_output_kw(now: float, plant: Plant = PLANT) -> float:
+    """The IT load at ``now`` as the IT meter sees it: the sum of every UPS output (DRUPS and
+    static UPSs) at that instant, so the meter and the UPS cards agree."""
+    return drups_output_kw(now, plant) + sum(ups_output_w(n, now) for n in UPS_PROFILES) / 1000.0
+
+
 def facility_kw(plant: Plant = PLANT) -> float:
     """Total facility power at the utility intake with mains healthy."""
     return drups_input_kw(plant) + panel_kw(plant)
@@ -493,8 +513,8 @@ def drups_readings(outage: Outage, now: float, plant: Plant = PLANT) -> Readings
             state = "on_load"
         else:
             state = "cooling"
-    out_kw = plant.it_drups_kw * wobble(now)
-    load_pct = 100.0 * out_kw / plant.drups_rated_kw if mode == "diesel" else 0.0
+    out_kw = drups_output_kw(now, plant)
+    load_pct = 100.0 * out_kw / plant.drups_rated_kw if mode == "diesel" else 0.0  # the engine's load
     cranking = state == "cranking"
     running = rpm > 0 and not cranking
     coolant = _coolant(now, tl.drups_crank, tl.drups_stop) if tl else 45.0
@@ -579,7 +599,7 @@ def meter_readings(which: str, outage: Outage, now: float, plant: Plant = PLANT)
     """A power meter: ``facility`` at the utility intake, or ``it`` at the UPS outputs."""
     if which == "it":
         return {
-            "meter.power": it_kw(plant) * wobble(now),
+            "meter.power": it_output_kw(now, plant),
             "meter.voltage": plant.mains_voltage,
             "input.frequency": plant.mains_frequency,
             "meter.energy": it_kw(plant) * (now - ENERGY_EPOCH) / 3600.0,
@@ -622,7 +642,7 @@ def ups_readings(name: str, outage: Outage, now: float, plant: Plant = PLANT) ->
         status = "OL CHRG"
     else:
         status = "OL"
-    load_w = ups.load_w * wobble(now + zlib.crc32(name.encode()) % 17)  # each UPS its own phase
+    load_w = ups_output_w(name, now)
     on_generator = tl is not None and tl.genset_on_load <= now < tl.genset_off_load
     return {
         "ups.status": status,

@@ -173,18 +173,21 @@ def load_of(readings: dict[str, Any], capacity_kw: float | None) -> tuple[float 
     """(kW, load %) a device delivers, unrounded: the one rule behind PUE, the fuel curve's load,
     the dashboard's gauges and chain, and the live stream.
 
-    kW from the first of ``meter.power``, ``output.power`` (kW) or ``ups.realpower`` (W); the load
-    from ``ups.load`` or ``engine.load``. Either one gives the other through ``capacity_kw``."""
+    kW from the first of ``meter.power``, ``output.power`` (kW) or ``ups.realpower`` (W). The load
+    is what the device delivers over what it can deliver: kW ÷ ``capacity_kw`` whenever both are
+    known, so a card's load and power always agree (a DRUPS on mains reports ``engine.load`` 0 —
+    its engine is idle — while its output carries the hall). Only without one of them does the
+    device's own ``ups.load`` or ``engine.load`` stand in, and give the kW through ``capacity_kw``."""
     kw = _number(readings.get("meter.power"))
     if kw is None:
         kw = _number(readings.get("output.power"))
     if kw is None and (watts := _number(readings.get("ups.realpower"))) is not None:
         kw = watts / 1000.0
+    if kw is not None and capacity_kw:
+        return kw, kw / capacity_kw * 100.0
     pct = _number(readings.get("ups.load"))
     if pct is None:
         pct = _number(readings.get("engine.load"))
     if kw is None and pct is not None and capacity_kw:
         kw = pct / 100.0 * capacity_kw
-    if pct is None and kw is not None and capacity_kw:
-        pct = kw / capacity_kw * 100.0
     return kw, pct

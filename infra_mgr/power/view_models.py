@@ -117,10 +117,15 @@ class SiteLive(BaseModel):
 
 
 class PueNow(BaseModel):
+    """PUE now; ``facility_kw`` is ``grid_kw`` (the intake meters) plus ``generation_kw`` (DRUPS
+    and gensets running on their engines), each ``None`` when that source gives nothing."""
+
     pue: float | None
     facility_kw: float | None
     it_kw: float | None
     category: int | None
+    grid_kw: float | None = None
+    generation_kw: float | None = None
 
 
 class OpenOutage(BaseModel):
@@ -213,12 +218,17 @@ class Series(BaseModel):
 
 
 class PueDay(BaseModel):
+    """One day's PUE and mean kW of each side; ``None`` where no reading was stored (never 0)."""
+
     day: dt.date
     pue: float | None
-    facility_kw_avg: float
-    it_kw_avg: float
+    facility_kw_avg: float | None
+    it_kw_avg: float | None
 
 
 class PueDaily(BaseModel):
+    """PUE per day; ``has_data`` is false when no day has a value (the page shows "no data")."""
+
     days: list[PueDay]
     category: int | None
+    has_data: bool = False

@@ -222,28 +222,96 @@ def status(session: Session, now: dt.datetime | None = None) -> PowerStatus:
                        pue=pue_now(session), time=now)
 
 
+def device_kw(readings: Mapping[str, Any], capacity_kw: float | None) -> float | None:
+    """The kW a device's card shows (:func:`load_of`, to 0.1 kW): the one figure that the card, its
+    chain node and PUE's sums all use, so the PUE note adds up to the cards beside it."""
+    return _r(load_of(dict(readings), capacity_kw)[0])
+
+
+# Kinds of device with an engine of their own: their output is on-site generation when it runs.
+GENERATORS = frozenset({"drups", "genset"})
+
+
+def generation_kw(kind: str, state: str, status: str, readings: Mapping[str, Any],
+                  capacity_kw: float | None) -> float | None:
+    """The kW a DRUPS or genset generates on site now: its output (as its card shows it) while its
+    engine carries the load (state ``diesel``); ``None`` otherwise. During a mains outage the
+    intake meter reads 0 kW, and this is what the facility runs on instead."""
+    if kind not in GENERATORS or state != "diesel" or status != "ok":
+        return None
+    return device_kw(readings, capacity_kw)
+
+
+def _downstream(start: int, succ: Mapping[int, list[int]]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(succ.get(start, ()))
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(succ.get(n, ()))
+    return seen
+
+
 def pue_now(session: Session) -> PueNow:
-    """PUE from the latest readings of the chain's facility and IT nodes (answering devices only)."""
+    """PUE from the latest readings of the chain's facility and IT nodes (answering devices only).
+
+    Each side is the sum of its devices' kW exactly as their cards show it (:func:`device_kw`),
+    so "IT power" is the sum of the IT cards (in the lab: the DRUPS and static UPS outputs, PUE
+    category 1), not a figure from elsewhere. Facility power is one rule: what the grid intake
+    (the facility nodes) delivers plus what is generated on site (:func:`generation_kw`) by a
+    generator no facility meter already measures (none downstream of it). So PUE still has a
+    value during a mains outage, when the intake reads 0 kW and the diesels carry the site."""
     joined = col(PowerDevice.id) == col(PowerNode.power_device_id)
     rows = session.exec(select(PowerNode, PowerDevice).join(PowerDevice, joined)
                         .where(PowerNode.pue_role != "none")).all()
-    facility = it = 0.0
+    grid = it = 0.0
     have_f = have_i = False
     cats: list[int | None] = []
+    seen: set[tuple[str, int]] = set()
     for node, dev in rows:
-        kw, _pct = load_of(dev.readings, node.capacity_kw)
-        if kw is None or dev.status != "ok":
+        kw = device_kw(dev.readings, dev.capacity_kw)
+        if kw is None or dev.status != "ok" or (node.pue_role, dev.id or 0) in seen:
             continue
+        seen.add((node.pue_role, dev.id or 0))  # a device on two nodes of one side counts once
         if node.pue_role == "facility":
-            facility += kw
+            grid += kw
             have_f = True
         else:
             it += kw
             have_i = True
             cats.append(node.it_category)
-    value = autonomy.pue(facility if have_f else None, it if have_i else None)
-    return PueNow(pue=round(value, 3) if value else None, facility_kw=round(facility, 2) if have_f else None,
-                  it_kw=round(it, 2) if have_i else None, category=autonomy.pue_category(cats))
+    generation = _generation(session)
+    facility = grid + (generation or 0.0)
+    value = autonomy.pue(facility if have_f or generation is not None else None, it if have_i else None)
+    return PueNow(pue=round(value, 3) if value else None,
+                  facility_kw=round(facility, 1) if have_f or generation is not None else None,
+                  it_kw=round(it, 1) if have_i else None, category=autonomy.pue_category(cats),
+                  grid_kw=round(grid, 1) if have_f else None,
+                  generation_kw=round(generation, 1) if generation is not None else None)
+
+
+def _generation(session: Session) -> float | None:
+    """Sum of :func:`generation_kw` over the chain's generators that feed no facility meter (each
+    device once); ``None`` when none of them generates now."""
+    joined = col(PowerDevice.id) == col(PowerNode.power_device_id)
+    gens = session.exec(select(PowerNode, PowerDevice).join(PowerDevice, joined)
+                        .where(col(PowerDevice.kind).in_(sorted(GENERATORS)))).all()
+    if not gens:
+        return None
+    facility_nodes = set(session.exec(select(PowerNode.id).where(PowerNode.pue_role == "facility")).all())
+    succ: dict[int, list[int]] = {}
+    for a, b in session.exec(select(PowerEdge.from_node_id, PowerEdge.to_node_id)).all():
+        succ.setdefault(a, []).append(b)
+    total: float | None = None
+    counted: set[int] = set()
+    for node, dev in gens:
+        kw = generation_kw(dev.kind, dev.state, dev.status, dev.readings, dev.capacity_kw)
+        if kw is None or (dev.id or 0) in counted or _downstream(node.id or 0, succ) & facility_nodes:
+            continue
+        counted.add(dev.id or 0)
+        total = (total or 0.0) + kw
+    return total
 
 
 # --------------------------------------------------------------------------- the chain
@@ -350,8 +418,10 @@ def _node_live(node_id: int, kind: str, capacity_kw: float | None, dev: DeviceLi
                fed: Sequence[DeviceLive] | None) -> NodeLive:
     """A node's state: its device's, a utility feed's judged from what it feeds, else none."""
     if dev is not None:
-        kw, pct = load_of(dev.readings, capacity_kw)
-        return NodeLive(id=node_id, state=dev.state, tone=dev.tone, live=dev.live, kw=_r(kw), pct=_r(pct))
+        # the node shows its device's kW (the card's figure) as a share of the node's own capacity
+        kw = dev.kw
+        pct = kw / capacity_kw * 100.0 if kw is not None and capacity_kw else load_of(dev.readings, capacity_kw)[1]
+        return NodeLive(id=node_id, state=dev.state, tone=dev.tone, live=dev.live, kw=kw, pct=_r(pct))
     if kind == "utility":
         state, tone_, live = utility_state(fed or [])
         return NodeLive(id=node_id, state=state, tone=tone_, live=live, kw=None, pct=None)
@@ -610,33 +680,49 @@ def series(store: TelemetryStore, device_id: int, name: str, start: dt.datetime,
     return Series(resolution_s=res, unit=unit, points=[(p.ts_ms, p.min, p.avg, p.max) for p in pts])
 
 
+def _kw_series(ids: Mapping[str, int], capacity_kw: float | None) -> tuple[int, float] | None:
+    """(series id, factor to kW) of a device's stored power, in :func:`load_of`'s order:
+    ``meter.power``, ``output.power``, ``ups.realpower`` (W), else ``ups.load`` × capacity."""
+    for name, factor in (("meter.power", 1.0), ("output.power", 1.0), ("ups.realpower", 0.001)):
+        if name in ids:
+            return ids[name], factor
+    if "ups.load" in ids and capacity_kw:
+        return ids["ups.load"], capacity_kw / 100.0
+    return None
+
+
 def pue_daily(session: Session, store: TelemetryStore, days: int, now: dt.datetime | None = None) -> PueDaily:
     """PUE per day over the last ``days`` (today included): the day's mean facility kW ÷ mean IT kW
-    from the stored meter (or output power) readings of the chain's facility and IT nodes."""
-    nodes = session.exec(select(PowerNode).where(PowerNode.pue_role != "none",
-                                                 col(PowerNode.power_device_id).is_not(None))).all()
+    from the stored power readings of the chain's facility and IT devices (the same devices and
+    the same kW rule as PUE now). A day without stored readings on a side has ``None`` there, never
+    0: no data is shown as no data (``has_data`` is false when no day has a PUE)."""
+    rows = session.exec(select(PowerNode, PowerDevice)
+                        .join(PowerDevice, col(PowerDevice.id) == col(PowerNode.power_device_id))
+                        .where(PowerNode.pue_role != "none")).all()
     end = now or utcnow()
     day0 = (end - dt.timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    sources = []
-    for node in nodes:
-        ids = store.series_of("power_device", node.power_device_id or 0)
-        sid = ids.get("meter.power") or ids.get("output.power")
-        if sid is not None:
-            sources.append((node.pue_role, sid))
+    sources: dict[tuple[str, int], tuple[int, float]] = {}
+    for node, dev in rows:
+        found = _kw_series(store.series_of("power_device", dev.id or 0), dev.capacity_kw)
+        if found is not None:
+            sources.setdefault((node.pue_role, dev.id or 0), found)
     out = []
     for i in range(days):
         d0 = day0 + dt.timedelta(days=i)
         d1 = d0 + dt.timedelta(days=1)
-        sums = {"facility": 0.0, "it": 0.0}
-        for role, sid in sources:
+        sums: dict[str, float | None] = {"facility": None, "it": None}
+        for (role, _dev), (sid, factor) in sources.items():
             _, pts = store.query(sid, int(d0.timestamp() * 1000), int(d1.timestamp() * 1000) - 1, 400)
             if pts:
-                sums[role] += sum(p.avg for p in pts) / len(pts)
-        value = sums["facility"] / sums["it"] if sums["it"] > 0 and sums["facility"] > 0 else None
+                sums[role] = (sums[role] or 0.0) + factor * sum(p.avg for p in pts) / len(pts)
+        f_kw, i_kw = sums["facility"], sums["it"]
+        value = f_kw / i_kw if f_kw and i_kw and f_kw > 0 and i_kw > 0 else None
         out.append(PueDay(day=d0.date(), pue=round(value, 3) if value else None,
-                          facility_kw_avg=round(sums["facility"], 2), it_kw_avg=round(sums["it"], 2)))
-    cats = [n.it_category for n in nodes if n.pue_role == "it" and n.it_category]
-    return PueDaily(days=out, category=min(cats) if cats else None)
+                          facility_kw_avg=round(f_kw, 1) if f_kw is not None else None,
+                          it_kw_avg=round(i_kw, 1) if i_kw is not None else None))
+    cats = [n.it_category for n, _d in rows if n.pue_role == "it" and n.it_category]
+    return PueDaily(days=out, category=min(cats) if cats else None,
+                    has_data=any(d.pue is not None for d in out))
 
 
 # --------------------------------------------------------------------------- the readings chart

@@ -58,13 +58,24 @@ def _power_payload(request: Request, session: Session, *, outage: str | None = N
                    ) -> dict[str, Any] | None:
     """The power page's data: :func:`infra_mgr.power.views.power_view` (what ``/api/v1/power/view``
     serves) as JSON, with what only the page needs; ``None`` when nothing is configured."""
-    view = views.power_view(session, outage_id=parse_id(outage), with_history=history)
+    view = views.power_view(session, outage_id=parse_id(outage))
     if view is None:
         return None
-    data = view.model_dump(mode="json", exclude=None if history else {"events", "outages", "outage"})
+    data = view.model_dump(mode="json", exclude=None if history else {"events"})
     data["live_updates"] = getattr(request.app.state, "power_hub", None) is not None
     data["rules"] = POWER_RULES
     return data
+
+
+def _outages_html(request: Request, user: Principal, view: dict[str, Any]) -> str:
+    """The Outages card's body rendered from ``view`` (the template power.html includes), so the
+    live page replaces it from the same answer that sets the banner and the cards."""
+    t = Translator(pick_lang(request))
+    resp = render(request, "_power_outages.html", {
+        "view": view, "sites_by_id": {s["id"]: s for s in view["sites"]},
+        "fmt_duration": lambda s: fmt.fmt_duration(t, s), "fmt_num": fmt.fmt_num, "fmt_iso": fmt.fmt_iso,
+    }, section="power", user=user)
+    return bytes(resp.body).decode()
 
 
 # The string groups power.js needs (states, kinds, units, durations, event kinds, live status …).
@@ -155,12 +166,18 @@ def power(request: Request, session: DbSession, user: Principal = User_, outage:
 
 
 @router.get("/power/chain.json")
-def power_chain(request: Request, session: DbSession) -> Response:
-    """The power page's live data (:func:`infra_mgr.power.views.power_view` without the history)
-    for power.js to refresh from. Read-only and session-authenticated; a missing login is a JSON
-    401, like the topology's."""
-    if current_principal(request, session) is None:
+def power_chain(request: Request, session: DbSession, outage: str | None = None) -> Response:
+    """The power page's live data (:func:`infra_mgr.power.views.power_view` without the events
+    list, which the stream carries) for power.js to refresh from: one answer holds the devices,
+    chain, PUE, the open outage for the banner and the outage records with the selected one
+    (``?outage=``, else the newest), plus the Outages card rendered from them (``outages_html``).
+    Read-only and session-authenticated; a missing login is a JSON 401, like the topology's."""
+    principal = current_principal(request, session)
+    if principal is None:
         return JSONResponse({"detail": "login required"}, status_code=401, headers={"Cache-Control": "no-store"})
-    view = _power_payload(request, session, history=False) or {"devices": [], "nodes": [], "edges": [],
-                                                                "sites": [], "pue": None}
+    view = _power_payload(request, session, outage=outage, history=False)
+    if view is None:
+        view = {"devices": [], "nodes": [], "edges": [], "sites": [], "pue": None}
+    else:
+        view["outages_html"] = _outages_html(request, principal, view)
     return JSONResponse(view, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})

@@ -167,8 +167,10 @@ def _chart(page: Any, device: int, reading: str, range_key: str) -> dict[str, An
         const yticks = [...document.querySelectorAll('#reading-chart .rc-ytick')].map(t => ({
             text: t.textContent, ...box(t)}));
         const plot = document.querySelector('#reading-chart .rc-axis');
+        const xlabel = document.querySelector('#reading-chart .rc-xlabel');
         return {points: c.points, segments: c.segments, gaps: c.gaps, resolution: c.resolution, unit: c.unit,
                 loads: c.loads, segs, xticks, yticks, plot: plot ? box(plot) : null,
+                xlabel: xlabel ? xlabel.textContent : null,
                 bands: document.querySelectorAll('#reading-chart .rc-band').length,
                 shaded: document.querySelectorAll('#reading-chart .rc-gap').length,
                 summary: document.querySelector('#reading-chart-summary').textContent,
@@ -202,6 +204,7 @@ def test_readings_chart(page: Any, plant: Plant) -> None:
     xs = [t["x"] for t in sorted(c["xticks"], key=lambda t: t["ts"])]
     assert xs == sorted(xs)
     assert c["segs"][0]["x"] < c["segs"][1]["x"]
+    assert c["xlabel"] == "Time (your local time) →"  # the time axis is named, with its direction
     assert all(t["x"] + t["w"] <= c["plot"]["x"] + 1 for t in c["yticks"])
     assert "Raw samples" in c["summary"] and "Gaps in the data: 1" in c["summary"]
     opts = page.locator("#chart-reading option").all_inner_texts()
@@ -252,6 +255,7 @@ def test_readings_chart(page: Any, plant: Plant) -> None:
     xs = [t["x"] for t in sorted(c["xticks"], key=lambda t: t["ts"])]
     assert xs == sorted(xs, reverse=True)
     assert c["segs"][0]["x"] > c["segs"][1]["x"]  # the older part of the line is on the right
+    assert c["xlabel"] == "الوقت (بتوقيتك المحلي) ←"  # the axis named in Arabic, running leftwards
     assert all(t["x"] >= c["plot"]["x"] + c["plot"]["w"] - 1 for t in c["yticks"])
     assert all(t["text"].endswith("٪") for t in c["yticks"])
     assert "حمل UPS" in page.locator("#chart-reading option:checked").inner_text()

@@ -70,7 +70,8 @@ def test_outage_record_from_readings(engine: Engine) -> None:
     svc.apply(drups, _r(drups_mode="mains", mains_status="ok", engine_state="stopped", kinetic_level=100,
                         fuel_day_level=80, output_power=250), at(0))
     svc.apply(meter, _r(meter_power=150, meter_voltage=230), at(0))
-    assert _pue(engine) == {"pue": 1.5, "facility_kw": 150.0, "it_kw": 100.0, "category": 1}
+    assert _pue(engine) == {"pue": 1.5, "facility_kw": 150.0, "it_kw": 100.0, "category": 1,
+                            "grid_kw": 150.0, "generation_kw": None}
 
     svc.apply(drups, _r(drups_mode="kinetic", mains_status="failed", engine_state="cranking", kinetic_level=70,
                         fuel_day_level=80, output_power=250), at(1))

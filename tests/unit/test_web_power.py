@@ -239,6 +239,9 @@ def test_power_tone(state: str, flags: list[str], live: bool, status: str, tone:
     ({"ups.load": 45}, 200, (90.0, 45.0)),
     ({"ups.realpower": 90000, "ups.load": 45}, 200, (90.0, 45.0)),
     ({"engine.load": 60, "output.power": 300}, 500, (300.0, 60.0)),
+    # a DRUPS on mains: its engine idles (engine.load 0) while its output carries the hall
+    ({"engine.load": 0, "output.power": 298.4}, 500, (298.4, 59.7)),
+    ({"ups.realpower": 5500, "ups.load": 52}, 10, (5.5, 55.0)),  # the load is kW ÷ capacity, one rule
     ({"ups.load": 45}, None, (None, 45.0)),
     ({"ups.status": "OL"}, 200, (None, None)),
     ({"output.power": True}, 500, (None, None)),
@@ -333,8 +336,11 @@ def test_chain_json(client: TestClient) -> None:
                               "name_ar": DC_AR, "state": "mains", "tone": "ok", "not_live": 2,
                               "devices": 6}]
     # PUE from the same service as /api/v1/power/status: intake 210 kW ÷ UPS outputs 90 + 60 kW.
-    assert data["pue"] == {"pue": 1.4, "facility_kw": 210.0, "it_kw": 150.0, "category": 1}
-    assert "outages" not in data  # the history is on the page; the JSON is what changes live
+    assert data["pue"] == {"pue": 1.4, "facility_kw": 210.0, "it_kw": 150.0, "category": 1,
+                           "grid_kw": 210.0, "generation_kw": None}
+    # the events list comes over the stream; the outages come with the banner, from one answer
+    assert "events" not in data and data["outages"][0]["id"] == data["outage"]["id"] and len(data["outages"]) == 2
+    assert 'id="power-outages-body"' in data["outages_html"] and 'id="outage-detail"' in data["outages_html"]
 
 
 def _steady(data: dict[str, Any]) -> dict[str, Any]:
@@ -348,8 +354,12 @@ def _steady(data: dict[str, Any]) -> dict[str, Any]:
 def test_api_view_is_what_the_dashboard_shows(client: TestClient) -> None:
     api = client.get("/api/v1/power/view", params={"history": "false"})
     assert api.status_code == 200
-    assert _steady(api.json()) == _steady(_chain(client))
+    chain = _chain(client)
+    assert _steady(api.json()) == _steady({k: v for k, v in chain.items() if k not in ("outages", "outage",
+                                                                                       "outages_html")})
     full = client.get("/api/v1/power/view").json()
+    # the outages the live page refreshes from are the API's
+    assert (chain["outages"], chain["outage"]) == (full["outages"], full["outage"])
     assert full["outage"]["phases"][0]["phase"] == "mains_failed" and full["events"] is not None
     assert {d["name"] for d in full["devices"]} == {d["name"] for d in api.json()["devices"]}
 
@@ -584,3 +594,80 @@ def test_readings_card_in_arabic(client: TestClient, app: FastAPI) -> None:
     toggle = re.search(r'id="lang-toggle" href="([^"]+)"', html)
     assert toggle and "chart_reading=battery.charge" in toggle.group(1)
     client.get("/power?lang=en")
+
+
+# --------------------------------------------------------------------------- figures that add up
+
+
+def test_pue_it_figure_is_the_sum_of_the_it_cards(app: FastAPI) -> None:
+    """PUE's IT kW is the sum of the IT devices' kW as their cards show them (to 0.1 kW each)."""
+    ids = app.state.ids
+    now = utcnow()
+    with Session(app.state.engine) as s:  # never committed: the module's seed stays as it is
+        for name, watts in (("dc-ups1", 90_044.0), ("dc-ups2", 60_044.0)):
+            dev = s.get(PowerDevice, ids[name])
+            assert dev is not None
+            dev.readings = {**dev.readings, "ups.realpower": watts}
+            s.add(dev)
+        s.flush()
+        cards = {d.name: d for d in views.status(s, now).devices}
+        pue = views.pue_now(s)
+        s.rollback()
+    assert (cards["dc-ups1"].kw, cards["dc-ups2"].kw) == (90.0, 60.0)
+    assert pue.it_kw == cards["dc-ups1"].kw + cards["dc-ups2"].kw
+
+
+def test_daily_pue_without_data_says_no_data(app: FastAPI, client: TestClient,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Days without stored readings are no data (None, an empty state), never rows of zeros."""
+    real = views.pue_daily
+    later = utcnow() + dt.timedelta(days=400)  # a window the seed's readings do not reach
+    monkeypatch.setattr(power_pages.views, "pue_daily",
+                        lambda session, store, days, now=None: real(session, store, days, now=later))
+    html = client.get("/power").text
+    with Session(app.state.engine) as s:
+        daily = views.pue_daily(s, views.TelemetryStore(app.state.engine), 14)
+    assert not daily.has_data and all(d.pue is None and d.facility_kw_avg is None and d.it_kw_avg is None
+                                      for d in daily.days)
+    assert 'id="pue-table-empty"' in html and "No daily values yet" in html
+    assert 'id="pue-table"' not in html and "<tr data-day=" not in html
+
+
+def test_live_outages_card_agrees_with_the_banner(app: FastAPI, client: TestClient) -> None:
+    """One answer of /power/chain.json holds the banner's open outage and the Outages card rendered
+    from the same view: during an outage both say it is in progress; once it ends neither does,
+    and the restore the timeline lists is a done phase, not "did not happen"."""
+    with Session(app.state.engine) as s:
+        site_id = s.get(PowerDevice, app.state.ids["dc-ups1"]).site_id  # type: ignore[union-attr]
+        start = utcnow() - dt.timedelta(seconds=20)
+        row = Outage(site_id=site_id, status="open", started_at=start, timeline=[
+            {"time": start.isoformat(), "kind": "power.mains_failed", "device": "dc-intake",
+             "message": "dc-intake: mains failed"}])
+        s.add(row)
+        s.commit()
+        oid = row.id
+    try:
+        data = _chain(client)
+        body = data["outages_html"]
+        assert data["open_outage"]["id"] == oid and f'data-open="{oid}"' in body
+        assert re.search(rf'<article id="outage-detail" data-outage="{oid}" data-status="open"', body)
+        assert re.search(r'data-phase="mains_restored">.*?not yet', body, re.S) and "did not happen" not in body
+        with Session(app.state.engine) as s:
+            row = s.get(Outage, oid)
+            assert row is not None
+            row.status, row.ended_at = "closed", utcnow()
+            row.mains_restored_at = row.ended_at
+            row.timeline = [*row.timeline, {"time": row.ended_at.isoformat(), "kind": "power.mains_restored",
+                                            "device": "dc-intake", "message": "dc-intake: mains restored"}]
+            s.add(row)
+            s.commit()
+        data = _chain(client)
+        body = data["outages_html"]
+        assert data["open_outage"] is None and 'data-open=""' in body and "ongoing" not in body
+        assert re.search(rf'<article id="outage-detail" data-outage="{oid}" data-status="closed"', body)
+        assert 'class="power-phase done" data-phase="mains_restored"' in body
+        assert 'data-kind="power.mains_restored"' in body
+    finally:
+        with Session(app.state.engine) as s:
+            s.delete(s.get(Outage, oid))
+            s.commit()

@@ -4,12 +4,14 @@
  * script then subscribes to /api/v1/power/stream (server-sent events from the power poller's
  * LiveHub) and, within a second of a reading, changes the colours, states, gauges and readings
  * already on the page; `event` items go to the events list (and to the timeline of an outage in
- * progress). The data it starts from is the page's own JSON block. It computes no rule: each
+ * progress, through the refresh below). The data it starts from is the page's own JSON block. It computes no rule: each
  * device message carries the device's state, tone, load, gauges and autonomy as the server judged
  * them (power/views.py), with the chain nodes it colours and its site's state; this file only draws.
  *
  * What a message does not carry (PUE, the state of an outage, fuel autonomy) is refreshed from
- * /power/chain.json a few seconds after readings change.
+ * /power/chain.json a few seconds after readings change, and at once after an event: that one
+ * answer sets the banner, the sites, the cards, PUE and the Outages card (rendered by the server
+ * from the same view as the rest, ``outages_html``), so no card can tell another story.
  * When the stream drops the page says "live updates paused", polls that JSON meanwhile and
  * reconnects; a device whose data grows older than its grace period (``grace_s``) takes the tone
  * the server gave for that case (``stale_tone``) even while the stream is down, so old data is
@@ -40,6 +42,7 @@
   var DANGER_FLAGS = ['low_battery', 'low_fuel', 'overload', 'engine_fault', 'mains_failed'];
   var EVENTS_SHOWN = 15;
   var REFRESH_AFTER_MS = 3000;   // after readings changed: fetch what only the server computes
+  var EVENT_REFRESH_MS = 250;    // after an event: soon (events of one reading arrive together)
   var POLL_PAUSED_MS = 2000;     // while the stream is down (critical devices' data is stale after 3 s)
   var POLL_OFF_MS = 30000;       // when the server has no live hub at all
   var CHART_EVERY_MS = 600000;
@@ -50,7 +53,7 @@
   var offsetMs = 0;   // server clock − browser clock, so data ages do not depend on this PC's clock
 
   var api = window.infraPower = {
-    ready: false, live: 'connecting', updates: 0, events: 0, refreshes: 0, reconnects: 0,
+    ready: false, live: 'connecting', updates: 0, events: 0, refreshes: 0, reconnects: 0, outageRenders: 0,
     devices: devices, nodes: nodes, source: null
   };
 
@@ -299,9 +302,13 @@
     }
     var detail = document.getElementById('pue-detail');
     if (detail) {
-      detail.textContent = isNum(p.pue) ? t('power.pue_detail', {
-        facility: kw(p.facility_kw), it: kw(p.it_kw), dcie: t('unit.pct', { n: fmtNum(100 / p.pue, 0) })
-      }) : t('power.pue_none');
+      // facility = grid intake + on-site generation (the server's rule): both named while a generator runs
+      var parts = {
+        facility: kw(p.facility_kw), it: kw(p.it_kw), dcie: isNum(p.pue) ? t('unit.pct', { n: fmtNum(100 / p.pue, 0) }) : '',
+        grid: kw(isNum(p.grid_kw) ? p.grid_kw : 0), generation: kw(p.generation_kw)
+      };
+      detail.textContent = !isNum(p.pue) ? t('power.pue_none')
+        : t(isNum(p.generation_kw) ? 'power.pue_detail_sources' : 'power.pue_detail', parts);
     }
   }
 
@@ -325,9 +332,12 @@
     box.setAttribute('data-ready', 'true');
     box.setAttribute('data-days', String(days.length));
     if (!values.length) {
-      box.appendChild(el('p', 'small text-body-secondary mb-0', t('power.pue_chart_empty')));
+      // "no data" is said once: below, where the table would be, when the page said it already
+      box.hidden = !!document.getElementById('pue-table-empty');
+      if (!box.hidden) { box.appendChild(el('p', 'small text-body-secondary mb-0', t('power.pue_chart_empty'))); }
       return;
     }
+    box.hidden = false;
     var W = 360, H = 170, left = 34, right = 8, top = 16, bottom = 24;
     var rtl = document.documentElement.dir === 'rtl';
     var maxV = Math.max(1.5, Math.ceil(Math.max.apply(null, values) * 4 + 0.5) / 4);
@@ -553,7 +563,7 @@
     chart.segments = segments.length;
     chart.gaps = gaps.length;
 
-    var W = 720, H = 240, yAxisW = 70, side = 12, top = 10, bottom = 24;
+    var W = 720, H = 256, yAxisW = 70, side = 12, top = 10, bottom = 40;
     var rtl = document.documentElement.dir === 'rtl';
     var px0 = rtl ? side : yAxisW;
     var px1 = rtl ? W - yAxisW : W - side;
@@ -595,9 +605,13 @@
     timeTicks(startMs, endMs).forEach(function (tk) {
       var tx = x(tk.ms);
       chartSvg.appendChild(svg('line', { x1: tx, x2: tx, y1: py0, y2: py1, class: 'rc-grid rc-grid-time' }));
-      chartSvg.appendChild(svg('text', { x: tx, y: H - 8, 'text-anchor': 'middle', direction: 'ltr', class: 'rc-xtick',
+      chartSvg.appendChild(svg('text', { x: tx, y: py1 + 16, 'text-anchor': 'middle', direction: 'ltr', class: 'rc-xtick',
                                          'data-ts': tk.ms }, tk.text));
     });
+    // The time axis says what it is, in the page's language, and which way it runs (oldest at the
+    // start of the reading direction: left in English, right in Arabic).
+    chartSvg.appendChild(svg('text', { x: (px0 + px1) / 2, y: H - 4, 'text-anchor': 'middle', direction: rtl ? 'rtl' : 'ltr',
+                                       class: 'rc-xlabel' }, t('power.chart_time_axis')));
     chartSvg.appendChild(svg('line', { x1: px0, x2: px1, y1: py1, y2: py1, class: 'rc-axis' }));
 
     segments.forEach(function (seg, n) {
@@ -750,37 +764,12 @@
     if (empty) { empty.hidden = true; }
   }
 
-  // An outage in progress shown below: its timeline grows as the site's events arrive.
-  function addToOpenOutage(item) {
-    var detail = document.getElementById('outage-detail');
-    if (!detail || detail.getAttribute('data-status') !== 'open') { return; }
-    var dev = Object.keys(devices).map(function (k) { return devices[k]; })
-      .filter(function (d) { return d.name === item.device; })[0];
-    if (!dev || String(dev.site_id || '') !== detail.getAttribute('data-site')) { return; }
-    var body = detail.querySelector('#outage-timeline tbody');
-    if (!body) { return; }
-    var tr = el('tr');
-    tr.setAttribute('data-kind', item.kind || '');
-    var cells = [fmtIso(item.time), '', label('pev', String(item.kind || '').replace(/^power\./, '')), item.device || '',
-                 item.message || ''];
-    cells.forEach(function (text, i) {
-      var td = el('td');
-      var b = el('bdi', null, text);
-      if (i === 0 || i === 3) { b.dir = 'ltr'; }
-      td.appendChild(b);
-      tr.appendChild(td);
-    });
-    body.appendChild(tr);
-  }
-
+  // An event changes what the server knows of outages (opened, a phase reached, closed): the
+  // banner, the Outages card and the timeline are fetched together at once, so they never disagree.
   function onEvent(item) {
     api.events += 1;
     addEvent(item);
-    addToOpenOutage(item);
-    var dev = Object.keys(devices).map(function (k) { return devices[k]; })
-      .filter(function (d) { return d.name === item.device; })[0];
-    if (dev && item.kind === 'power.comm_lost') { refresh(); }  // the server's judgement of the device
-    scheduleRefresh();
+    scheduleRefresh(EVENT_REFRESH_MS);
   }
 
   /* ------------------------------------------------------------------ device readings */
@@ -841,6 +830,7 @@
     (data.nodes || []).forEach(updateNode);
     (data.sites || []).forEach(renderSite);
     renderPue(data.pue);
+    renderOutages(data.outages_html);
     var banner = document.getElementById('power-outage-open');
     if (banner) {
       var open = data.open_outage;
@@ -853,14 +843,35 @@
     }
   }
 
+  // The Outages card as the server rendered it from the same answer as the banner (the outage
+  // chosen in the URL stays chosen; otherwise the newest, so a new outage shows as it opens).
+  function renderOutages(html) {
+    var body = document.getElementById('power-outages-body');
+    if (!body || typeof html !== 'string') { return; }
+    var tpl = document.createElement('template');
+    tpl.innerHTML = html;
+    var fresh = tpl.content.querySelector('#power-outages-body');
+    if (!fresh) { return; }
+    if (fresh.isEqualNode(body)) { return; }  // nothing changed: leave what the reader opened
+    body.replaceWith(fresh);
+    api.outageRenders += 1;
+  }
+
+  function chainUrl() {
+    var chosen = new URLSearchParams(window.location.search).get('outage');
+    return '/power/chain.json' + (chosen ? '?outage=' + encodeURIComponent(chosen) : '');
+  }
+
   var refreshTimer = null;
   var refreshing = false;
+  var refreshAgain = false;
 
   function refresh() {
+    if (refreshTimer) { window.clearTimeout(refreshTimer); }
     refreshTimer = null;
-    if (refreshing) { return; }
+    if (refreshing) { refreshAgain = true; return; }  // once more when this answer is in
     refreshing = true;
-    fetch('/power/chain.json', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+    fetch(chainUrl(), { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (resp) {
         if (resp.status === 401) { signedOut(); }
         if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
@@ -868,11 +879,14 @@
       })
       .then(function (data) { api.refreshes += 1; applyView(data); })
       .catch(function (err) { if (window.console) { window.console.warn('power: refresh', err); } })
-      .then(function () { refreshing = false; });
+      .then(function () {
+        refreshing = false;
+        if (refreshAgain) { refreshAgain = false; scheduleRefresh(EVENT_REFRESH_MS); }
+      });
   }
 
-  function scheduleRefresh() {
-    if (!refreshTimer) { refreshTimer = window.setTimeout(refresh, REFRESH_AFTER_MS); }
+  function scheduleRefresh(afterMs) {
+    if (!refreshTimer) { refreshTimer = window.setTimeout(refresh, afterMs === undefined ? REFRESH_AFTER_MS : afterMs); }
   }
 
   /* ------------------------------------------------------------------ the stream */
