@@ -251,6 +251,11 @@ def _raise_open_files_limit() -> None:
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    """SIGTERM as an ordinary exit, so ``finally`` blocks (stopping peers) run."""
+    raise SystemExit(128 + signum)
+
+
 class Lab:
     """The peers of one lab directory: start, record, report and stop them."""
 
@@ -442,6 +447,28 @@ class Lab:
                 self._terminate(state[name])
                 del state[name]
             return names
+
+    @contextlib.contextmanager
+    def stopped_at_exit(self) -> Iterator[None]:
+        """Peers started while the block runs are stopped when it ends: normally, by an exception,
+        by Ctrl-C (SIGINT) or by SIGTERM. Peers are detached (``lab up`` outlives its CLI call),
+        so a foreground command that starts a lab for its own use (``demo``) must take them down
+        itself. Peers that already ran before the block are left alone: they belong to someone
+        else. Main thread only (signal handlers)."""
+        before = {s.name: s.record.pid for s in self.status() if s.running}
+        previous_term = signal.signal(signal.SIGTERM, _exit_on_signal)
+        try:
+            yield
+        finally:
+            # A second Ctrl-C while the peers stop would leave some of them running.
+            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                for st in self.status():
+                    if before.get(st.name) != st.record.pid:
+                        self.stop(st.name)
+            finally:
+                signal.signal(signal.SIGINT, previous_int)
+                signal.signal(signal.SIGTERM, previous_term)
 
     # report ----------------------------------------------------------------------------------
 

@@ -31,7 +31,9 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infra_mgr.api.deps import DbSession
-from infra_mgr.auth.service import Principal, principal_from_user_id
+from infra_mgr.auth import sessions
+from infra_mgr.auth.service import Principal
+from infra_mgr.events import messages as event_messages
 from infra_mgr.web import format as fmt
 from infra_mgr.web.i18n import COOKIE, LANGS, Translator, pick_lang, requested_lang
 
@@ -140,15 +142,14 @@ def _url_with(request: Request, **changes: Any) -> str:
 
 
 def current_principal(request: Request, session: Session) -> Principal | None:
-    uid = request.session.get("uid")
-    return principal_from_user_id(session, uid) if isinstance(uid, int) else None
+    return sessions.principal(request, session)
 
 
 def web_user(request: Request, session: DbSession) -> Principal:
     """The logged-in user, or a redirect to the login page (every role may read the dashboard)."""
     principal = current_principal(request, session)
     if principal is None:
-        request.session.pop("uid", None)
+        sessions.forget(request)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(safe_next(target))
     request.state.principal = principal
@@ -174,10 +175,12 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     base: dict[str, Any] = {
         "t": t, "lang": lang, "dir": t.dir, "other_lang": other,
         "lang_url": _url_with(request, lang=other),
-        "csrf": request.session.get("csrf", "") if "session" in request.scope else "",
+        "csrf": sessions.csrf_token(request),
         "user": user, "nav": NAV, "section": section, "bootstrap": state.bootstrap,
         "site_name": site_name, "label": label, "badge": lambda v: _BADGE.get(v, "secondary"),
         "fmt_time": fmt.fmt_time, "url_with": lambda **kw: _url_with(request, **kw),
+        # an event's sentence in the viewer's language, from its kind and data (events.messages)
+        "event_text": lambda e: event_messages.render(t, e.kind, e.data, e.message, e.hostname),
     }
     resp = state.templates.TemplateResponse(request, template, {**base, **(context or {})}, status_code=status_code)
     if requested_lang(request):

@@ -54,6 +54,11 @@ def _seed(url: str) -> None:
                     device_id=core.id, site_id=hq.id))
         s.add(Event(kind="device.new", severity="info", message="discovered jed-b07-sw01", device_id=sw.id,
                     site_id=branch.id))
+        # Events that carry their parameters: the page says them in the reader's language.
+        s.add(Event(kind="interface.down", severity="warning", message="jed-b07-sw01 Gi1/0/2 up → down",
+                    device_id=sw.id, site_id=branch.id, data={"interface": "Gi1/0/2", "before": "up", "after": "down"}))
+        s.add(Event(kind="power.mains_failed", severity="critical", message="B07 UPS: mains failed",
+                    site_id=branch.id, data={"power_device": "B07 UPS"}))
         s.commit()
 
 
@@ -221,3 +226,32 @@ def test_sections_and_filters(page: Any) -> None:
     page.wait_for_url("**/login")
     page.goto("/network")
     assert "/login" in page.url
+
+
+OVERVIEW_TEXT = {
+    "en": {"problems": "Problems now", "down": "jed-b07-sw01: interface Gi1/0/2 went down",
+           "mains": "B07 UPS: mains failed", "not_answering": "1 devices not answering"},
+    "ar": {"problems": "المشكلات الحالية", "down": "jed-b07-sw01: توقف المنفذ Gi1/0/2",
+           "mains": "B07 UPS: انقطعت الكهرباء العامة", "not_answering": "أجهزة لا تستجيب: 1"},
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_overview_problems_first_events_in_my_language_and_linked(page: Any, lang: str) -> None:
+    """The Overview opens on what is wrong (the offline core, today's alarms), then events said in
+    the reader's language; the device an event names is a link to its page."""
+    text = OVERVIEW_TEXT[lang]
+    page.goto(f"/login?lang={lang}")
+    _login(page, ADMIN_PASSWORD)
+    page.wait_for_url("**/")
+    problems = page.get_by_role("region", name=text["problems"])
+    assert problems.get_by_text(text["not_answering"]).is_visible()
+    assert problems.get_by_role("link", name="jed-hq-core01").is_visible()
+    events = page.locator("#overview-events")
+    assert events.get_by_text(text["down"]).is_visible()
+    assert events.get_by_text(text["mains"]).is_visible()
+    page.screenshot(path=str(ARTIFACTS / f"overview-{lang}.png"), full_page=True)
+    row = events.locator("tr", has_text=text["down"])
+    row.get_by_role("link", name="jed-b07-sw01").click()
+    page.wait_for_url("**/devices/*")
+    assert page.locator("#device-name").inner_text() == "jed-b07-sw01"
