@@ -86,7 +86,21 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
          port: Annotated[int | None, typer.Option(help="Listen port")] = None,
          example: Annotated[Path, typer.Option(help="City to import")] = EXAMPLE_CITY) -> None:
     """The main job on the lab city (``make demo``): start the lab, import the example city, point the
-    database at the lab, make sure a demo admin exists, run a first discovery, and serve."""
+    database at the lab, make sure a demo admin exists, run a first discovery, and serve. The lab
+    peers it started stop with it (Ctrl-C, SIGTERM or an error); ones already running stay."""
+    from infra_mgr.lab.cli import default_lab_dir
+    from infra_mgr.lab.supervisor import Lab
+
+    settings = get_settings()
+    engine = _ready_engine()
+    # Everything below runs inside the lab's stop-at-exit guard: Ctrl-C or SIGTERM at any point
+    # (starting peers, importing, serving) stops every peer this demo started.
+    with Lab(default_lab_dir()).stopped_at_exit():
+        _demo(settings, engine, host, port, example)
+
+
+def _demo(settings: Any, engine: Any, host: str | None, port: int | None, example: Path) -> None:
+    """The demo's steps, from the lab's start to the end of serving."""
     import asyncio
     import secrets as pysecrets
     import threading
@@ -99,8 +113,6 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
     from infra_mgr.lab.cli import up as lab_up
     from infra_mgr.network.discovery import discover as run_discovery
 
-    settings = get_settings()
-    engine = _ready_engine()
     lab_up(only=None, lab_dir=None)
     with acting_as("demo"), Session(engine, expire_on_commit=False) as session:
         result = import_file(session, example)
@@ -117,7 +129,8 @@ def demo(host: Annotated[str | None, typer.Option(help="Listen address")] = None
 
     def first_discovery() -> None:
         """Runs beside the server, so the dashboard is up at once and fills in as devices are found."""
-        report = asyncio.run(run_discovery(engine, settings.secret(), all_sites=True, actor="demo"))
+        report = asyncio.run(run_discovery(engine, settings.secret(), all_sites=True, actor="demo",
+                                                   trigger="demo"))
         data = report.to_json()
         console.print(f"first discovery: {data['found']} devices, {data['links']} links in {data['seconds']} s; "
                       f"unreachable: {', '.join(u['name'] or u['address'] for u in data['unreachable']) or 'none'}; "
@@ -204,27 +217,52 @@ def token_create(username: str, name: Annotated[str, typer.Option(help="What the
 
 @app.command("import")
 def import_(file: Annotated[Path, typer.Argument(help="YAML or CSV file", exists=False)],
+            move: Annotated[bool, typer.Option(
+                "--move", help="Allow re-homing existing prefixes, devices and addresses (each move is listed)")
+            ] = False,
+            dry_run: Annotated[bool, typer.Option(
+                "--dry-run", help="Do everything in a transaction that is rolled back; print what would change")
+            ] = False,
             as_json: JsonOpt = False) -> None:
-    """Import sites, prefixes and devices; a bad row is reported and nothing is written."""
-    from infra_mgr.inventory.history import acting_as
-    from infra_mgr.inventory.importer import import_rows, parse
+    """Import sites, prefixes and devices; a bad row is reported and nothing is written.
 
-    rows = parse(file)
+    An object that already belongs elsewhere (a prefix or device of another site, an address of
+    another device) is refused unless ``--move`` is given: an import never re-homes silently.
+    A file that is not a regular file, or is larger than ``import_max_bytes``, is refused
+    before it is read (exit 2).
+    """
+    from infra_mgr.inventory.history import acting_as
+    from infra_mgr.inventory.importer import FileRefused, import_rows, parse
+
+    try:
+        rows = parse(file, max_bytes=get_settings().import_max_bytes)
+    except FileRefused as exc:
+        err.print(f"error: {exc.message}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
     engine = _ready_engine()
     with acting_as(_cli_actor()), Session(engine) as session, \
             Progress(console=err, transient=True, disable=as_json) as progress:
         progress.add_task(f"importing {len(rows)} rows from {file.name}", total=None)
-        result = import_rows(session, rows, str(file))
-        session.commit()
-    summary = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+        result = import_rows(session, rows, str(file), move=move, dry_run=dry_run)
+        if not dry_run:
+            session.commit()
+    totals = {"created": result.created, "updated": result.updated, "moved": result.moved,
+              "unchanged": result.unchanged}
     if as_json:
-        print(json.dumps(summary))
-    else:
-        for what, counts in summary.items():
-            console.print(f"{what}: " + ", ".join(f"{v} {_PLURAL[k]}" for k, v in counts.items()))
+        print(json.dumps({"dry_run": dry_run, **totals,
+                          "changes": [c.as_json() for c in result.changes if c.action != "unchanged"]}))
+        return
+    if dry_run:
+        console.print("dry run: nothing written", highlight=False, markup=False)
+    for change in result.changes:
+        if change.action != "unchanged":
+            console.print(change.describe(), highlight=False, markup=False)
+    for what, counts in totals.items():
+        console.print(f"total {what}: " + ", ".join(f"{v} {_PLURAL[k]}" for k, v in counts.items()),
+                      highlight=False, markup=False)
 
 
-_PLURAL = {"site": "sites", "prefix": "prefixes", "device": "devices"}
+_PLURAL = {"site": "sites", "prefix": "prefixes", "device": "devices", "address": "addresses"}
 
 
 @app.command("export")
@@ -297,7 +335,8 @@ def discover(site: Annotated[str | None, typer.Option(help="Site code (its disco
 
         report = asyncio.run(run_discovery(engine, get_settings().secret(), site_code=site, all_sites=all_sites,
                                            seeds=seed or [],
-                                           timeout_s=timeout, retries=retries, progress=tick, actor=_cli_actor()))
+                                           timeout_s=timeout, retries=retries, progress=tick, actor=_cli_actor(),
+                                           trigger="cli"))
     data = report.to_json()
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
@@ -310,6 +349,12 @@ def discover(site: Annotated[str | None, typer.Option(help="Site code (its disco
     for key, label in (("unreachable", "unreachable"), ("wrong_credentials", "answers, but no credential works")):
         for u in data[key]:
             console.print(f"{label}: {u['address']} {u['name'] or ''}".rstrip())
+    from infra_mgr.network import views as network_views
+
+    with Session(engine) as session:
+        run = network_views.discovery_run(session, report.run_id or 0)
+    for line in network_views.run_summary(run) if run else []:
+        console.print(line, markup=False, highlight=False)
     if data["outside_allow_list"]:
         console.print(f"neighbours outside the allow-list (not followed): {', '.join(data['outside_allow_list'])}")
     if data["problems"]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import select
+from sqlmodel import col
 
 from infra_mgr.api.crud import (
     CrudSpec,
@@ -19,7 +21,7 @@ from infra_mgr.api.crud import (
 from infra_mgr.api.deps import DbSession, perm_extra, require
 from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, ObjId, Page
 from infra_mgr.auth.permissions import Perm
-from infra_mgr.errors import Invalid
+from infra_mgr.errors import Conflict, Invalid
 from infra_mgr.inventory import credentials as creds
 from infra_mgr.inventory.ipam import allocate_next, prefix_for_address
 from infra_mgr.inventory.models import (
@@ -94,15 +96,16 @@ SPECS = [
                       Filter("b_interface_id", Link.b_interface_id, int), Filter("source", Link.source)),
              before_write=_link_order),
     CrudSpec(Prefix, "/prefixes", "prefix", PrefixCreate, PrefixUpdate, PrefixRead, R, Perm.ipam_write,
-             filters=(Filter("site_id", Prefix.site_id, int), Filter("role", Prefix.role),
-                      Filter("prefix", Prefix.prefix)),
-             search=(Prefix.prefix, Prefix.description)),
+             filters=(Filter("site_id", Prefix.site_id, int),
+                      Filter("site", Site.code, join=(Site, Site.id == Prefix.site_id), description="site code"),
+                      Filter("role", Prefix.role), Filter("prefix", Prefix.prefix)),
+             search=(Prefix.prefix, Prefix.description), change_perm=Perm.ipam_manage, generated_delete=False),
     CrudSpec(IPAddress, "/ip-addresses", "ip address", IPAddressCreate, IPAddressUpdate, IPAddressRead, R,
              Perm.ipam_write,
              filters=(Filter("prefix_id", IPAddress.prefix_id, int), Filter("device_id", IPAddress.device_id, int),
                       Filter("address", IPAddress.address), Filter("status", IPAddress.status)),
              search=(IPAddress.address, IPAddress.dns_name, IPAddress.description),
-             before_write=_ip_in_prefix),
+             before_write=_ip_in_prefix, change_perm=Perm.ipam_manage),
 ]
 for _spec in SPECS:
     crud_router(_spec, router)
@@ -112,10 +115,32 @@ for _spec in SPECS:
              dependencies=[Depends(require(Perm.ipam_write))], openapi_extra=perm_extra(Perm.ipam_write),
              summary="Allocate the next free IP address of a prefix (atomic)")
 def allocate(obj_id: ObjId, data: AllocateRequest, request: Request, session: DbSession) -> Any:
-    get_or_404(session, Prefix, obj_id, "prefix")
-    check_references(session, IPAddress, data.model_dump())
+    # The request's session (used to authenticate) gives its connection back before the allocation
+    # takes one: holding both at once deadlocks the pool when many allocations arrive together.
     session.close()
-    return allocate_next(request.app.state.engine, obj_id, data, actor=request.state.principal.username)
+    values = data.model_dump()
+    return allocate_next(request.app.state.engine, obj_id, data, actor=request.state.principal.username,
+                         check=lambda s: check_references(s, IPAddress, values))
+
+
+@router.delete("/prefixes/{obj_id}", status_code=204, dependencies=[Depends(require(Perm.ipam_manage))],
+               openapi_extra=perm_extra(Perm.ipam_manage), summary="Delete a prefix",
+               operation_id="delete_prefix", response_class=Response)
+def delete_prefix(obj_id: ObjId, session: DbSession,
+                  cascade: Annotated[bool, Query(description="also delete the IP addresses the prefix holds")] = False,
+                  ) -> Response:
+    """A prefix that still holds addresses is refused (409) rather than leaving them orphaned;
+    ``?cascade=true`` deletes them in the same transaction, each recorded in the change history."""
+    prefix = get_or_404(session, Prefix, obj_id, "prefix")
+    held = list(session.execute(select(IPAddress).where(col(IPAddress.prefix_id) == obj_id)).scalars())
+    if held and not cascade:
+        raise Conflict(f"prefix {prefix.prefix} holds {len(held)} IP address(es): delete them first, "
+                       "or delete with ?cascade=true to delete them too", field="cascade")
+    for ip in held:
+        session.delete(ip)
+    session.delete(prefix)
+    commit_or_conflict(session, "prefix")
+    return Response(status_code=204)
 
 
 # --------------------------------------------------------------------------- credentials

@@ -183,6 +183,21 @@ def cisco_ios_switch_records(profile: SwitchProfile) -> list[SnmpRecord]:
 # --- a minimal synchronous SNMP v2c client (readiness checks and tests) -------------------------
 
 
+NUT_PORT = 3493  # NUT's registered port, on the lab's own 127.3.0.21: the README's ``nut://127.3.0.21:3493/dc-ups1``
+
+
+def documented_port(host: str, kind: str, port: int) -> int:
+    """``port`` when it is free on ``host`` (the address the docs and the demo print), else a free one:
+    a second lab on the same machine (a test beside the demo) still starts, on a port it reports."""
+    sock_type = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, sock_type) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return free_port(host, "tcp" if kind == "tcp" else "udp")
+    return port
+
+
 def snmp_get(
     host: str, port: int, community: str, oid: str, *, next_: bool = False, timeout: float = 1.0
 ) -> tuple[str, int | str | bytes]:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from infra_mgr.lab.modbus_sim import device_units
 from infra_mgr.lab.nut_sim import NUT_BIN, NutConnection, ups_loaded, write_config
-from infra_mgr.lab.peers import SnmpAgent, snmp_agents
+from infra_mgr.lab.peers import NUT_PORT, SnmpAgent, documented_port, snmp_agents
 from infra_mgr.lab.power_scenario import (
     Outage,
     Readings,
@@ -73,7 +73,7 @@ def nut_spec(lab_dir: Path, *, seq: bool = False, name: str = "nut") -> PeerSpec
     root = lab / name
     config_dir = root / "etc"
     state_dir, cleanup = _nut_state_dir(root)
-    host, port = NUT_HOST, free_port(NUT_HOST, "tcp")
+    host, port = NUT_HOST, documented_port(NUT_HOST, "tcp", NUT_PORT)
     monitor = ("monuser", "lab-monitor-pass")
     admin = ("labadmin", secrets.token_hex(8))
 

@@ -22,6 +22,7 @@ from infra_mgr.inventory.credentials import CredentialCreate, build
 from infra_mgr.inventory.models import Credential, CredentialKind, Site
 from infra_mgr.lab.city import RunningCity
 from infra_mgr.lab.power_peers import ModbusEndpoint, NutEndpoint, SnmpUpsAgents
+from infra_mgr.lab.power_scenario import PLANT, UPS_PROFILES
 from infra_mgr.lab.supervisor import Lab
 from infra_mgr.network.models import DiscoveryTarget, TargetRole
 from infra_mgr.power.config import import_power_yaml
@@ -68,26 +69,29 @@ def configure_discovery(session: Session, master: bytes, city: RunningCity) -> d
 
 
 def power_yaml(lab: Lab) -> dict[str, Any]:
-    """The data centre's power devices, chain and fuel tanks as they run in this lab."""
+    """The data centre's power devices, chain and fuel tanks as they run in this lab: capacities
+    are the simulated plant's (:mod:`infra_mgr.lab.power_scenario`), and the chain is wired as it
+    runs there (DRUPS on the intake, static UPSs behind the ATS), IT power taken at the UPS outputs."""
+    ups_kw = {name: u.capacity_w / 1000.0 for name, u in UPS_PROFILES.items()}
     rec = {name: lab.record(name) for name in ("nut", "modbus-dse", "modbus-drups", "modbus-meter", "snmp-ups")}
     devices: list[dict[str, Any]] = []
     if rec["nut"]:
         nut = NutEndpoint.from_record(rec["nut"])
         devices.append({"name": "dc-ups1", "kind": "ups", "source": f"nut://{nut.host}:{nut.port}/{nut.ups}",
-                        "credential": "lab-nut-monitor", "capacity_kw": 200})
+                        "credential": "lab-nut-monitor", "capacity_kw": ups_kw["dc-ups1"]})
     if rec["snmp-ups"]:
         ups = SnmpUpsAgents.from_record(rec["snmp-ups"])
         devices.append({"name": "dc-ups2", "kind": "ups", "source": f"snmp://{ups.apc.host}:{ups.apc.port}",
-                        "credential": "lab-ups-snmp", "capacity_kw": 160})
+                        "credential": "lab-ups-snmp", "capacity_kw": ups_kw["dc-ups2"]})
         devices.append({"name": "dc-ups3", "kind": "ups", "source": f"snmp://{ups.rfc1628.host}:{ups.rfc1628.port}",
-                        "credential": "lab-ups-snmp", "capacity_kw": 120})
+                        "credential": "lab-ups-snmp", "capacity_kw": ups_kw["dc-ups3"]})
     if rec["modbus-drups"]:
         m = ModbusEndpoint.from_record(rec["modbus-drups"])
-        devices.append({"name": "dc-drups1", "kind": "drups", "capacity_kw": 500,
+        devices.append({"name": "dc-drups1", "kind": "drups", "capacity_kw": PLANT.drups_rated_kw,
                         "source": f"modbus://{m.host}:{m.port}/{m.unit}?map=drups-eurodiesel"})
     if rec["modbus-dse"]:
         m = ModbusEndpoint.from_record(rec["modbus-dse"])
-        devices.append({"name": "dc-gen1", "kind": "genset", "capacity_kw": 500, "critical": True,
+        devices.append({"name": "dc-gen1", "kind": "genset", "capacity_kw": PLANT.genset_rated_kw, "critical": True,
                         "source": f"modbus://{m.host}:{m.port}/{m.unit}?map=dse-gencomm"})
     if rec["modbus-meter"]:
         m = ModbusEndpoint.from_record(rec["modbus-meter"])
@@ -105,13 +109,13 @@ def power_yaml(lab: Lab) -> dict[str, Any]:
         {"name": "utility-feed-a", "kind": "utility", "site": DC_SITE, "capacity_kw": 1500},
         {"name": "intake-meter", "kind": "meter", "site": DC_SITE, "device": "dc-intake-meter", "pue_role": "facility"},
         {"name": "ats-1", "kind": "ats", "site": DC_SITE, "capacity_kw": 1500},
-        {"name": "genset-1", "kind": "genset", "site": DC_SITE, "device": "dc-gen1", "capacity_kw": 500},
-        {"name": "drups-1", "kind": "drups", "site": DC_SITE, "device": "dc-drups1", "capacity_kw": 500},
-        {"name": "ups-1", "kind": "ups", "site": DC_SITE, "device": "dc-ups1", "capacity_kw": 200},
-        {"name": "ups-2", "kind": "ups", "site": DC_SITE, "device": "dc-ups2", "capacity_kw": 160},
-        {"name": "ups-3", "kind": "ups", "site": DC_SITE, "device": "dc-ups3", "capacity_kw": 120},
-        {"name": "it-meter", "kind": "meter", "site": DC_SITE, "device": "dc-it-meter", "pue_role": "it",
-         "it_category": 1},
+        {"name": "genset-1", "kind": "genset", "site": DC_SITE, "device": "dc-gen1",
+         "capacity_kw": PLANT.genset_rated_kw},
+        {"name": "drups-1", "kind": "drups", "site": DC_SITE, "device": "dc-drups1",
+         "capacity_kw": PLANT.drups_rated_kw, "pue_role": "it", "it_category": 1},
+        *({"name": f"ups-{i}", "kind": "ups", "site": DC_SITE, "device": f"dc-ups{i}",
+           "capacity_kw": ups_kw[f"dc-ups{i}"], "pue_role": "it", "it_category": 1} for i in (1, 2, 3)),
+        {"name": "it-meter", "kind": "meter", "site": DC_SITE, "device": "dc-it-meter"},
         {"name": "panel-a", "kind": "panel", "site": DC_SITE, "capacity_kw": 400},
         {"name": "panel-b", "kind": "panel", "site": DC_SITE, "capacity_kw": 400},
         {"name": "pdu-a1", "kind": "pdu", "site": DC_SITE, "capacity_kw": 22},
@@ -121,9 +125,10 @@ def power_yaml(lab: Lab) -> dict[str, Any]:
     nodes = [n for n in nodes if "device" not in n or n["device"] in names]
     present = {n["name"] for n in nodes}
     edges = [[a, b] for a, b in (
-        ("utility-feed-a", "intake-meter"), ("intake-meter", "ats-1"), ("genset-1", "ats-1"), ("ats-1", "drups-1"),
-        ("drups-1", "ups-1"), ("drups-1", "ups-2"), ("ats-1", "ups-3"), ("ups-1", "it-meter"), ("ups-2", "it-meter"),
-        ("it-meter", "panel-a"), ("ups-3", "panel-b"), ("panel-a", "pdu-a1"), ("panel-b", "pdu-b1"),
+        ("utility-feed-a", "intake-meter"), ("intake-meter", "drups-1"), ("intake-meter", "ats-1"),
+        ("genset-1", "ats-1"), ("ats-1", "ups-1"), ("ats-1", "ups-2"), ("ats-1", "ups-3"), ("drups-1", "it-meter"),
+        ("ups-1", "it-meter"), ("ups-2", "it-meter"), ("ups-3", "it-meter"), ("it-meter", "panel-a"),
+        ("it-meter", "panel-b"), ("panel-a", "pdu-a1"), ("panel-b", "pdu-b1"),
         ("pdu-a1", "rack-c01"), ("pdu-b1", "rack-c01"),
     ) if a in present and b in present]
     tanks = []
@@ -153,6 +158,6 @@ def configure_power(session: Session, master: bytes, lab: Lab) -> dict[str, int]
         yaml.safe_dump(doc, fh, allow_unicode=True)
         path = Path(fh.name)
     try:
-        return import_power_yaml(session, path)
+        return import_power_yaml(session, path, master)
     finally:
         path.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_WEB_DIR = PACKAGE_DIR.parents[1] / "web"
 
 # npm package -> the folder of it we serve. Only what the pages use.
-VENDOR_PACKAGES: dict[str, str] = {"bootstrap": "dist", "cytoscape": "dist"}
+VENDOR_PACKAGES: dict[str, str] = {"bootstrap": "dist", "cytoscape": "dist", "swagger-ui-dist": "."}
 
 _warned: set[str] = set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,16 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert nouser.returncode == 1 and "ghost" in nouser.stderr
     fmt = run(tmp_path, "export", "--format", "xml")
     assert fmt.returncode == 1 and "--format" in fmt.stderr
+
+
+def test_probe_without_answer_names_both_causes_and_the_options(tmp_path: Path) -> None:
+    """An agent drops a request with an unknown community silently: a UDP port that reads and
+    never answers is exactly what a wrong community looks like from the client."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        res = run(tmp_path, "snmp", "probe", f"127.0.0.1:{port}", "-c", "not-the-community")
+    assert res.returncode == 2, res.stderr
+    assert "no answer after 2 attempt(s) of 1 s: host unreachable or wrong community" in res.stderr
+    assert "--community" in res.stderr and "--timeout" in res.stderr and f"127.0.0.1:{port}" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
