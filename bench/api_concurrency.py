@@ -40,12 +40,8 @@ import datetime as dt
 import ipaddress
 import math
 import os
-import secrets
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.provenance import record  # noqa: E402
+from bench.served import Server, percentile  # noqa: E402
 from infra_mgr.auth.models import UserCreate  # noqa: E402
 from infra_mgr.auth.permissions import Role  # noqa: E402
 from infra_mgr.auth.service import create_token, create_user  # noqa: E402
@@ -125,59 +122,7 @@ def make_token(engine: Any) -> str:
     return raw
 
 
-# --------------------------------------------------------------------------- server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``infra-mgr serve`` on a free loopback port, in its own process group."""
-
-    def __init__(self, url: str, data_dir: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, INFRA_MGR_DATABASE_URL=url, INFRA_MGR_DATA_DIR=str(data_dir),
-                   INFRA_MGR_SECRET_KEY=secrets.token_urlsafe(32), INFRA_MGR_LOG_LEVEL="warning",
-                   INFRA_MGR_POWER_POLLER="false")
-        env.pop("INFRA_MGR_CONFIG", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "infra_mgr", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log"], cwd=ROOT, env=env, start_new_session=True)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server exited early with code {self.proc.returncode}")
-            try:
-                if httpx.get(self.base + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"server did not answer /healthz within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-
 # --------------------------------------------------------------------------- measuring
-
-
-def _pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
 @dataclass
@@ -333,7 +278,7 @@ def run_backend(run: BackendRun, url: str, work: Path, levels: list[int], n_roun
                 run.baseline.setdefault(clients, []).append(base_rate)
                 print(f"[{run.name}] {clients:>3} clients round {r + 1}: {requests} requests in {rd.wall_s:.2f} s, "
                       f"{rd.throughput:.0f} req/s, p50 {statistics.median(rd.latencies_ms):.0f} ms, "
-                      f"p95 {_pct(rd.latencies_ms, 95):.0f} ms, max {max(rd.latencies_ms):.0f} ms, "
+                      f"p95 {percentile(rd.latencies_ms, 95):.0f} ms, max {max(rd.latencies_ms):.0f} ms, "
                       f"statuses {dict(sorted(rd.statuses.items()))}; SQL loop {base_rate:.0f} alloc/s")
                 for p in rd.problems:
                     print(f"[{run.name}]   PROBLEM: {p}")
@@ -388,7 +333,7 @@ def result_lines(runs: list[BackendRun], levels: list[int]) -> list[str]:
         for clients in levels:
             rds = run.rounds[clients]
             tput = statistics.median(rd.throughput for rd in rds)
-            p95 = statistics.median(_pct(rd.latencies_ms, 95) for rd in rds)
+            p95 = statistics.median(percentile(rd.latencies_ms, 95) for rd in rds)
             base = statistics.median(run.baseline[clients])
             floor = 0.5 * one
             lines.append(f"RESULT alloc_throughput_{run.name}_c{clients}: {tput:.0f} req/s; "
@@ -413,7 +358,7 @@ def report(runs: list[BackendRun], levels: list[int]) -> None:
             rds = run.rounds[clients]
             print(f"{run.name:<9}{clients:>8}{statistics.median(rd.throughput for rd in rds):>9.0f}"
                   f"{statistics.median(statistics.median(rd.latencies_ms) for rd in rds):>9.0f}"
-                  f"{statistics.median(_pct(rd.latencies_ms, 95) for rd in rds):>9.0f}"
+                  f"{statistics.median(percentile(rd.latencies_ms, 95) for rd in rds):>9.0f}"
                   f"{max(max(rd.latencies_ms) for rd in rds):>9.0f}"
                   f"{sum(rd.fivexx for rd in rds):>6}{sum(rd.statuses.get(409, 0) for rd in rds):>6}"
                   f"{statistics.median(run.baseline[clients]):>12.0f}")

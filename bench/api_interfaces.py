@@ -46,12 +46,9 @@ import multiprocessing as mp
 import os
 import random
 import resource
-import secrets
 import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.provenance import record  # noqa: E402
+from bench.served import Server, percentile  # noqa: E402
 from infra_mgr.api.crud import list_rows  # noqa: E402
 from infra_mgr.api.pagination import Page  # noqa: E402
 from infra_mgr.auth.models import User, UserCreate  # noqa: E402
@@ -335,61 +333,7 @@ def make_token(engine: Engine) -> str:
     return raw
 
 
-# --------------------------------------------------------------------------- server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``infra-mgr serve`` (uvicorn, as deployed) on a free loopback port, in its own process group."""
-
-    def __init__(self, url: str, data_dir: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, INFRA_MGR_DATABASE_URL=url, INFRA_MGR_DATA_DIR=str(data_dir),
-                   INFRA_MGR_SECRET_KEY=secrets.token_urlsafe(32), INFRA_MGR_LOG_LEVEL="warning")
-        env.pop("INFRA_MGR_CONFIG", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "infra_mgr", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log"],
-            cwd=ROOT, env=env, start_new_session=True,  # Ctrl-C reaches us, and we stop it ourselves
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server exited early with code {self.proc.returncode}")
-            try:
-                r = httpx.get(self.base + "/healthz", timeout=1.0)
-                if r.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"server did not answer /healthz within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-
 # --------------------------------------------------------------------------- measuring
-
-
-def _pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -577,7 +521,7 @@ def measure_concurrent(base: str, server_pid: int, token: str, tg: Target, clien
     t_end = t_start + duration
     lat = [(e - s) * 1000 for s, e in samples]
     done = sum(1 for _, e in samples if e <= t_end)
-    return {"median": statistics.median(lat), "p95": _pct(lat, 95), "max": max(lat),
+    return {"median": statistics.median(lat), "p95": percentile(lat, 95), "max": max(lat),
             "throughput": done / duration, "requests": float(len(samples)),
             "server_cores": server_cpu / wall, "client_cores": client_cpu / wall,
             "server_cpu_ms": server_cpu * 1000 / len(samples), "load1": load1}
@@ -670,7 +614,7 @@ def run_backend(run: BackendRun, url: str, data_dir: Path, st: Settings, keep_la
             r = measure_http(server.base, server.proc.pid, token, tg, st.requests, st.paged, st.warmup)
             run.rounds.append(r)
             print(f"[{run.name}] round {i + 1}: one client, 1,000 interfaces median "
-                  f"{statistics.median(r['big']):.1f} ms, p95 {_pct(r['big'], 95):.1f} ms")
+                  f"{statistics.median(r['big']):.1f} ms, p95 {percentile(r['big'], 95):.1f} ms")
         for i in range(st.rounds):
             c = measure_concurrent(server.base, server.proc.pid, token, tg, st.clients, st.duration, st.warmup)
             run.conc.append(c)
@@ -746,13 +690,13 @@ def report_backend(run: BackendRun, st: Settings) -> None:
           + f" {'figure':>15}")
     print("-" * (75 + 16 * len(run.rounds)))
     for key, label in labels.items():
-        cells = [f"{statistics.median(r[key]):>6.1f} /{_pct(r[key], 95):>6.1f}" for r in run.rounds]
-        fig = f"{run.med_of(key, statistics.median):>6.1f} /{run.med_of(key, lambda v: _pct(v, 95)):>6.1f}"
+        cells = [f"{statistics.median(r[key]):>6.1f} /{percentile(r[key], 95):>6.1f}" for r in run.rounds]
+        fig = f"{run.med_of(key, statistics.median):>6.1f} /{run.med_of(key, lambda v: percentile(v, 95)):>6.1f}"
         print(f"{label:<58} " + " ".join(f"{c:>15}" for c in cells) + f" {fig:>15}")
     for key, label in (("db", "in-process: list_rows (SQL + ORM rows), 1,000 rows"),
                        ("ser", "in-process: Page[InterfaceRead] validate + JSON, 1,000")):
         vals = run.inproc[key]
-        print(f"{label:<58} {statistics.median(vals):>6.1f} /{_pct(vals, 95):>6.1f}  (one series of {len(vals)})")
+        print(f"{label:<58} {statistics.median(vals):>6.1f} /{percentile(vals, 95):>6.1f}  (one series of {len(vals)})")
     cpu = [r["server_cpu_ms"][0] for r in run.rounds]
     print(f"server CPU per 1,000-interface request, one client: "
           f"{' / '.join(f'{c:.1f}' for c in cpu)} ms (rounds)")
@@ -790,7 +734,7 @@ def result_lines(sq: BackendRun | None, pg: BackendRun | None, st: Settings) -> 
             out += [_na(n, run.error, goal if i == 0 else "informational") for i, n in enumerate(names)]
             continue
         med = run.med_of("big", statistics.median)
-        p95 = run.med_of("big", lambda v: _pct(v, 95))
+        p95 = run.med_of("big", lambda v: percentile(v, 95))
         paged = run.med_of("paged", statistics.median)
         verdict = "PASS" if med <= GOAL_MS else "FAIL"
         if suffix == "":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -99,26 +99,8 @@ def get_engine(settings: Settings | None = None) -> Engine:
 
 
 @contextmanager
-def read_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session for reads and ordinary writes; commits on success, rolls back on error."""
-    with Session(engine or get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-
-
-@contextmanager
-def write_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session whose transactions hold the database write lock from their first statement
-    (SQLite) so read-modify-write sequences are serialised; on PostgreSQL callers lock rows
-    explicitly. Its connection is held only while a transaction is open."""
-    eng = engine or get_engine()
-    bind = eng.execution_options(sqlite_immediate=True) if is_sqlite(eng) else eng
-    # Bound to the engine, not to a connection: the session checks one out at its first statement
-    # and returns it at commit, rollback or close, so nothing is held between transactions.
+def _committed(bind: Engine) -> Iterator[Session]:
+    """A session that commits when its block ends and rolls back when it raises."""
     with Session(bind=bind, expire_on_commit=False) as session:
         try:
             yield session
@@ -126,6 +108,21 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def read_session(engine: Engine | None = None) -> AbstractContextManager[Session]:
+    """A session for reads and ordinary writes; commits on success, rolls back on error."""
+    return _committed(engine or get_engine())
+
+
+def write_session(engine: Engine | None = None) -> AbstractContextManager[Session]:
+    """A session whose transactions hold the database write lock from their first statement
+    (SQLite) so read-modify-write sequences are serialised; on PostgreSQL callers lock rows
+    explicitly. Its connection is held only while a transaction is open: the session is bound to
+    the engine, not to a connection, so it checks one out at its first statement and returns it at
+    commit, rollback or close."""
+    eng = engine or get_engine()
+    return _committed(eng.execution_options(sqlite_immediate=True) if is_sqlite(eng) else eng)
 
 
 @contextmanager

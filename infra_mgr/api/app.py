@@ -58,6 +58,13 @@ def _err(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -
     return JSONResponse({"detail": detail, "errors": errors or []}, status_code=status)
 
 
+def _retry_later(detail: str) -> JSONResponse:
+    """A 503 that tells the client when to come back: the database or its pool is busy, not broken."""
+    resp = _err(503, detail)
+    resp.headers["Retry-After"] = RETRY_AFTER_S
+    return resp
+
+
 def _invalid(items: list[dict[str, Any]]) -> JSONResponse:
     """A 422 in FastAPI's declared shape (``{"detail": [{loc, msg, type}]}``), nothing else in it."""
     return JSONResponse({"detail": items}, status_code=422)
@@ -133,18 +140,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _busy(_req: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
-        resp = _err(503, "database busy or unavailable, retry")
-        resp.headers["Retry-After"] = RETRY_AFTER_S
-        return resp
+        return _retry_later("database busy or unavailable, retry")
 
     @app.exception_handler(PoolTimeoutError)
     async def _pool_exhausted(_req: Request, exc: PoolTimeoutError) -> JSONResponse:
         # Every pooled connection stayed busy for the pool's whole (short) wait: say so at once and
         # when to come back, rather than a 500 or a request hanging on the pool.
         log.warning("database connection pool exhausted: %s", exc)
-        resp = _err(503, "server busy: no database connection free, retry shortly")
-        resp.headers["Retry-After"] = RETRY_AFTER_S
-        return resp
+        return _retry_later("server busy: no database connection free, retry shortly")
 
 
 # --------------------------------------------------------------------------- unknown query parameters
