@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from infra_mgr.common import UTCDateTime, utcnow
 from infra_mgr.db import write_connection, write_session
 from infra_mgr.events.service import record
+from infra_mgr.inventory.models import Site
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice
 from infra_mgr.power.readings import CANONICAL, PowerReadings
 from infra_mgr.power.state import DeviceState, Thresholds, Transition, classify, comm_grace_s, transitions
@@ -97,7 +98,8 @@ def assess(known: Known, reading: PowerReadings, now: dt.datetime, th: Threshold
         age = (now - known.last_ok).total_seconds() if known.last_ok else None
         if known.status != "comm_lost" and (age is None or age >= comm_grace_s(known.poll_interval_s)):
             why = "; ".join(e.message for e in reading.errors) or ("data stale" if reading.stale else "no data")
-            lost = Transition("power.comm_lost", "critical", f"{known.name}: communication lost ({why})")
+            lost = Transition("power.comm_lost", "critical", f"{known.name}: communication lost ({why})",
+                              {"reason": why[:200]})
             return Verdict(False, "comm_lost", before, (lost,), why[:500])
         return Verdict(False, known.status, before)
     after = classify(known.kind, reading.readings, th)
@@ -331,10 +333,10 @@ class PowerService:
 
     def _event(self, s: Session, dev: PowerDevice, t: Transition, now: dt.datetime, result: Applied) -> None:
         ev = record(s, t.kind, t.message, severity=t.severity, site_id=dev.site_id,
-                    data={"power_device_id": dev.id, "power_device": dev.name, "state": dev.state})
+                    data={**t.data, "power_device_id": dev.id, "power_device": dev.name, "state": dev.state})
         ev.time = now
         result.events.append({"kind": t.kind, "severity": t.severity, "message": t.message,
-                              "time": now.isoformat(), "device": dev.name})
+                              "time": now.isoformat(), "device": dev.name, "data": dict(t.data)})
 
     def samples(self, device_id: int, readings: dict[str, Any], now: dt.datetime) -> list[tuple[int, int, float]]:
         """Telemetry samples (series id, ms, value) of the numeric readings."""
@@ -377,12 +379,15 @@ class PowerService:
             outage = Outage(site_id=dev.site_id, started_at=now, fuel_start_pct=fuel, timeline=[])
             s.add(outage)
             s.flush()
+            site = s.get(Site, dev.site_id) if dev.site_id else None
             ev = record(s, "power.outage_started", f"outage started ({dev.name}: {', '.join(sorted(kinds))})",
-                        severity="critical", site_id=dev.site_id, data={"outage_id": outage.id})
+                        severity="critical", site_id=dev.site_id,
+                        data={"outage_id": outage.id, "power_device": dev.name, "site": site.code if site else ""})
             ev.time = now
         timeline = list(outage.timeline)
         for e in events:
-            timeline.append({"time": e["time"], "kind": e["kind"], "device": e["device"], "message": e["message"]})
+            timeline.append({"time": e["time"], "kind": e["kind"], "device": e["device"], "message": e["message"],
+                             "data": e.get("data") or {}})
             if e["kind"] == "power.diesel_cranking" and outage.diesel_cranking_at is None:
                 outage.diesel_cranking_at = now
             if e["kind"] == "power.diesel_on_load" and outage.diesel_on_load_at is None:

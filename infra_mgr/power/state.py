@@ -137,6 +137,9 @@ class Transition:
     kind: str
     severity: str
     message: str
+    # What the event's sentence needs beyond the device's name (stored in the event's data, so a
+    # page can say it in the reader's language: infra_mgr.events.messages).
+    data: dict[str, str] = field(default_factory=dict)
 
 
 def transitions(name: str, before: DeviceState, after: DeviceState) -> list[Transition]:
@@ -155,7 +158,8 @@ def transitions(name: str, before: DeviceState, after: DeviceState) -> list[Tran
         if flag in before.flags and flag not in after.flags:
             out.append(Transition(kind, sev, f"{name}: mains restored"))
     if after.state == "mains" and before.state in ("battery", "kinetic", "diesel", "bypass"):
-        out.append(Transition("power.retransfer", "info", f"{name}: back on mains from {before.state}"))
+        out.append(Transition("power.retransfer", "info", f"{name}: back on mains from {before.state}",
+                              {"from_state": before.state}))
     return out
 
 

@@ -139,6 +139,7 @@ class PowerEvent(BaseModel):
     severity: str
     message: str
     device: str
+    data: dict[str, Any] = {}  # the event's data: what its sentence in the reader's language is made of
 
 
 class OutageSummary(BaseModel):
@@ -161,6 +162,7 @@ class TimelineItem(BaseModel):
     kind: str
     device: str
     message: str
+    data: dict[str, Any] = {}  # as PowerEvent's
 
 
 class OutagePhase(BaseModel):
@@ -224,6 +226,8 @@ class PueDay(BaseModel):
     pue: float | None
     facility_kw_avg: float | None
     it_kw_avg: float | None
+    grid_kw_avg: float | None = None  # of the facility figure: the grid intake's mean
+    generation_kw_avg: float | None = None  # and the mean generated on site (an outage day)
 
 
 class PueDaily(BaseModel):

@@ -260,8 +260,9 @@ def pue_now(session: Session) -> PueNow:
     so "IT power" is the sum of the IT cards (in the lab: the DRUPS and static UPS outputs, PUE
     category 1), not a figure from elsewhere. Facility power is one rule: what the grid intake
     (the facility nodes) delivers plus what is generated on site (:func:`generation_kw`) by a
-    generator no facility meter already measures (none downstream of it). So PUE still has a
-    value during a mains outage, when the intake reads 0 kW and the diesels carry the site."""
+    generator no facility meter already measures (:func:`on_site_generators`), summed by
+    :func:`facility_kw`. So PUE still has a value during a mains outage, when the intake reads
+    0 kW and the diesels carry the site."""
     joined = col(PowerDevice.id) == col(PowerNode.power_device_id)
     rows = session.exec(select(PowerNode, PowerDevice).join(PowerDevice, joined)
                         .where(PowerNode.pue_role != "none")).all()
@@ -282,35 +283,53 @@ def pue_now(session: Session) -> PueNow:
             have_i = True
             cats.append(node.it_category)
     generation = _generation(session)
-    facility = grid + (generation or 0.0)
-    value = autonomy.pue(facility if have_f or generation is not None else None, it if have_i else None)
+    facility = facility_kw(grid if have_f else None, generation)
+    value = autonomy.pue(facility, it if have_i else None)
     return PueNow(pue=round(value, 3) if value else None,
-                  facility_kw=round(facility, 1) if have_f or generation is not None else None,
+                  facility_kw=round(facility, 1) if facility is not None else None,
                   it_kw=round(it, 1) if have_i else None, category=autonomy.pue_category(cats),
                   grid_kw=round(grid, 1) if have_f else None,
                   generation_kw=round(generation, 1) if generation is not None else None)
 
 
-def _generation(session: Session) -> float | None:
-    """Sum of :func:`generation_kw` over the chain's generators that feed no facility meter (each
-    device once); ``None`` when none of them generates now."""
+def facility_kw(grid_kw: float | None, generation_kw: float | None) -> float | None:
+    """Facility power, the one rule PUE now (:func:`pue_now`) and per day (:func:`pue_daily`)
+    share: what the grid intake delivers plus what is generated on site. ``None`` only when
+    neither side has a figure; a side without one counts as nothing, so an outage (intake 0 kW,
+    the diesels carrying the site) still has a facility figure."""
+    if grid_kw is None and generation_kw is None:
+        return None
+    return (grid_kw or 0.0) + (generation_kw or 0.0)
+
+
+def on_site_generators(session: Session) -> list[PowerDevice]:
+    """The chain's generators (DRUPS, gensets) whose output counts as on-site generation: each
+    device once, and only those that feed no facility meter (a meter downstream already measures
+    what they deliver, and counting it twice would inflate PUE)."""
     joined = col(PowerDevice.id) == col(PowerNode.power_device_id)
     gens = session.exec(select(PowerNode, PowerDevice).join(PowerDevice, joined)
                         .where(col(PowerDevice.kind).in_(sorted(GENERATORS)))).all()
     if not gens:
-        return None
+        return []
     facility_nodes = set(session.exec(select(PowerNode.id).where(PowerNode.pue_role == "facility")).all())
     succ: dict[int, list[int]] = {}
     for a, b in session.exec(select(PowerEdge.from_node_id, PowerEdge.to_node_id)).all():
         succ.setdefault(a, []).append(b)
-    total: float | None = None
-    counted: set[int] = set()
+    out: dict[int, PowerDevice] = {}
     for node, dev in gens:
+        if not _downstream(node.id or 0, succ) & facility_nodes:
+            out.setdefault(dev.id or 0, dev)
+    return list(out.values())
+
+
+def _generation(session: Session) -> float | None:
+    """Sum of :func:`generation_kw` over :func:`on_site_generators`; ``None`` when none of them
+    generates now."""
+    total: float | None = None
+    for dev in on_site_generators(session):
         kw = generation_kw(dev.kind, dev.state, dev.status, dev.readings, dev.capacity_kw)
-        if kw is None or (dev.id or 0) in counted or _downstream(node.id or 0, succ) & facility_nodes:
-            continue
-        counted.add(dev.id or 0)
-        total = (total or 0.0) + kw
+        if kw is not None:
+            total = (total or 0.0) + kw
     return total
 
 
@@ -601,7 +620,8 @@ def power_events(session: Session, limit: int = EVENTS_SHOWN) -> list[PowerEvent
     rows = session.exec(select(Event).where(col(Event.kind).like("power.%"))
                         .order_by(col(Event.time).desc(), col(Event.id).desc()).limit(limit)).all()
     return [PowerEvent(time=e.time, kind=e.kind, severity=e.severity, message=e.message,
-                       device=(e.data or {}).get("power_device") or "") for e in rows]
+                       device=(e.data or {}).get("power_device") or "",
+                       data=e.data if isinstance(e.data, dict) else {}) for e in rows]
 
 
 def _since(start: dt.datetime, when: dt.datetime | None) -> float | None:
@@ -651,7 +671,8 @@ def power_outages(session: Session, selected: int | None = None, limit: int = OU
             if when is not None and when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
             events.append(TimelineItem(time=when, offset_s=_since(start, when), kind=str(item.get("kind", "")),
-                                       device=str(item.get("device", "")), message=str(item.get("message", ""))))
+                                       device=str(item.get("device", "")), message=str(item.get("message", "")),
+                                       data=item["data"] if isinstance(item.get("data"), dict) else {}))
         ride = next((e for e in events if e.kind in ("power.on_kinetic", "power.on_battery")), None)
         phases = [
             OutagePhase(phase="mains_failed", time=start, offset_s=0.0),
@@ -680,46 +701,94 @@ def series(store: TelemetryStore, device_id: int, name: str, start: dt.datetime,
     return Series(resolution_s=res, unit=unit, points=[(p.ts_ms, p.min, p.avg, p.max) for p in pts])
 
 
-def _kw_series(ids: Mapping[str, int], capacity_kw: float | None) -> tuple[int, float] | None:
-    """(series id, factor to kW) of a device's stored power, in :func:`load_of`'s order:
-    ``meter.power``, ``output.power``, ``ups.realpower`` (W), else ``ups.load`` × capacity."""
-    for name, factor in (("meter.power", 1.0), ("output.power", 1.0), ("ups.realpower", 0.001)):
+def _kw_series(ids: Mapping[str, int], capacity_kw: float | None) -> tuple[int, str] | None:
+    """(series id, reading name) of a device's stored power, in :func:`load_of`'s order:
+    ``meter.power``, ``output.power``, ``ups.realpower`` (W), else ``ups.load`` with a capacity."""
+    for name in ("meter.power", "output.power", "ups.realpower"):
         if name in ids:
-            return ids[name], factor
+            return ids[name], name
     if "ups.load" in ids and capacity_kw:
-        return ids["ups.load"], capacity_kw / 100.0
+        return ids["ups.load"], "ups.load"
     return None
+
+
+def _diesel_spans(session: Session, start: dt.datetime, end: dt.datetime) -> dict[int | None, list[tuple[int, int]]]:
+    """Per site, the (ms, ms) spans in which its generators carried the load between ``start`` and
+    ``end``: from an outage's diesel on load to its retransfer (still open: to ``end``). The
+    readings store keeps numbers only, not states, so this is when a generator was ``diesel``."""
+    rows = session.exec(select(Outage).where(col(Outage.diesel_on_load_at).is_not(None),
+                                             col(Outage.diesel_on_load_at) < end)).all()
+    spans: dict[int | None, list[tuple[int, int]]] = {}
+    for o in rows:
+        on, off = o.diesel_on_load_at, o.ended_at or end
+        if on is None or off < start:
+            continue
+        on, off = (t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (on, off))
+        spans.setdefault(o.site_id, []).append((int(on.timestamp() * 1000), int(off.timestamp() * 1000)))
+    return spans
+
+
+def _day_mean(store: TelemetryStore, sid: int, d0: dt.datetime, d1: dt.datetime, kw_at: Any) -> float | None:
+    """The mean over a day of ``kw_at(ms, value)`` on a series' stored points (``None`` without
+    points; a point where ``kw_at`` gives ``None`` counts as 0 kW)."""
+    _, pts = store.query(sid, int(d0.timestamp() * 1000), int(d1.timestamp() * 1000) - 1, 400)
+    if not pts:
+        return None
+    return sum(kw_at(p.ts_ms, p.avg) or 0.0 for p in pts) / len(pts)
 
 
 def pue_daily(session: Session, store: TelemetryStore, days: int, now: dt.datetime | None = None) -> PueDaily:
     """PUE per day over the last ``days`` (today included): the day's mean facility kW ÷ mean IT kW
-    from the stored power readings of the chain's facility and IT devices (the same devices and
-    the same kW rule as PUE now). A day without stored readings on a side has ``None`` there, never
-    0: no data is shown as no data (``has_data`` is false when no day has a PUE)."""
+    from the stored power readings, by the same rules as PUE now: the same devices, the same kW
+    rule (:func:`load_of`), and facility = grid intake + on-site generation (:func:`facility_kw`),
+    where a generator's stored output counts as generation (:func:`generation_kw`) while its site's
+    outage had it on load. So an outage day's facility figure is not only what the intake saw.
+    A day without stored readings on a side has ``None`` there, never 0: no data is shown as no
+    data (``has_data`` is false when no day has a PUE)."""
     rows = session.exec(select(PowerNode, PowerDevice)
                         .join(PowerDevice, col(PowerDevice.id) == col(PowerNode.power_device_id))
                         .where(PowerNode.pue_role != "none")).all()
     end = now or utcnow()
     day0 = (end - dt.timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    sources: dict[tuple[str, int], tuple[int, float]] = {}
+    sources: dict[tuple[str, int], tuple[int, str, float | None]] = {}
     for node, dev in rows:
         found = _kw_series(store.series_of("power_device", dev.id or 0), dev.capacity_kw)
         if found is not None:
-            sources.setdefault((node.pue_role, dev.id or 0), found)
+            sources.setdefault((node.pue_role, dev.id or 0), (*found, dev.capacity_kw))
+    generators = []
+    for dev in on_site_generators(session):
+        found = _kw_series(store.series_of("power_device", dev.id or 0), dev.capacity_kw)
+        if found is not None:
+            generators.append((dev, *found))
+    spans = _diesel_spans(session, day0, end) if generators else {}
     out = []
     for i in range(days):
         d0 = day0 + dt.timedelta(days=i)
         d1 = d0 + dt.timedelta(days=1)
         sums: dict[str, float | None] = {"facility": None, "it": None}
-        for (role, _dev), (sid, factor) in sources.items():
-            _, pts = store.query(sid, int(d0.timestamp() * 1000), int(d1.timestamp() * 1000) - 1, 400)
-            if pts:
-                sums[role] = (sums[role] or 0.0) + factor * sum(p.avg for p in pts) / len(pts)
-        f_kw, i_kw = sums["facility"], sums["it"]
+        for (role, _dev), (sid, name, cap) in sources.items():
+            mean = _day_mean(store, sid, d0, d1, lambda _ms, v, n=name, c=cap: load_of({n: v}, c)[0])
+            if mean is not None:
+                sums[role] = (sums[role] or 0.0) + mean
+        generation: float | None = None
+        for dev, sid, name in generators:
+            site_spans = spans.get(dev.site_id, [])
+
+            def generated(ms: int, v: float, dev: PowerDevice = dev, name: str = name,
+                          site_spans: list[tuple[int, int]] = site_spans) -> float | None:
+                state = "diesel" if any(a <= ms <= b for a, b in site_spans) else "mains"
+                return generation_kw(dev.kind, state, "ok", {name: v}, dev.capacity_kw)
+
+            if any(a < int(d1.timestamp() * 1000) and b >= int(d0.timestamp() * 1000) for a, b in site_spans):
+                mean = _day_mean(store, sid, d0, d1, generated)
+                if mean:
+                    generation = (generation or 0.0) + mean
+        f_kw, i_kw = facility_kw(sums["facility"], generation), sums["it"]
         value = f_kw / i_kw if f_kw and i_kw and f_kw > 0 and i_kw > 0 else None
         out.append(PueDay(day=d0.date(), pue=round(value, 3) if value else None,
                           facility_kw_avg=round(f_kw, 1) if f_kw is not None else None,
-                          it_kw_avg=round(i_kw, 1) if i_kw is not None else None))
+                          it_kw_avg=round(i_kw, 1) if i_kw is not None else None,
+                          grid_kw_avg=_r(sums["facility"]), generation_kw_avg=_r(generation)))
     cats = [n.it_category for n, _d in rows if n.pue_role == "it" and n.it_category]
     return PueDaily(days=out, category=min(cats) if cats else None,
                     has_data=any(d.pue is not None for d in out))

@@ -4,6 +4,11 @@ Every visible string of the dashboard lives in ``web/i18n/<lang>.json`` (flat ``
 names) so a translator edits data, not templates, and a unit test can prove both files carry the
 same keys. A missing Arabic string falls back to English, then to the key itself: a gap shows up as
 readable text instead of a crash.
+
+A text that depends on a number holds its plural forms in one value, separated by ``|``, in the
+order of its language's CLDR plural categories (:data:`PLURAL_CATEGORIES`: English one|other,
+Arabic zero|one|two|few|many|other), and is chosen by its ``count`` parameter. One key per text
+keeps both files' keys the same while Arabic has six forms and English two.
 """
 
 from __future__ import annotations
@@ -20,6 +25,47 @@ LANGS: tuple[str, ...] = ("en", "ar")
 DEFAULT_LANG = "en"
 RTL_LANGS = frozenset({"ar"})
 COOKIE = "lang"
+PLURAL_SEP = "|"
+# The CLDR plural categories each language's forms are written in, in this order.
+PLURAL_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "en": ("one", "other"),
+    "ar": ("zero", "one", "two", "few", "many", "other"),
+}
+
+
+def plural_category(lang: str, n: int) -> str:
+    """The CLDR plural category of the whole number ``n`` in ``lang`` (Unicode CLDR, Language
+    Plural Rules, cardinal). English: ``one`` for 1, else ``other``. Arabic: ``zero`` for 0,
+    ``one`` for 1, ``two`` for 2, ``few`` when n % 100 is 3..10, ``many`` when n % 100 is 11..99,
+    else ``other`` (100, 101, 102, ...)."""
+    n = abs(n)
+    if lang == "ar":
+        if n in (0, 1, 2):
+            return ("zero", "one", "two")[n]
+        if 3 <= n % 100 <= 10:
+            return "few"
+        if 11 <= n % 100 <= 99:
+            return "many"
+        return "other"
+    return "one" if n == 1 else "other"
+
+
+def plural_form(text: str, lang: str, count: Any) -> str:
+    """The form of a ``|``-separated plural text for ``count`` (a text without ``|``, or a count
+    that is not a whole number, gives the text as it is, or its last form: ``other``)."""
+    if PLURAL_SEP not in text:
+        return text
+    forms = text.split(PLURAL_SEP)
+    try:
+        n = int(count)
+    except (TypeError, ValueError):
+        return forms[-1]
+    if n != count and not (isinstance(count, str) and count.strip().lstrip("-").isdigit()):
+        return forms[-1]
+    categories = PLURAL_CATEGORIES.get(lang, PLURAL_CATEGORIES[DEFAULT_LANG])
+    category = plural_category(lang, n)
+    index = categories.index(category) if category in categories else len(forms) - 1
+    return forms[index] if index < len(forms) else forms[-1]
 
 
 @lru_cache(maxsize=len(LANGS))
@@ -41,7 +87,10 @@ class Translator:
         self._fallback = catalog(DEFAULT_LANG)
 
     def __call__(self, key: str, **params: Any) -> str:
-        text = self._strings.get(key) or self._fallback.get(key) or key
+        own = self._strings.get(key)
+        text = own or self._fallback.get(key) or key
+        if PLURAL_SEP in text:  # written in the forms of the language it came from
+            text = plural_form(text, self.lang if own else DEFAULT_LANG, params.get("count"))
         if params:
             try:
                 return text.format_map(params)

@@ -181,6 +181,9 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "fmt_time": fmt.fmt_time, "url_with": lambda **kw: _url_with(request, **kw),
         # an event's sentence in the viewer's language, from its kind and data (events.messages)
         "event_text": lambda e: event_messages.render(t, e.kind, e.data, e.message, e.hostname),
+        # the same for an event given as its parts (the power page's events and outage timeline)
+        "event_sentence": lambda kind, data, message, device="": event_messages.render(
+            t, kind, {**(data or {}), **({"power_device": device} if device else {})}, message),
     }
     resp = state.templates.TemplateResponse(request, template, {**base, **(context or {})}, status_code=status_code)
     if requested_lang(request):

@@ -78,6 +78,15 @@ def _outages_html(request: Request, user: Principal, view: dict[str, Any]) -> st
     return bytes(resp.body).decode()
 
 
+def _events_html(request: Request, session: Session, user: Principal) -> str:
+    """The Power events card's items rendered in the viewer's language (the template power.html
+    includes), so power.js shows a live event's sentence as the page would, not its stored English."""
+    events = [e.model_dump(mode="json") for e in views.power_events(session)]
+    resp = render(request, "_power_events.html", {"events": events, "fmt_iso": fmt.fmt_iso},
+                  section="power", user=user)
+    return bytes(resp.body).decode()
+
+
 # The string groups power.js needs (states, kinds, units, durations, event kinds, live status …).
 _POWER_JS_PREFIXES = ("power.", "pstate.", "psite.", "pkind.", "pflag.", "pev.", "engine.", "unit.", "dur.",
                       "severity.", "tone.", "gauge.", "phase.", "pue.")
@@ -170,7 +179,8 @@ def power_chain(request: Request, session: DbSession, outage: str | None = None)
     """The power page's live data (:func:`infra_mgr.power.views.power_view` without the events
     list, which the stream carries) for power.js to refresh from: one answer holds the devices,
     chain, PUE, the open outage for the banner and the outage records with the selected one
-    (``?outage=``, else the newest), plus the Outages card rendered from them (``outages_html``).
+    (``?outage=``, else the newest), plus the Outages card rendered from them (``outages_html``) and
+    the events card's items in the viewer's language (``events_html``).
     Read-only and session-authenticated; a missing login is a JSON 401, like the topology's."""
     principal = current_principal(request, session)
     if principal is None:
@@ -180,4 +190,5 @@ def power_chain(request: Request, session: DbSession, outage: str | None = None)
         view = {"devices": [], "nodes": [], "edges": [], "sites": [], "pue": None}
     else:
         view["outages_html"] = _outages_html(request, principal, view)
+        view["events_html"] = _events_html(request, session, principal)
     return JSONResponse(view, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})

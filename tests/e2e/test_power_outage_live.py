@@ -10,6 +10,7 @@ outage lasts, and again after mains returns (``stop``): in English and in Arabic
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -48,7 +49,10 @@ SNAPSHOT = """() => {
           detail: detail ? detail.dataset.status : null, detailId: detail ? detail.dataset.outage : null,
           first: first ? first.dataset.status : null, firstId: first ? first.dataset.outage : null,
           card: body.textContent, kinds: kinds, restored: restored ? restored.className : null,
-          marker: window.__sameDocument === true, dir: document.documentElement.dir};
+          marker: window.__sameDocument === true, dir: document.documentElement.dir,
+          sentences: Array.from(document.querySelectorAll(
+            '#power-events li div, #outage-timeline tbody td:nth-child(5)')).map(c => c.textContent.trim()),
+          names: Object.values(window.infraPower.devices).map(d => d.name)};
 }"""
 
 
@@ -114,6 +118,19 @@ def _agree_after(snap: dict[str, Any], oid: str) -> bool:
             and "done" in (snap["restored"] or ""))
 
 
+def _english_left(snap: dict[str, Any]) -> list[str]:
+    """The event sentences of the events card and the timeline that still hold English words once
+    the names they quote (devices, the site's code) are taken out."""
+    left = []
+    for text in snap["sentences"]:
+        bare = text
+        for name in sorted([*snap["names"], DC_SITE], key=len, reverse=True):
+            bare = bare.replace(name, "")
+        if re.search(r"[A-Za-z]{2,}", bare):
+            left.append(text)
+    return left
+
+
 def _wait(page: Any, check: Any, what: str, deadline_s: float = 60.0) -> dict[str, Any]:
     end = time.monotonic() + deadline_s
     snap: dict[str, Any] = {}
@@ -151,12 +168,20 @@ def test_banner_outages_card_and_timeline_agree_live(browser: Any, lab_app: str,
         assert during["marker"] and during["dir"] == ("rtl" if lang == "ar" else "ltr")
         assert t["power.ongoing"] in during["card"] and t["power.outages_empty"] not in during["card"]
         assert page.get_by_role("alert").filter(has_text=t["power.outage_open"].split("{")[0].strip()).is_visible()
+        if lang == "ar":  # the events card and the timeline say each event in Arabic, live
+            during = _wait(page, lambda s: _agree_during(s) and len(s["sentences"]) >= 2 and not _english_left(s),
+                           "every event sentence in Arabic during the outage", 20.0)
+            assert any(t["event.msg.power.mains_failed"].split(": ")[1] in x for x in during["sentences"])
 
         outage.stop()
         after = _wait(page, lambda s: _agree_after(s, during["open"]), "the card and timeline show mains back")
         assert after["marker"], "the page was reloaded"
         assert t["power.ongoing"] not in after["card"] and t["power.phase_skipped"] not in after["card"].split(
             t["power.timeline"])[0].split(t["phase.mains_restored"])[1][:40]
+        if lang == "ar":
+            after = _wait(page, lambda s: _agree_after(s, during["open"]) and not _english_left(s),
+                          "every event sentence in Arabic after the outage", 20.0)
+            assert any(t["event.msg.power.outage_ended"] in x for x in after["sentences"])
         assert errors == []
     finally:
         context.close()

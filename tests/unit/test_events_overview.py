@@ -118,7 +118,7 @@ def test_overview_view_groups_routine_events(app: FastAPI) -> None:
 @pytest.mark.parametrize(("lang", "discovered", "down", "mains"), [
     ("en", f"{DISCOVERED} devices discovered", "jed-b07-sw01: interface Gi1/0/24 went down",
      "B07 UPS: mains failed"),
-    ("ar", f"أجهزة مكتشفة: {DISCOVERED}", "jed-b07-sw01: توقف المنفذ Gi1/0/24", "B07 UPS: انقطعت الكهرباء العامة"),
+    ("ar", f"اكتُشف {DISCOVERED} جهازًا", "jed-b07-sw01: توقف المنفذ Gi1/0/24", "B07 UPS: انقطعت الكهرباء العامة"),
 ])
 def test_overview_page_puts_problems_first(client: TestClient, app: FastAPI, lang: str, discovered: str,
                                            down: str, mains: str) -> None:
@@ -133,3 +133,46 @@ def test_overview_page_puts_problems_first(client: TestClient, app: FastAPI, lan
     assert discovered in table and down in table and mains in table and "nightly backup done" in table
     # the device an event names links to its page
     assert f'<a href="/devices/{app.state.ids["sw"]}"><bdi dir="ltr">jed-b07-sw01</bdi></a>' in table
+
+
+# --------------------------------------------------------------------------- plural forms
+
+
+@pytest.mark.parametrize(("n", "category"), [(0, "zero"), (1, "one"), (2, "two"), (3, "few"), (10, "few"),
+                                             (11, "many"), (99, "many"), (100, "other"), (102, "other"),
+                                             (103, "few"), (111, "many")])
+def test_arabic_plural_categories_follow_cldr(n: int, category: str) -> None:
+    from infra_mgr.web.i18n import plural_category
+
+    assert plural_category("ar", n) == category
+
+
+@pytest.mark.parametrize(("n", "category"), [(0, "other"), (1, "one"), (2, "other"), (11, "other")])
+def test_english_plural_categories(n: int, category: str) -> None:
+    from infra_mgr.web.i18n import plural_category
+
+    assert plural_category("en", n) == category
+
+
+@pytest.mark.parametrize(("lang", "n", "text"), [
+    ("en", 1, "1 device not answering"), ("en", 2, "2 devices not answering"), ("en", 0, "0 devices not answering"),
+    ("ar", 0, "لا أجهزة لا تستجيب"), ("ar", 1, "جهاز واحد لا يستجيب"), ("ar", 2, "جهازان لا يستجيبان"),
+    ("ar", 3, "3 أجهزة لا تستجيب"), ("ar", 11, "11 جهازًا لا يستجيب"), ("ar", 100, "100 جهاز لا يستجيب"),
+])
+def test_count_texts_take_the_plural_form_of_their_count(lang: str, n: int, text: str) -> None:
+    from infra_mgr.web.i18n import Translator
+
+    assert Translator(lang)("overview.devices_down", count=n) == text
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_every_plural_text_has_one_form_per_category(lang: str) -> None:
+    """A count text has exactly its language's forms, none empty: a missing form would show another's."""
+    from infra_mgr.web.i18n import PLURAL_CATEGORIES, PLURAL_SEP, catalog
+
+    plural = {k: v for k, v in catalog(lang).items() if PLURAL_SEP in v}
+    assert {"overview.devices_down", "overview.alarms", "event.group.device.new", "jobs.found_devices",
+            "jobs.found_links"} <= set(plural)
+    for key, value in plural.items():
+        forms = value.split(PLURAL_SEP)
+        assert len(forms) == len(PLURAL_CATEGORIES[lang]) and all(f.strip() for f in forms), key

@@ -209,3 +209,51 @@ def test_pue_note_names_both_sources() -> None:
         text = Translator(lang)("power.pue_detail_sources", facility="471 kW", grid="0 kW", generation="471 kW",
                                 it="318 kW", dcie="67 %")
         assert grid in text and generation in text and "471 kW" in text and "318 kW" in text
+
+
+def test_daily_pue_of_an_outage_day_follows_the_live_rule(tmp_path: Path) -> None:
+    """A day with a two-hour outage: the day's PUE is the day's mean of what PUE now said at each
+    reading (facility = grid intake + on-site generation), not the intake meter's mean alone,
+    which misses the two hours the diesels carried the site."""
+    from infra_mgr.power.models import Outage
+    from infra_mgr.telemetry.store import TelemetryStore
+
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    cut = day + dt.timedelta(hours=10, minutes=2)
+    scenario = ps.Outage(started_at=cut.timestamp(), ended_at=(cut + dt.timedelta(hours=2)).timestamp())
+    engine = _lab_chain(tmp_path)
+    store = TelemetryStore(engine)
+    facility: list[float] = []
+    it: list[float] = []
+    try:
+        with Session(engine) as s:
+            site = s.exec(select(Site)).one()
+            s.add(Outage(site_id=site.id, status="closed", started_at=cut,
+                         diesel_on_load_at=cut + dt.timedelta(seconds=5),
+                         ended_at=cut + dt.timedelta(hours=2, seconds=30)))
+            s.commit()
+            devices = [(d.id or 0, d.name) for d in s.exec(select(PowerDevice)).all()]
+        for minute in range(1, 24 * 60, 10):  # one reading in each 5-minute bucket it falls in
+            at = day + dt.timedelta(minutes=minute)
+            live = _play(engine, scenario, at)  # what PUE now says at this reading
+            assert live.facility_kw is not None and live.it_kw is not None
+            facility.append(live.facility_kw)
+            it.append(live.it_kw)
+            samples = []
+            for dev_id, name in devices:
+                for reading, value in ps.device_readings(LAB_DEVICE[name], scenario, at.timestamp()).items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        sid = store.series_id("power_device", dev_id, reading)
+                        samples.append((sid, int(at.timestamp() * 1000), float(value)))
+            store.write(samples)
+        store.rollup()
+        with Session(engine) as s:
+            daily = views.pue_daily(s, store, 1, now=day + dt.timedelta(hours=23))
+    finally:
+        engine.dispose()
+    (got,) = daily.days
+    expected_facility = sum(facility) / len(facility)
+    expected = expected_facility / (sum(it) / len(it))
+    assert got.generation_kw_avg and got.grid_kw_avg and got.generation_kw_avg > 0.05 * got.grid_kw_avg
+    assert got.facility_kw_avg == pytest.approx(expected_facility, rel=0.005)
+    assert got.pue == pytest.approx(expected, rel=0.005)

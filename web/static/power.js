@@ -755,9 +755,8 @@
       dev.dir = 'ltr';
       li.appendChild(dev);
     }
-    var msg = el('div');
-    msg.appendChild(el('bdi', null, item.message || ''));
-    li.appendChild(msg);
+    // the sentence comes with the refresh this event triggers (events_html), in the page's
+    // language: the stream carries only the stored English message
     list.insertBefore(li, list.firstChild);
     while (list.children.length > EVENTS_SHOWN) { list.removeChild(list.lastChild); }
     var empty = document.getElementById('power-events-empty');
@@ -831,6 +830,7 @@
     (data.sites || []).forEach(renderSite);
     renderPue(data.pue);
     renderOutages(data.outages_html);
+    renderEvents(data.events_html);
     var banner = document.getElementById('power-outage-open');
     if (banner) {
       var open = data.open_outage;
@@ -855,6 +855,18 @@
     if (fresh.isEqualNode(body)) { return; }  // nothing changed: leave what the reader opened
     body.replaceWith(fresh);
     api.outageRenders += 1;
+  }
+
+  // The events card's items as the server said them in the page's language.
+  function renderEvents(html) {
+    var list = document.getElementById('power-events');
+    if (!list || typeof html !== 'string') { return; }
+    var tpl = document.createElement('template');
+    tpl.innerHTML = html;
+    if (!tpl.content.querySelector('li')) { return; }
+    list.replaceChildren(tpl.content);
+    var empty = document.getElementById('power-events-empty');
+    if (empty) { empty.hidden = true; }
   }
 
   function chainUrl() {
