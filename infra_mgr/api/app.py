@@ -239,6 +239,10 @@ def _document_errors(app: FastAPI) -> None:
                 for status, (model, what) in _error_responses(route).items():
                     responses.setdefault(status, {"description": what})["content"] = {"application/json": {
                         "schema": {"$ref": ref.format(model=model)}}}
+                for status, response in responses.items():  # a route's own error answers (e.g. 404 by a
+                    if status[:1] in "45" and "content" not in response:  # query id, 429) share the shape
+                        response["content"] = {"application/json": {"schema": {"$ref": ref.format(
+                            model="ErrorResponse")}}}
         app.openapi_schema = doc
         return doc
 

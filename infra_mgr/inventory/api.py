@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import col
 
 from infra_mgr.api.crud import (
@@ -16,6 +16,7 @@ from infra_mgr.api.crud import (
     commit_or_conflict,
     crud_router,
     get_or_404,
+    like_contains,
     list_rows,
 )
 from infra_mgr.api.deps import DbSession, perm_extra, require
@@ -149,6 +150,10 @@ _cred_read = Depends(require(Perm.credentials_read))
 _cred_write = Depends(require(Perm.credentials_write))
 
 
+# Searchable text of a credential: never its params or secret, only what names and describes it.
+_CRED_SEARCH = (col(Credential.name), col(Credential.username), col(Credential.description))
+
+
 def _master(request: Request) -> bytes:
     key: bytes = request.app.state.master_key
     return key
@@ -157,8 +162,12 @@ def _master(request: Request) -> bytes:
 @router.get("/credentials", response_model=Page[creds.CredentialRead], dependencies=[_cred_read],
             openapi_extra=perm_extra(Perm.credentials_read), summary="List credentials (no secrets)")
 def list_credentials(request: Request, session: DbSession, limit: Limit = 100, cursor: Cursor = None,
-                     kind: Annotated[str | None, Query(max_length=16)] = None) -> Any:
-    clauses = [Credential.kind == kind] if kind else []
+                     kind: Annotated[str | None, Query(max_length=16)] = None,
+                     q: Annotated[str | None, Query(max_length=255, description=(
+                         "case-insensitive search in name, username, description"))] = None) -> Any:
+    clauses: list[Any] = [Credential.kind == kind] if kind else []
+    if q:  # the same search every other list offers, wildcards meaning themselves
+        clauses.append(or_(*(like_contains(c, q) for c in _CRED_SEARCH)))
     rows, nxt = list_rows(session, Credential, clauses, limit, cursor)
     return {"results": [creds.to_read(_master(request), c) for c in rows], "next": nxt}
 

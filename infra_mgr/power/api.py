@@ -123,7 +123,8 @@ def status(session: DbSession) -> views.PowerStatus:
 
 @router.get("/view", response_model=views.PowerView, dependencies=[_read], openapi_extra=perm_extra(R),
             summary="The power dashboard's data: devices, the chain with its layout, sites, PUE, "
-                    "events and outages")
+                    "events and outages",
+            responses={404: {"description": "No power device or chain node is configured yet"}})
 def view(session: DbSession, outage_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
          history: bool = True) -> views.PowerView:
     found = views.power_view(session, outage_id=outage_id, with_history=history)
@@ -147,7 +148,8 @@ def outage(obj_id: ObjId, session: DbSession) -> Any:
 
 
 @router.get("/series", response_model=views.Series, dependencies=[_read], openapi_extra=perm_extra(R),
-            summary="A reading of a power device over time (raw, 5-minute or hourly min/avg/max)")
+            summary="A reading of a power device over time (raw, 5-minute or hourly min/avg/max)",
+            responses={404: {"description": "No such power device"}})
 def series(request: Request, session: DbSession,
            device_id: Annotated[int, Query(ge=1, le=MAX_ID)],
            name: Annotated[str, Query(max_length=64, description="canonical reading name, e.g. battery.charge")],

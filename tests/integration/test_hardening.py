@@ -287,3 +287,76 @@ def test_existing_world_readable_sqlite_file_is_tightened(tmp_path: Path) -> Non
     db.chmod(0o644)
     make_engine(f"sqlite:///{db}").dispose()
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_credentials_list_honours_q_with_wildcards_literal(sqlite_admin: TestClient) -> None:
+    for name, desc in (("core-v2c", "plain"), ("edge-v2c", "100% of edge"), ("lab_v2c", "lab")):
+        r = sqlite_admin.post("/api/v1/credentials", json={"name": name, "kind": "snmp_v2c", "community": "c0mm",
+                                                           "description": desc})
+        assert r.status_code == 201, r.text
+
+    def names(q: str) -> list[str]:
+        r = sqlite_admin.get("/api/v1/credentials", params={"q": q})
+        assert r.status_code == 200, r.text
+        return sorted(c["name"] for c in r.json()["results"])
+
+    assert names("EDGE") == ["edge-v2c"]
+    assert names("%") == ["edge-v2c"]
+    assert names("_") == ["lab_v2c"]
+    assert names("c0mm") == []  # the secret is never searched
+    assert names("v2c") == ["core-v2c", "edge-v2c", "lab_v2c"]
+
+
+def test_users_list_honours_q_with_wildcards_literal(sqlite_admin: TestClient) -> None:
+    for username, full in (("noc.amal", "Amal Noor"), ("ops_omar", "Omar 100%"), ("audit1", "Hind")):
+        r = sqlite_admin.post("/api/v1/users", json={"username": username, "full_name": full,
+                                                     "password": "a long enough password"})
+        assert r.status_code == 201, r.text
+
+    def names(q: str) -> list[str]:
+        r = sqlite_admin.get("/api/v1/users", params={"q": q})
+        assert r.status_code == 200, r.text
+        return sorted(u["username"] for u in r.json()["results"])
+
+    assert names("amal") == ["noc.amal"]
+    assert names("HIND") == ["audit1"]
+    assert names("%") == ["ops_omar"]
+    assert names("_") == ["ops_omar", "u_admin"]
+
+
+def test_audit_records_the_query_string_with_secrets_redacted(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    r = sqlite_admin.post("/api/v1/prefixes", json={"prefix": "10.9.0.0/24"})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    r = sqlite_admin.post(f"/api/v1/prefixes/{pid}/allocate", json={})
+    assert r.status_code == 201, r.text
+    assert sqlite_admin.delete(f"/api/v1/prefixes/{pid}", params={"cascade": "true"}).status_code == 204
+    with Session(sqlite_engine) as s:
+        deletes = [a.path for a in s.exec(select(AuditLog).where(AuditLog.method == "DELETE")).all()]
+    assert deletes == [f"/api/v1/prefixes/{pid}?cascade=true"]
+    # A refused request is audited too, and a secret-looking parameter never reaches the log.
+    r = sqlite_admin.post("/api/v1/events", params={"token": "hunter2-secret", "src": "nut://u:pw@h", "n": "1"},
+                          json={"kind": "x.q"})
+    assert r.status_code == 422, r.text
+    with Session(sqlite_engine) as s:
+        row = s.exec(select(AuditLog).where(AuditLog.method == "POST").order_by(AuditLog.id.desc())).first()  # type: ignore[union-attr]  # column
+    assert row is not None
+    assert row.path == "/api/v1/events?token=***&src=nut://u:***@h&n=1"
+    assert "hunter2" not in row.path and "pw" not in row.path
+
+
+def test_route_specific_error_answers_are_documented_with_their_shape(sqlite_admin: TestClient) -> None:
+    """A series of a power device that does not exist is a 404 the document declares, and every
+    error status a route declares itself (404 by a query id, 429 on sign-in) has the error body."""
+    r = sqlite_admin.get("/api/v1/power/series", params={"device_id": 999, "name": "battery.charge"})
+    assert r.status_code == 404, r.text
+    assert set(r.json()) == {"detail", "errors"}
+    doc = sqlite_admin.get("/api/v1/openapi.json").json()
+    declared = doc["paths"]["/api/v1/power/series"]["get"]["responses"]
+    assert declared["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    r = sqlite_admin.get("/api/v1/power/view")
+    assert r.status_code == 404, r.text  # nothing configured yet
+    declared = doc["paths"]["/api/v1/power/view"]["get"]["responses"]
+    assert declared["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    login_429 = doc["paths"]["/api/v1/auth/login"]["post"]["responses"]["429"]
+    assert login_429["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}

@@ -104,8 +104,8 @@ def test_prefix_holding_addresses_is_not_deleted_unless_cascade(client_for) -> N
     deleted = {h["object_id"] for h in history if h["action"] == "delete"}
     assert deleted == {ip["id"] for ip in ips}
     audit = admin.get("/api/v1/audit?limit=1000").json()["results"]
-    assert any(a["method"] == "DELETE" and a["path"] == f"/api/v1/prefixes/{pid}" and a["status_code"] == 204
-               and a["username"] == "u_netops" for a in audit)
+    assert any(a["method"] == "DELETE" and a["path"] == f"/api/v1/prefixes/{pid}?cascade=true"
+               and a["status_code"] == 204 and a["username"] == "u_netops" for a in audit)
 
     empty = netops.post("/api/v1/prefixes", json={"prefix": "10.79.0.0/29"}).json()["id"]
     assert netops.delete(f"/api/v1/prefixes/{empty}").status_code == 204
