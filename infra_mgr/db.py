@@ -39,10 +39,15 @@ def is_sqlite(engine: Engine) -> bool:
 def _private_files(path: Path) -> None:
     """The database holds password hashes and encrypted secrets: owner-only (0600) like
     ``secret.key``. SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file,
-    so creating that one 0600 covers them; files from before are tightened here."""
+    so creating that one 0600 covers them; files from before are tightened here.
+
+    An existing database file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, so a second engine in a process whose first one is
+    reading would silently lose SQLite's locks, and another process could then check-point and
+    delete the WAL under it. Only a file that does not exist yet is created (``O_EXCL``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # a file we cannot create: SQLite itself says why
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    with contextlib.suppress(OSError):  # exists already, or cannot be created: SQLite itself says why
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         with contextlib.suppress(OSError):  # absent, or not ours to change
             if name.stat().st_mode & 0o077:

@@ -289,6 +289,32 @@ def test_existing_world_readable_sqlite_file_is_tightened(tmp_path: Path) -> Non
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
+def test_a_second_engine_never_drops_the_first_ones_sqlite_locks(tmp_path: Path) -> None:
+    """Opening and closing the database file in a process drops every POSIX lock the process holds
+    on it; another process closing its own connection would then think it the last one, and
+    check-point and delete the WAL under a live server (the CLI beside ``demo`` did)."""
+    import subprocess
+    import sys
+
+    from infra_mgr.db import make_engine
+
+    db = tmp_path / "shared.db"
+    first = make_engine(f"sqlite:///{db}")
+    with first.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with first.connect() as conn:  # held open, as a server's pooled connection is
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+        wal = db.with_name(db.name + "-wal")
+        assert wal.exists()
+        make_engine(f"sqlite:///{db}").dispose()  # e.g. a second engine made by a command in the same process
+        other = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                 "c.execute('SELECT count(*) FROM t').fetchall(); c.close()")
+        subprocess.run([sys.executable, "-c", other, str(db)], check=True)
+        assert wal.exists(), "another process deleted the WAL: this process's locks were lost"
+    first.dispose()
+
+
 def test_credentials_list_honours_q_with_wildcards_literal(sqlite_admin: TestClient) -> None:
     for name, desc in (("core-v2c", "plain"), ("edge-v2c", "100% of edge"), ("lab_v2c", "lab")):
         r = sqlite_admin.post("/api/v1/credentials", json={"name": name, "kind": "snmp_v2c", "community": "c0mm",
