@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.provenance import record  # noqa: E402
-from bench.served import Server, percentile  # noqa: E402
+from bench._served import Server, percentile  # noqa: E402
 from infra_mgr.auth.models import UserCreate  # noqa: E402
 from infra_mgr.auth.permissions import Role  # noqa: E402
 from infra_mgr.auth.service import create_token, create_user  # noqa: E402

@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.provenance import record  # noqa: E402
-from bench.served import Server, percentile  # noqa: E402
+from bench._served import Server, percentile  # noqa: E402
 from infra_mgr.api.crud import list_rows  # noqa: E402
 from infra_mgr.api.pagination import Page  # noqa: E402
 from infra_mgr.auth.models import User, UserCreate  # noqa: E402

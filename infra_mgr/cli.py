@@ -78,7 +78,17 @@ def serve(host: Annotated[str | None, typer.Option(help="Listen address")] = Non
     gc.collect()
     gc.freeze()
     uvicorn.run(application, host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level, proxy_headers=True, access_log=access_log)
+                log_level=settings.log_level, access_log=access_log, **proxy_options(settings))
+
+
+def proxy_options(settings: Any) -> dict[str, Any]:
+    """uvicorn's proxy-header settings. By default nothing is believed: uvicorn would otherwise
+    trust ``X-Forwarded-For`` from 127.0.0.1, so any local process (or a proxy that passes the
+    header through) could pick the client address the login throttle and audit log see. Only
+    the proxies named in ``forwarded_allow_ips`` are trusted."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
 
 
 @app.command()

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     port: int = 8000
     session_max_age_s: int = 12 * 3600
     secure_cookies: bool = False
+    forwarded_allow_ips: str | None = Field(
+        default=None, description="Proxy addresses whose X-Forwarded-For/-Proto are believed (comma-separated, "
+        "'*' for any); unset: none, the client address is the socket's")
     login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins per username before back-off")
     login_max_failures_per_address: int = Field(
         default=20, ge=1, description="Failed sign-ins per client address before back-off")

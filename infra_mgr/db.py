@@ -11,6 +11,14 @@ pool that is a deadlock once enough requests do it at once). The pool holds as m
 the server has worker threads, and a checkout that still cannot be served waits only
 ``POOL_TIMEOUT`` seconds: the caller gets ``sqlalchemy.exc.TimeoutError`` (the API answers 503 with
 ``Retry-After``) instead of a request hanging for half a minute.
+
+A write that finds the database (SQLite) or a row (PostgreSQL) locked by someone else waits at most
+``LOCK_TIMEOUT_S`` (``INFRA_MGR_DB_LOCK_TIMEOUT_S``, default 5 s: SQLite's ``busy_timeout``,
+PostgreSQL's ``lock_timeout``) and then fails with ``OperationalError``, which the API answers with
+503 and ``Retry-After``: one held lock must not pin every worker thread for half a minute and stall
+the reads queued behind them. On PostgreSQL a statement can also be bounded by ``STATEMENT_TIMEOUT_S``
+(``INFRA_MGR_DB_STATEMENT_TIMEOUT_S``; off by default, because the same engines run migrations and
+city-sized discoveries whose statements may legitimately take longer than any request should).
 """
 
 from __future__ import annotations
@@ -59,20 +67,30 @@ def _private_files(path: Path) -> None:
 POOL_SIZE = 10
 MAX_OVERFLOW = 30
 POOL_TIMEOUT = 5.0  # seconds a checkout may wait before the caller is told to retry
+LOCK_TIMEOUT_S = float(os.environ.get("INFRA_MGR_DB_LOCK_TIMEOUT_S", "5"))
+STATEMENT_TIMEOUT_S = float(os.environ.get("INFRA_MGR_DB_STATEMENT_TIMEOUT_S", "0"))
 
 
 def make_engine(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW,
-                pool_timeout: float = POOL_TIMEOUT) -> Engine:
-    """Create an engine with the per-dialect settings this service relies on."""
+                pool_timeout: float = POOL_TIMEOUT, lock_timeout_s: float | None = None,
+                statement_timeout_s: float | None = None) -> Engine:
+    """Create an engine with the per-dialect settings this service relies on. ``lock_timeout_s``
+    bounds how long a statement waits for a lock held elsewhere (``LOCK_TIMEOUT_S`` when not
+    given); ``statement_timeout_s`` bounds a PostgreSQL statement (``STATEMENT_TIMEOUT_S``)."""
     parsed = make_url(url)
+    lock_ms = max(1, round(1000 * (LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s)))
     pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **pool)
+        statement_ms = max(0, round(1000 * (STATEMENT_TIMEOUT_S if statement_timeout_s is None
+                                            else statement_timeout_s)))
+        options = f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms}"
+        connect = {"options": options} if parsed.get_backend_name() == "postgresql" else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect, **pool)
 
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         _private_files(Path(parsed.database))
     in_memory = not parsed.database or parsed.database == ":memory:"  # one shared connection, no pool
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": lock_ms / 1000},
                            **({} if in_memory else pool))
 
     @event.listens_for(engine, "connect")
@@ -83,7 +101,7 @@ def make_engine(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={lock_ms}")
         cur.close()
 
     @event.listens_for(engine, "begin")

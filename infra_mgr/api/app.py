@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute
 
 from infra_mgr import __version__
 from infra_mgr.api.audit import AuditMiddleware, BodyLimitMiddleware
@@ -74,9 +75,16 @@ def _where(request: Request, field: str) -> str:
     """Which part of the request a service's field name refers to (for ``loc``)."""
     if field in request.path_params:
         return "path"
-    if field in request.query_params:
+    if field in request.query_params or field in _query_names(request):
         return "query"
     return "body"
+
+
+def _query_names(request: Request) -> set[str]:
+    """The query parameters the matched route declares: a 409 about ``?cascade`` is about the query
+    even when the parameter was left out (its default was what got refused)."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    return set(_declared_query(dependant)) if isinstance(dependant, Dependant) else set()
 
 
 def _service_items(request: Request, exc: ServiceError) -> list[dict[str, Any]]:
@@ -105,6 +113,19 @@ def _validation_item(e: dict[str, Any]) -> dict[str, Any]:
     return {"loc": loc or ["body"], "msg": msg, "type": kind}
 
 
+def _allowed_methods(app: FastAPI, path: str) -> set[str]:
+    """Every method ``path`` answers to: Starlette's 405 names only the first route that matched
+    the path (e.g. GET of a list), not its siblings (POST)."""
+    from starlette.routing import compile_path
+
+    allowed: set[str] = set()
+    for full, route in _route_paths(app):
+        methods = getattr(route, "methods", None)
+        if methods and full and compile_path(full)[0].match(path):
+            allowed |= set(methods)
+    return allowed
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -126,7 +147,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
         if exc.status_code == 400 and req.url.path.startswith("/api/"):  # a body FastAPI could not even decode
             return _invalid([{"loc": ["body"], "msg": f"malformed JSON ({exc.detail})", "type": "json_invalid"}])
-        return html_error_response(req, exc.status_code) or _err(exc.status_code, str(exc.detail))
+        resp = html_error_response(req, exc.status_code) or _err(exc.status_code, str(exc.detail))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        if exc.status_code == 405:
+            resp.headers["Allow"] = ", ".join(sorted(_allowed_methods(req.app, req.url.path)))
+        return resp
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_req: Request, exc: IntegrityError) -> JSONResponse:
@@ -197,19 +223,25 @@ def _error_responses(route: APIRoute) -> dict[str, tuple[str, str]]:
         out["404"] = ("ErrorResponse", "No such object")
     if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}:
         out["409"] = ("ErrorResponse", "Conflicts with existing data: a unique value taken, an object still referenced")
+    if route.body_field is not None:  # BodyLimitMiddleware's answer to an oversize body
+        out["413"] = ("ErrorResponse", "Request body larger than the server accepts")
     out["422"] = ("HTTPValidationError", "Invalid parameter or body, or an unknown query parameter; `loc` names it")
     out["503"] = ("ErrorResponse", "Database busy or unavailable; retry")
     return out
 
 
-def _api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
-    """(full path template, route) of every documented API route, through included routers."""
+def _route_paths(app: FastAPI) -> list[tuple[str, BaseRoute]]:
+    """(full path template, route) of every route, through included routers."""
     try:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # FastAPI before included routers kept their own route objects
-        pairs = [(getattr(r, "path_format", ""), r) for r in app.routes]
-    else:
-        pairs = [(ctx.path_format or "", ctx.original_route) for ctx in iter_route_contexts(app.routes)]
+        return [(getattr(r, "path_format", ""), r) for r in app.routes]
+    return [(ctx.path_format or "", ctx.original_route) for ctx in iter_route_contexts(app.routes)]
+
+
+def _api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """(full path template, route) of every documented API route, through included routers."""
+    pairs = _route_paths(app)
     return [(path, route) for path, route in pairs
             if isinstance(route, APIRoute) and path.startswith(API) and route.include_in_schema]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra_mgr.auth.models import AuditLog
 from infra_mgr.common import utcnow
+from infra_mgr.url_secrets import mask_urls_in_text
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 DASHBOARD_AUDITED = {"/login", "/logout"}
@@ -26,24 +28,28 @@ _MAX_BODY = 64 * 1024
 
 
 REDACT_DEPTH = 32  # an audit row keeps this much nesting; deeper parts are summarised
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@\s:]*)(?P<pw>:[^/@\s]*)?@")
 _TRUNCATED = "[truncated: nested too deep]"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _mask_url_secrets(text: str) -> str:
-    """``nut://user:PASS@host`` -> ``nut://user:***@host``; ``snmp://COMMUNITY@host`` -> ``snmp://***@host``:
-    a URL's userinfo may carry a password or an SNMP community, so the log keeps only a user name
-    that sits before a colon."""
-    def _sub(m: re.Match[str]) -> str:
-        if m.group("pw") is not None:
-            return f"{m.group('scheme')}{m.group('user')}:***@"
-        return f"{m.group('scheme')}***@"
+    """Every URL's secret masked by the very rule the power sources split with (the last ``@`` of
+    the authority ends the userinfo), so a secret holding ``@`` never leaves its tail behind."""
+    return mask_urls_in_text(text)
 
-    return _URL_USERINFO.sub(_sub, text) if "://" in text else text
+
+def _storable(text: str) -> str:
+    """Lone surrogates (legal in a JSON string, never in UTF-8) become U+FFFD: neither database
+    nor the response encoder accepts them, and one such row would break every audit list."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _redact_leaf(value: Any) -> Any:
-    return _mask_url_secrets(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return _mask_url_secrets(_storable(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")  # JSON has no such number
+    return value
 
 
 def redact(value: Any, max_depth: int = REDACT_DEPTH) -> Any:
@@ -67,12 +73,20 @@ def redact(value: Any, max_depth: int = REDACT_DEPTH) -> Any:
     while stack:
         src, dst, depth = stack.pop()
         if isinstance(src, dict):
-            for k, v in src.items():
+            for raw_key, v in src.items():
+                k = _storable(raw_key) if isinstance(raw_key, str) else raw_key
                 secret = isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
                 dst[k] = "***" if secret else _copy(v, depth)
         else:
             dst.extend(_copy(v, depth) for v in src)
     return root
+
+
+def readable_body(value: Any) -> dict[str, Any]:
+    """A stored audit body as the list shows it: passed through :func:`redact` again, so a row
+    written before the storage rules (a lone surrogate, a NaN) still lists instead of failing
+    every page it is on."""
+    return redact(value) if isinstance(value, dict) else ({} if value is None else {"_value": _redact_leaf(value)})
 
 
 def audited_target(path: str, raw_query: bytes) -> str:
@@ -144,7 +158,7 @@ class AuditMiddleware:
             username = principal.username if principal else state.get("audit_user", "")
             client = (scope.get("client") or ("", 0))[0]
             target = audited_target(scope["path"], scope.get("query_string") or b"")
-            row = dict(time=utcnow(), username=username or "", method=scope["method"],
+            row = dict(time=utcnow(), username=_storable(username or ""), method=scope["method"],
                        path=target, status_code=status["code"], client=str(client)[:64],
                        body=_body_summary(b"".join(chunks)))
             await anyio.to_thread.run_sync(self._write, row, None if username else scope)

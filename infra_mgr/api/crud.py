@@ -10,10 +10,10 @@ import inspect as pyinspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import ColumnElement, Table, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
@@ -78,6 +78,18 @@ def text_problem(field_name: str, value: str) -> str | None:
     if bad is None:
         return None
     return f"must not contain the control character U+{ord(bad.group()):04X}"
+
+
+def plain_query(value: str | None) -> str | None:
+    """A search or filter with a NUL or other control character would match every row on SQLite
+    and be a database error on PostgreSQL: refused as the parameter's own error (a validator, so
+    it comes after the permission check)."""
+    if value is not None and (problem := text_problem("", value)):
+        raise ValueError(problem)
+    return value
+
+
+PlainQuery = AfterValidator(plain_query)
 
 
 def check_text(values: dict[str, Any]) -> None:
@@ -185,21 +197,22 @@ def _filter_dependency(spec: CrudSpec) -> Callable[..., list[ColumnElement[bool]
     ``q`` is offered wherever there is a column to search, and refused (422) where there is none,
     so that a search is never silently ignored."""
     search = search_columns(spec)
+    # Query() sits inside Annotated so that FastAPI keeps the validator beside it.
     params = [
         pyinspect.Parameter(
-            f.name, pyinspect.Parameter.KEYWORD_ONLY,
-            default=Query(None, description=f.description or f"filter by {f.name}", max_length=255)
+            f.name, pyinspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[f.type | None, Query(description=f.description or f"filter by {f.name}",
+                                                      max_length=255), PlainQuery]
             if f.type is str
-            else Query(None, ge=0, le=MAX_ID, description=f.description or f"filter by {f.name}"),
-            annotation=f.type | None,
+            else Annotated[f.type | None, Query(ge=0, le=MAX_ID, description=f.description or f"filter by {f.name}")],
         )
         for f in spec.filters
     ]
-    params.append(pyinspect.Parameter(
-        "q", pyinspect.Parameter.KEYWORD_ONLY,
-        default=Query(None, max_length=255, description="case-insensitive search in "
-                      + (", ".join(c.name for c in search) if search else "nothing: this list has no text to search")),
-        annotation=str | None))
+    if search:  # a list with nothing to search does not offer q (an unknown parameter is a 422)
+        params.append(pyinspect.Parameter(
+            "q", pyinspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[str | None, Query(max_length=255, description="case-insensitive search in "
+                                                   + ", ".join(c.name for c in search)), PlainQuery]))
 
     def dep(**kwargs: Any) -> list[Any]:
         clauses: list[Any] = []
@@ -217,8 +230,6 @@ def _filter_dependency(spec: CrudSpec) -> Callable[..., list[ColumnElement[bool]
         if q:
             from sqlalchemy import or_
 
-            if not search:
-                raise Invalid("this list has no text to search", field="q")
             clauses.append(or_(*(like_contains(c, q) for c in search)))
         return clauses
 

@@ -11,7 +11,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from infra_mgr.api.crud import commit_or_conflict, get_or_404, like_contains, list_rows
+from infra_mgr.api.crud import PlainQuery, commit_or_conflict, get_or_404, like_contains, list_rows
 from infra_mgr.api.deps import CurrentPrincipal, DbSession, Forbidden, Unauthorized, perm_extra, require
 from infra_mgr.api.pagination import Cursor, Limit, ObjId, Page
 from infra_mgr.auth import service, sessions, throttle
@@ -123,7 +123,7 @@ _admin = Depends(require(Perm.users_manage))
             openapi_extra=perm_extra(Perm.users_manage))
 def list_users(session: DbSession, limit: Limit = 100, cursor: Cursor = None,
                q: Annotated[str | None, Query(max_length=255, description=(
-                   "case-insensitive search in username, full_name"))] = None) -> Any:
+                   "case-insensitive search in username, full_name")), PlainQuery] = None) -> Any:
     clauses = [or_(like_contains(col(User.username), q), like_contains(col(User.full_name), q))] if q else []
     rows, nxt = list_rows(session, User, clauses, limit, cursor)
     return {"results": rows, "next": nxt}

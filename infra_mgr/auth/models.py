@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
@@ -122,6 +122,18 @@ class TokenCreate(BaseModel):
     name: str = PField(default="", max_length=100)
     expires_in_days: int | None = PField(default=None, ge=1, le=3650)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        """A token's name is shown in lists and the audit log: no control or bidi characters that
+        would rewrite what is displayed around it, checked as every other name is."""
+        from infra_mgr.api.crud import text_problem
+
+        problem = text_problem("name", value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class TokenRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -156,3 +168,11 @@ class AuditRead(BaseModel):
     status_code: int
     client: str
     body: dict[str, Any]
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _readable(cls, value: Any) -> dict[str, Any]:
+        """A stored row that cannot be serialised (lone surrogate, NaN) still lists."""
+        from infra_mgr.api.audit import readable_body
+
+        return readable_body(value)

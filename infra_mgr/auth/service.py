@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, Update, text, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from infra_mgr.auth import throttle
@@ -97,6 +98,33 @@ def create_token(session: Session, user: User, name: str = "", expires_in_days: 
     return tok, raw
 
 
+def stamp_at_once(session: Session, stmt: Update) -> bool:
+    """Run a bookkeeping stamp (a token's ``last_used``, a session's ``last_seen``) in the caller's
+    transaction only if the lock it needs is free right now; otherwise skip it (False). A read must
+    never wait for a write lock held elsewhere just to record when it was made: the next request
+    stamps it. The lock wait is switched off for this one statement (SQLite's ``busy_timeout``;
+    PostgreSQL's ``lock_timeout`` cut to a millisecond, as 0 would mean no limit there), and a
+    savepoint keeps a refused stamp from spoiling the caller's transaction."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    conn = session.connection()
+    previous = conn.exec_driver_sql("PRAGMA busy_timeout" if sqlite else "SHOW lock_timeout").scalar()
+    try:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+        with session.begin_nested():
+            if not sqlite:
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '1ms'")
+            session.execute(stmt)
+        return True
+    except OperationalError:
+        return False  # locked elsewhere (or a stale read snapshot): worth recording, not worth waiting for
+    finally:
+        if sqlite:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
+        else:
+            conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": str(previous)})
+
+
 def principal_from_token(session: Session, raw: str) -> Principal | None:
     row = session.exec(
         select(ApiToken, User).join(User, col(User.id) == col(ApiToken.user_id))
@@ -108,10 +136,10 @@ def principal_from_token(session: Session, raw: str) -> Principal | None:
     now = utcnow()
     if not user.is_active or (tok.expires_at is not None and tok.expires_at <= now):
         return None
-    # Record use at most once a minute: a token can drive thousands of requests a minute.
+    # Record use at most once a minute (a token can drive thousands of requests a minute), and only
+    # when that costs no wait: the caller's commit then never waits for a write lock held elsewhere.
     if tok.last_used is None or (now - tok.last_used).total_seconds() > 60:
-        tok.last_used = now
-        session.add(tok)
+        stamp_at_once(session, update(ApiToken).where(col(ApiToken.id) == tok.id).values(last_used=now))
     return Principal(user_id=user.id or 0, username=user.username, role=user.role, via="token")
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from infra_mgr.auth.models import AuthSession, User
-from infra_mgr.auth.service import Principal
+from infra_mgr.auth.service import Principal, stamp_at_once
 from infra_mgr.common import utcnow
 from infra_mgr.db import write_session
 
@@ -78,7 +78,8 @@ def start(request: Request, user_id: int) -> str:
 
 def principal_from_sid(session: Session, raw: str) -> Principal | None:
     """The user behind a session id, if the session is live (not revoked, not expired, user active).
-    Stamps ``last_seen`` at most once a minute, committing only that stamp."""
+    Stamps ``last_seen`` at most once a minute, committing only that stamp, and only when the lock
+    it needs is free at once: a page view never waits for a write held elsewhere."""
     if not raw:
         return None
     row = session.exec(
@@ -92,7 +93,7 @@ def principal_from_sid(session: Session, raw: str) -> Principal | None:
     if live.revoked_at is not None or live.expires_at <= now or not user.is_active:
         return None
     if (now - live.last_seen).total_seconds() > LAST_SEEN_EVERY_S:
-        session.execute(update(AuthSession).where(col(AuthSession.id) == live.id).values(last_seen=now))
+        stamp_at_once(session, update(AuthSession).where(col(AuthSession.id) == live.id).values(last_seen=now))
         try:
             session.commit()  # worth recording, not worth failing a request for
         except OperationalError:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from infra_mgr.api.crud import check_references, commit_or_conflict, like_contains
+from infra_mgr.api.crud import PlainQuery, check_references, commit_or_conflict, like_contains
 from infra_mgr.api.deps import DbSession, perm_extra, require
 from infra_mgr.api.pagination import MAX_ID, Cursor, Limit, Page, decode_cursor, encode_cursor
 from infra_mgr.auth.permissions import Perm
@@ -26,7 +26,7 @@ def list_events(session: DbSession, limit: Limit = 100, cursor: Cursor = None,
                 device_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                 since: dt.datetime | None = None,
                 q: Annotated[str | None, Query(max_length=255, description="case-insensitive search in "
-                                                                        "kind and message")] = None) -> Any:
+                                                                        "kind and message"), PlainQuery] = None) -> Any:
     from sqlalchemy import or_
     from sqlmodel import col, select
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +28,7 @@ class Severity(StrEnum):
 MAX_DATA_DEPTH = 16
 MAX_DATA_BYTES = 64 * 1024
 TRUNCATED_MARK = "[truncated: nested deeper than 16]"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def data_depth(value: Any) -> int:
@@ -68,6 +71,25 @@ def readable_data(value: Any, max_depth: int = MAX_DATA_DEPTH) -> dict[str, Any]
                 copy = v
             dst[k] = copy
     return root
+
+
+def unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON on every database, or None: NaN and ±Infinity are not
+    JSON (PostgreSQL refuses them, SQLite keeps them and the list then cannot be served), and a
+    lone surrogate is not UTF-8. Keys are checked as well as values."""
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return "NaN and Infinity are not JSON numbers"
+        if isinstance(node, str) and _LONE_SURROGATE.search(node):
+            return "text holds a lone surrogate (not valid Unicode)"
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
 
 
 class Event(SQLModel, table=True):
@@ -114,6 +136,9 @@ class EventCreate(BaseModel):
         depth = data_depth(value)
         if depth > MAX_DATA_DEPTH:
             raise ValueError(f"nested {depth} levels deep; at most {MAX_DATA_DEPTH}")
+        problem = unstorable(value)
+        if problem:
+            raise ValueError(problem)
         size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
         if size > MAX_DATA_BYTES:
             raise ValueError(f"{size} bytes as JSON; at most {MAX_DATA_BYTES}")

@@ -11,6 +11,7 @@ from sqlmodel import col
 from infra_mgr.api.crud import (
     CrudSpec,
     Filter,
+    PlainQuery,
     check_references,
     check_unique,
     commit_or_conflict,
@@ -77,7 +78,7 @@ def _link_order(session: Any, obj: Any, values: dict[str, Any]) -> None:
 SPECS = [
     CrudSpec(Site, "/sites", "site", SiteCreate, SiteUpdate, SiteRead, R, Perm.sites_write,
              filters=(Filter("code", Site.code), Filter("kind", Site.kind), Filter("status", Site.status)),
-             search=(Site.code, Site.name_en, Site.name_ar, Site.address)),
+             search=(Site.code, Site.name_en, Site.name_ar, Site.address), generated_delete=False),
     CrudSpec(Device, "/devices", "device", DeviceCreate, DeviceUpdate, DeviceRead, R, Perm.devices_write,
              filters=(Filter("site_id", Device.site_id, int),
                       Filter("site", Site.code, join=(Site, Site.id == Device.site_id), description="site code"),
@@ -144,6 +145,30 @@ def delete_prefix(obj_id: ObjId, session: DbSession,
     return Response(status_code=204)
 
 
+@router.delete("/sites/{obj_id}", status_code=204, dependencies=[Depends(require(Perm.sites_write))],
+               openapi_extra=perm_extra(Perm.sites_write), summary="Delete a site",
+               operation_id="delete_site", response_class=Response)
+def delete_site(obj_id: ObjId, session: DbSession) -> Response:
+    """A site that still holds devices, prefixes or power devices is refused (409, naming what it
+    holds): deleting it would leave them with no site and no history saying so. Its discovery
+    targets go with it (they only describe the site); events keep their text and lose the link."""
+    from sqlalchemy import func
+
+    from infra_mgr.power.models import PowerDevice
+
+    site = get_or_404(session, Site, obj_id, "site")
+    held = []
+    for model, what in ((Device, "device"), (Prefix, "prefix"), (PowerDevice, "power device")):
+        n = session.execute(select(func.count()).select_from(model).where(col(model.site_id) == obj_id)).scalar_one()
+        if n:
+            held.append(f"{n} {what}{'es' if what == 'prefix' and n > 1 else 's' if n > 1 else ''}")
+    if held:
+        raise Conflict(f"site {site.code} holds {', '.join(held)}: move or delete them first")
+    session.delete(site)
+    commit_or_conflict(session, "site")
+    return Response(status_code=204)
+
+
 # --------------------------------------------------------------------------- credentials
 
 _cred_read = Depends(require(Perm.credentials_read))
@@ -164,7 +189,7 @@ def _master(request: Request) -> bytes:
 def list_credentials(request: Request, session: DbSession, limit: Limit = 100, cursor: Cursor = None,
                      kind: Annotated[str | None, Query(max_length=16)] = None,
                      q: Annotated[str | None, Query(max_length=255, description=(
-                         "case-insensitive search in name, username, description"))] = None) -> Any:
+                         "case-insensitive search in name, username, description")), PlainQuery] = None) -> Any:
     clauses: list[Any] = [Credential.kind == kind] if kind else []
     if q:  # the same search every other list offers, wildcards meaning themselves
         clauses.append(or_(*(like_contains(c, q) for c in _CRED_SEARCH)))

@@ -45,10 +45,11 @@ from infra_mgr.lab.power_scenario import (
     stop_outage,
 )
 from infra_mgr.lab.power_snmp import snmp_ups_spec
-from infra_mgr.lab.supervisor import PeerRecord, PeerSpec, PeerUnavailable, free_port, owns_socket, process_tree
+from infra_mgr.lab.supervisor import PeerRecord, PeerSpec, PeerUnavailable, owns_socket, process_tree
 
 NUT_HOST = "127.3.0.21"
 NUT_UPSES = ("dc-ups1",)
+MODBUS_PORT = 502  # Modbus/TCP's registered port, on each simulator's own 127.3.0.x address
 MODBUS_HOSTS = {"dse": "127.3.0.11", "drups": "127.3.0.12", "meter": "127.3.0.13"}
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes with the terminating NUL; keep a margin
 
@@ -127,7 +128,7 @@ def modbus_spec(lab_dir: Path, device: str, *, unit: int = 1) -> PeerSpec:
     lab = Path(lab_dir).absolute()
     name = f"modbus-{device}"
     host = MODBUS_HOSTS[device]
-    port = free_port(host, "tcp")
+    port = documented_port(host, "tcp", MODBUS_PORT)  # 502 as in the README, when free
     units = device_units(device, unit)
     argv = [sys.executable, "-m", "infra_mgr.lab.modbus_sim", "--host", host, "--port", str(port)]
     argv += ["--device", device, "--lab-dir", str(lab), "--unit", str(unit)]

@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra_mgr.lab.peers import SYS, SYS_LOCATION, SYS_NAME, SnmpsimDevice, snmpsim_spec
+from infra_mgr.lab.peers import SYS, SYS_LOCATION, SYS_NAME, SnmpsimDevice, documented_port, snmpsim_spec
 from infra_mgr.lab.power_scenario import (
     PLANT,
     UPS_PROFILES,
@@ -65,6 +65,7 @@ NET_SNMP_LINUX = "1.3.6.1.4.1.8072.3.2.10"
 POWER_LOCATION = "أمانة جدة - مركز البيانات - غرفة الطاقة"
 
 # host per UPS agent (127.3.0.x: the lab's power devices)
+SNMP_PORT = 161  # the standard agent port, where `snmp probe <address>` looks without --port
 SNMP_UPS_HOSTS = {"dc-ups2": "127.3.0.22", "dc-ups3": "127.3.0.23", "dc-pdu1": "127.3.0.24", "dc-ats1": "127.3.0.25"}
 # the rack PDU's static readings (what the generated record says and the tests expect)
 PDU_WATTS = 3420  # rPDU2DeviceStatusPower is in 0.01 kW: 342
@@ -347,13 +348,20 @@ def write_dynamic_recording(path: Path, records: list[SnmpRecord], device: str) 
 
 
 def snmp_ups_devices(lab_dir: Path) -> list[SnmpsimDevice]:
-    """The SNMP power agents (two UPSs, the rack PDU, the ATS), with their values as of now."""
+    """The SNMP power agents (two UPSs, the rack PDU, the ATS), with their values as of now, each on
+    UDP 161 of its own address when that is free (the README's ``snmp probe 127.3.0.22``), else on a
+    free port the lab reports."""
     outage, now = load_outage(lab_dir), time.time()
+
+    def at(name: str, records: list[SnmpRecord]) -> SnmpsimDevice:
+        host = SNMP_UPS_HOSTS[name]
+        return SnmpsimDevice(name, records, host=host, port=documented_port(host, "udp", SNMP_PORT))
+
     return [
-        SnmpsimDevice("dc-ups2", apc_ups_records(outage, now), host=SNMP_UPS_HOSTS["dc-ups2"]),
-        SnmpsimDevice("dc-ups3", rfc1628_ups_records(outage, now), host=SNMP_UPS_HOSTS["dc-ups3"]),
-        SnmpsimDevice("dc-pdu1", apc_pdu_records(), host=SNMP_UPS_HOSTS["dc-pdu1"]),
-        SnmpsimDevice("dc-ats1", apc_ats_records(outage, now), host=SNMP_UPS_HOSTS["dc-ats1"]),
+        at("dc-ups2", apc_ups_records(outage, now)),
+        at("dc-ups3", rfc1628_ups_records(outage, now)),
+        at("dc-pdu1", apc_pdu_records()),
+        at("dc-ats1", apc_ats_records(outage, now)),
     ]
 
 

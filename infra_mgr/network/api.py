@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic import Field as PField
 
 from infra_mgr.api.crud import CrudSpec, Filter, crud_router, get_or_404, list_rows
@@ -25,6 +25,7 @@ from infra_mgr.network.models import (
     DiscoveryTargetRead,
     Neighbor,
     NeighborRead,
+    seed_address,
 )
 
 router = APIRouter(tags=["network"])
@@ -99,7 +100,8 @@ class DiscoveryRunRequest(BaseModel):
 
     site: str | None = PField(default=None, max_length=32,
                               description="Site code; omit (with no seeds) for every site's targets")
-    seeds: list[str] = PField(default_factory=list, max_length=64,
+    seeds: list[Annotated[str, PField(max_length=49), AfterValidator(seed_address)]] = PField(
+        default_factory=list, max_length=64,
                               description="Seed addresses or ranges (alone: discover only from these)")
     timeout_s: float = PField(default=1.0, gt=0, le=30)
     retries: int = PField(default=1, ge=0, le=5)

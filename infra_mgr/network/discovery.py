@@ -114,11 +114,11 @@ def scope_for(session: Session, site_code: str | None, extra_seeds: Sequence[str
         if t.role == TargetRole.seed.value:
             seeds.extend(range_hosts(t.cidr))
         allow.append(t.cidr)
-    for s in extra_seeds:
-        try:
-            seeds.extend(range_hosts(s))
-        except ValueError as exc:
-            raise Invalid(str(exc), field="seed") from exc
+    for i, s in enumerate(extra_seeds):
+        problem = target_problem(s, TargetRole.seed.value)  # the CLI and traps pass seeds too
+        if problem:
+            raise Invalid(problem, field=f"seeds.{i}")
+        seeds.extend(range_hosts(s))
         allow.append(s)
     if not seeds:
         why = "".join(f"; skipped {cidr}: {reason}" for cidr, reason in skipped.items())

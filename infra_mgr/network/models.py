@@ -74,6 +74,31 @@ class DiscoveryTargetCreate(BaseModel):
 MIN_ALLOW_PREFIX = {4: 8, 6: 32}
 
 
+# Broadcast addresses with a fixed mask: the limited broadcast and the loopback net's (127/8).
+# The kernel refuses to send to them (EACCES) and no device answers there.
+_BROADCASTS = frozenset({ipaddress.IPv4Address("255.255.255.255"), ipaddress.IPv4Address("127.255.255.255")})
+
+
+def not_device_range(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """True when no device can be at ``net``: unspecified, multicast, reserved (240/4; IPv6's
+    reserved blocks except loopback) or a broadcast address on its own."""
+    first = net.network_address
+    if first.is_unspecified or net.is_multicast:
+        return True
+    if first.is_reserved and not first.is_loopback:
+        return True
+    return net.num_addresses == 1 and first in _BROADCASTS
+
+
+def seed_address(value: str) -> str:
+    """A seed given to one run, checked as a stored seed target would be (pydantic validator: the
+    error lands on the seed's own index)."""
+    problem = target_problem(value, TargetRole.seed.value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def target_problem(cidr: str, role: str) -> str | None:
     """Why a discovery target cannot be used (None when it can). A seed range is swept address by
     address, so it must stay within the crawl's range limit; an unspecified or multicast address
@@ -84,7 +109,7 @@ def target_problem(cidr: str, role: str) -> str | None:
         net = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return "not an address or CIDR range"
-    if net.network_address.is_unspecified or net.is_multicast:
+    if not_device_range(net):
         return f"{net} is not a range of device addresses"
     if role == TargetRole.allow.value:
         if net.prefixlen < MIN_ALLOW_PREFIX[net.version]:

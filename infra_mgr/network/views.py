@@ -5,7 +5,8 @@ The rules that colour the city map live here and only here: the REST API serves 
 (``/api/v1/network/...``), the dashboard draws them and the CLI prints them, so a red site means
 the same thing to a script, a person at the map and a person at a terminal.
 
-One vocabulary: ``ok`` (green), ``degraded`` (amber), ``down`` (red), ``never`` polled (grey).
+One vocabulary: ``ok`` (green), ``degraded`` (amber), ``down`` (red), ``never`` polled (grey), and
+for a site only, ``empty``: it holds no device, so there is nothing to poll and nothing to wait for.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Health(StrEnum):
     degraded = "degraded"
     down = "down"
     never = "never"
+    empty = "empty"
 
 
 class LinkState(StrEnum):
@@ -108,11 +110,12 @@ def device_state(status: str, poll_status: str | None, link_down: bool) -> tuple
 
 
 def site_state(device_states: Iterable[str]) -> Health:
-    """A site's colour from its (counted) devices: any down → down; none polled → never; any
-    degraded or not yet polled → degraded (not everything is known to be fine); else ok."""
+    """A site's colour from its (counted) devices: no device → empty (not "never polled": there is
+    nothing to poll); any down → down; none polled → never; any degraded or not yet polled →
+    degraded (not everything is known to be fine); else ok."""
     states = list(device_states)
     if not states:
-        return Health.never
+        return Health.empty
     if Health.down in states:
         return Health.down
     if all(s == Health.never for s in states):
@@ -266,7 +269,8 @@ def _site_health(site: Site, members: list[DeviceHealth]) -> SiteHealth:
                               since=d.since) for d in bad[:SITE_PROBLEMS_SHOWN]]
     return SiteHealth(id=site.id or 0, code=site.code, name_en=site.name_en, name_ar=site.name_ar, kind=site.kind,
                       status=site.status, central=site.kind in CENTRAL_KINDS,
-                      state=site_state(d.state for d in counted), devices=len(members),
+                      state=site_state(d.state for d in counted) if counted or not members else Health.never,
+                      devices=len(members),
                       states=dict(Counter(d.state for d in members)), problems=problems)
 
 
@@ -368,10 +372,12 @@ class NeighborSeen(NeighborRead):
     ``remote_port`` is named as a person knows it: a bare number (Junos sends its ifIndex as a
     locally assigned port id) becomes the remote device's interface of that ifIndex when the
     remote is in the inventory; ``remote_port_id`` keeps what the device said. ``platform_short``
-    is the few words a table shows; ``remote_platform`` stays whole for a tooltip."""
+    is the few words a table shows; ``remote_platform`` stays whole for a tooltip. The same remote
+    port reported by CDP and LLDP is one row (``protocols`` names both)."""
 
     remote_hostname: str | None
     remote_port_id: str = ""
+    protocols: list[str] = []  # every protocol that reported this neighbour (``protocol`` is the first)
     platform_short: str = ""
 
 
@@ -410,18 +416,82 @@ def _link_peers(session: Session, device_id: int) -> dict[int, list[LinkPeer]]:
     return out
 
 
-def _remote_port_names(session: Session, rows: Iterable[Neighbor]) -> dict[tuple[int, str], str]:
-    """(remote device id, numeric port id) -> that device's interface name of that ifIndex, for
-    the neighbours whose port id is a bare number and whose remote device is known."""
-    wanted = {(n.remote_device_id, int(n.remote_port)) for n in rows
-              if n.remote_device_id and n.remote_port.isdigit() and len(n.remote_port) < 10}
-    if not wanted:
+def _port_named(ifaces: list[Interface], port: str) -> str | None:
+    """The interface a port id names outright: its own name, or its ifIndex (a bare number)."""
+    for i in ifaces:
+        if i.name == port:
+            return i.name
+    if port.isdigit() and len(port) < 10:
+        for i in ifaces:
+            if i.if_index is not None and str(i.if_index) == port:
+                return i.name
+    return None
+
+
+def _port_described(ifaces: list[Interface], port: str) -> str | None:
+    """The one interface whose description or alias is the port id (Junos may send either);
+    ``None`` when none or several match, since a shared description names no port."""
+    text = port.strip().casefold()
+    if not text:
+        return None
+    hits = {i.name for i in ifaces if text in (i.description.strip().casefold(), i.alias.strip().casefold())}
+    return hits.pop() if len(hits) == 1 else None
+
+
+def _remote_port_names(session: Session, device_id: int, rows: list[Neighbor]) -> dict[int, str]:
+    """Neighbour id -> the remote device's own name of the port, for neighbours whose remote
+    device is in the inventory. A port id may be a name, an ifIndex (Junos: locally assigned) or
+    a description a person wrote, which may be the same on several ports: a name or ifIndex
+    decides first, then the remote's own LLDP/CDP row that points back at this device's port,
+    and a description or alias of a single port only last. An id nothing matches stays as said."""
+    known = [n for n in rows if n.remote_device_id and n.id is not None]
+    if not known:
         return {}
-    stmt = (select(Interface.device_id, Interface.if_index, Interface.name)
-            .where(col(Interface.device_id).in_({d for d, _ in wanted}),
-                   col(Interface.if_index).in_({i for _, i in wanted})))
-    return {(dev, str(idx)): name for dev, idx, name in session.exec(stmt).all()
-            if (dev, idx) in wanted and idx is not None}
+    remote_ids = {n.remote_device_id for n in known if n.remote_device_id}
+    by_dev: dict[int, list[Interface]] = {}
+    for i in session.exec(select(Interface).where(col(Interface.device_id).in_(remote_ids | {device_id}))
+                          .limit(50000)).all():
+        by_dev.setdefault(i.device_id, []).append(i)
+    own = by_dev.get(device_id, [])
+    back: dict[int, list[Neighbor]] = {}
+    for r in session.exec(select(Neighbor).where(col(Neighbor.device_id).in_(remote_ids),
+                                                 col(Neighbor.remote_device_id) == device_id).limit(5000)).all():
+        back.setdefault(r.device_id, []).append(r)
+
+    def mine(port: str) -> str:
+        return _port_named(own, port) or _port_described(own, port) or port
+
+    out: dict[int, str] = {}
+    for n in known:
+        theirs = by_dev.get(n.remote_device_id or 0, [])
+        local = _port_named(own, n.local_interface) or n.local_interface
+        pointing = {r.local_interface for r in back.get(n.remote_device_id or 0, [])
+                    if r.local_interface and mine(r.remote_port) == local}
+        name = (_port_named(theirs, n.remote_port)
+                or (pointing.pop() if len(pointing) == 1 else None)
+                or _port_described(theirs, n.remote_port))
+        if name:
+            out[n.id or 0] = name
+    return out
+
+
+def _merged(rows: list[NeighborSeen]) -> list[NeighborSeen]:
+    """One row per remote device and port seen on a local port: a device that speaks both CDP
+    and LLDP (MikroTik does) is one neighbour, listed with both protocols; the platform kept is the
+    most telling (longest) of what they said."""
+    groups: dict[tuple[str, str, str], list[NeighborSeen]] = {}
+    for r in rows:
+        who = str(r.remote_device_id) if r.remote_device_id else \
+            (r.remote_system_name or r.remote_chassis_id or r.remote_address).casefold()
+        groups.setdefault((r.local_interface, who, r.remote_port.casefold()), []).append(r)
+    out = []
+    for same in groups.values():
+        best = max(same, key=lambda r: len(r.remote_platform))
+        protocols = sorted({r.protocol for r in same})
+        out.append(best.model_copy(update={"protocols": protocols, "protocol": protocols[0],
+                                           "remote_address": next((r.remote_address for r in same
+                                                                   if r.remote_address), "")}))
+    return out
 
 
 def device_detail(session: Session, device_id: int, *, interfaces_limit: int = 2000, neighbors_limit: int = 1000,
@@ -450,13 +520,13 @@ def device_detail(session: Session, device_id: int, *, interfaces_limit: int = 2
         .where(col(Neighbor.device_id) == device_id)
         .limit(neighbors_limit)
     ).all()
-    names = _remote_port_names(session, [n for n, _ in nb_rows])
+    names = _remote_port_names(session, device_id, [n for n, _ in nb_rows])
     neighbors = sorted(
-        (NeighborSeen(**{**NeighborRead.model_validate(n).model_dump(),
-                         "remote_port": names.get((n.remote_device_id or 0, n.remote_port), n.remote_port)},
-                      remote_hostname=hostname, remote_port_id=n.remote_port,
-                      platform_short=short_platform(n.remote_platform))
-         for n, hostname in nb_rows),
+        _merged([NeighborSeen(**{**NeighborRead.model_validate(n).model_dump(),
+                                 "remote_port": names.get(n.id or 0, n.remote_port)},
+                              remote_hostname=hostname, remote_port_id=n.remote_port, protocols=[n.protocol],
+                              platform_short=short_platform(n.remote_platform))
+                 for n, hostname in nb_rows]),
         key=lambda row: (natural_key(row.local_interface), row.protocol),
     )
     state, reason = device_state(device.status, poll.status if poll else None,

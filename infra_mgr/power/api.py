@@ -50,6 +50,7 @@ from infra_mgr.power.readings import CANONICAL
 from infra_mgr.power.service import PowerService
 from infra_mgr.power.sources import store_source
 from infra_mgr.telemetry.store import TelemetryStore
+from infra_mgr.url_secrets import masked_elsewhere
 
 router = APIRouter(tags=["power"], prefix="/power")
 R, W = Perm.inventory_read, Perm.power_write
@@ -88,11 +89,15 @@ def create_power_device(data: PowerDeviceCreate, request: Request, session: DbSe
 @router.patch("/devices/{obj_id}", response_model=PowerDeviceRead, dependencies=[_write],
               openapi_extra=perm_extra(W), summary="Change a power device", operation_id="update_power_device")
 def update_power_device(obj_id: ObjId, data: PowerDeviceUpdate, request: Request, session: DbSession) -> Any:
-    """A ``source`` sent back masked (as a read shows it) keeps the stored secret."""
+    """A ``source`` sent back masked (as a read shows it) keeps the stored secret, but only for the
+    very address it was stored with: a masked URL pointing anywhere else is refused, or the
+    secret would be sent to a host of the caller's choosing."""
     obj = get_or_404(session, PowerDevice, obj_id, "power device")
     values = data.model_dump(exclude_unset=True, mode="json")
     check_text(values)
     if values.get("source") is not None:
+        if masked_elsewhere(values["source"], obj.source):
+            raise Invalid("give the secret again when changing the address", field="source")
         values["source"], values["source_secret"] = store_source(request.app.state.master_key, values["source"],
                                                                  obj.source_secret)
     check_references(session, PowerDevice, values)

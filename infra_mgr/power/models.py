@@ -42,8 +42,15 @@ class PueRole(StrEnum):
 
 
 def _source_scheme(value: str) -> str:
+    """A known scheme, and no secret in the query string: only the userinfo's secret is split off
+    and encrypted, so a ``?community=`` or ``?password=`` would be stored and shown in clear."""
+    from infra_mgr.url_secrets import secret_params
+
     if value.split("://", 1)[0] not in ("snmp", "nut", "modbus"):
         raise ValueError("must start with snmp://, nut:// or modbus://")
+    found = secret_params(value)
+    if found:
+        raise ValueError(f"no secret in the query string ({', '.join(found)}): put it in the URL's userinfo")
     return value
 
 
@@ -83,7 +90,7 @@ class PowerDeviceCreate(BaseModel):
                                                       "modbus://HOST:PORT/UNIT?map=NAME")
     credential_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     site_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
-    capacity_kw: float | None = PField(default=None, gt=0, le=1e6)
+    capacity_kw: float | None = PField(default=None, gt=0, le=1e6, strict=True)  # true is not 1.0 kW
     critical: bool = True
     poll_interval_s: float = PField(default=1.0, ge=0.5, le=300)
     enabled: bool = True
@@ -101,7 +108,7 @@ class PowerDeviceUpdate(BaseModel):
                                 description="A new URL; the masked URL a read returned keeps the stored secret")
     credential_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     site_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
-    capacity_kw: float | None = PField(default=None, gt=0, le=1e6)
+    capacity_kw: float | None = PField(default=None, gt=0, le=1e6, strict=True)  # true is not 1.0 kW
     critical: bool | None = None
     poll_interval_s: float | None = PField(default=None, ge=0.5, le=300)
     enabled: bool | None = None
@@ -137,7 +144,7 @@ class PowerDeviceRead(BaseModel):
     @classmethod
     def _masked(cls, value: Any) -> Any:
         """Never a secret, even from a row written around the API (stored rows are masked already)."""
-        from infra_mgr.power.sources import mask_source
+        from infra_mgr.url_secrets import mask_source
 
         return mask_source(value) if isinstance(value, str) else value
 
@@ -163,10 +170,10 @@ class PowerNodeCreate(BaseModel):
     name: str = PField(min_length=1, max_length=64)
     kind: NodeKind
     site_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
-    capacity_kw: float | None = PField(default=None, gt=0, le=1e6)
+    capacity_kw: float | None = PField(default=None, gt=0, le=1e6, strict=True)  # true is not 1.0 kW
     power_device_id: int | None = PField(default=None, ge=1, le=2**63 - 1)
     pue_role: PueRole = PueRole.none
-    it_category: int | None = PField(default=None, ge=1, le=3)
+    it_category: int | None = PField(default=None, ge=1, le=3, strict=True)  # nor category 1
 
 
 class PowerNodeRead(BaseModel):

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("infra_mgr.power")
 FLUSH_EVERY_S = 1.0  # the status view shows a device live while its last_ok is under 3 s old
+RETRY_FIRST_S = 0.5  # first back-off after the device list could not be read
 
 
 @dataclass(frozen=True)
@@ -281,9 +282,25 @@ class PowerPoller:
         """Poll until ``stop()``; picks up added, changed and removed devices every ``refresh_s``."""
         flusher = asyncio.create_task(self._flush_loop())
         known: dict[int, DeviceRef] = {}
+        failures = 0
         try:
             while not self._stop.is_set():
-                current = {d.id: (d, t) for d, t in await asyncio.to_thread(self._devices)}
+                try:
+                    current = {d.id: (d, t) for d, t in await asyncio.to_thread(self._devices)}
+                except Exception as exc:  # noqa: BLE001 - a locked or unreachable database must not end polling
+                    # The device loops already running go on; the list is read again after a back-off
+                    # (doubling up to ``refresh_s``), so devices added meanwhile are picked up once
+                    # the database answers again.
+                    failures += 1
+                    wait = min(refresh_s, RETRY_FIRST_S * 2 ** min(failures - 1, 16))
+                    log.error("power: reading the device list failed (%s: %s); trying again in %.1f s",
+                              type(exc).__name__, exc, wait, exc_info=exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), wait)
+                    continue
+                if failures:
+                    log.info("power: device list read again after %d failed attempts", failures)
+                    failures = 0
                 for dev_id, (dev, tracker) in current.items():
                     ended = dev_id in self._tasks and self._tasks[dev_id].done()
                     if known.get(dev_id) != dev or ended:

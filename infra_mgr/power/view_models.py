@@ -19,6 +19,9 @@ class Gauges(BaseModel):
     shown: list[str] = []
     battery_h: float | None = None
     fuel_h: float | None = None
+    # the load fuel_h is for: "present" (what the generator carries now) or "rated" (it carries
+    # nothing now, so its autonomy at its rating; never an idle engine's 100 h)
+    fuel_at: str | None = None
 
 
 class DeviceLive(BaseModel):

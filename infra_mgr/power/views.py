@@ -93,7 +93,7 @@ CHAIN_COL_W, CHAIN_ROW_H, CHAIN_NODE_W, CHAIN_NODE_H, CHAIN_PAD = 172, 80, 142, 
 EVENTS_SHOWN = 15
 OUTAGES_SHOWN = 50
 NODES_MAX = 2000
-FUEL_LOAD_DEFAULT_PCT = 50.0  # the fuel curve's load when a device reports none
+FUEL_LOAD_RATED_PCT = 100.0  # a generator that carries nothing now: its autonomy at its rating
 
 
 # --------------------------------------------------------------------------- one device
@@ -172,11 +172,15 @@ def _live_fields(f: DeviceFacts, now: dt.datetime) -> dict[str, Any]:
     kw, pct = load_of(r, f.capacity_kw)
     fuel_reading = f.fuel_reading
     battery_h = _r(autonomy.battery_autonomy_h(_num(r.get("battery.runtime"))), 2)
-    fuel_h = fuel_load = None
+    fuel_h = fuel_load = fuel_at = None
     level = _num(r.get(f.tank.level_reading)) if f.tank else None
     if f.tank and level is not None:
+        # At its present load while it carries one; a stopped (or silent) generator's "present
+        # load" of 0 would promise the curve's idle figure, so then at its rated load, said so.
         _kw, tank_pct = load_of(r, f.tank.rated_kw)
-        fuel_load = tank_pct if tank_pct is not None else FUEL_LOAD_DEFAULT_PCT
+        present = tank_pct is not None and tank_pct > 0
+        fuel_load = tank_pct if present and tank_pct is not None else FUEL_LOAD_RATED_PCT
+        fuel_at = "present" if present else "rated"
         fuel_h = _r(autonomy.fuel_autonomy_h(f.tank.capacity_l, level, f.tank.usable_fraction, f.tank.curve,
                                              fuel_load), 2)
     values = {"battery": _num(r.get("battery.charge")), "kinetic": _num(r.get("kinetic.level")),
@@ -188,7 +192,7 @@ def _live_fields(f: DeviceFacts, now: dt.datetime) -> dict[str, Any]:
         id=f.id, name=f.name, kind=f.kind, site_id=f.site_id, status=f.status, state=state, flags=flags, live=live,
         tone=tone(state, flags, live, f.status), stale_tone=tone("unknown", flags, False, f.status),
         last_ok=f.last_ok, data_age_s=_r(age), grace_s=grace, readings=dict(r), kw=_r(kw), load_pct=_r(pct),
-        gauges=Gauges(**values, shown=shown, battery_h=battery_h, fuel_h=fuel_h),
+        gauges=Gauges(**values, shown=shown, battery_h=battery_h, fuel_h=fuel_h, fuel_at=fuel_at),
         battery_autonomy_h=battery_h, fuel_autonomy_h=fuel_h, fuel_load_pct=_r(fuel_load))
 
 

@@ -15,10 +15,13 @@ from gufo.snmp.aio import SnmpSession
 
 
 async def agent_alive(address: str, port: int = 161, timeout_s: float = 1.0) -> bool:
-    """True when an SNMP engine answers engine-ID discovery at ``address:port``."""
-    session = SnmpSession(addr=address, port=port, user=User("infra-mgr-probe"), version=SnmpVersion.v3,
-                          timeout=timeout_s)
+    """True when an SNMP engine answers engine-ID discovery at ``address:port``. Opening the socket
+    is inside the guard: the kernel refuses some destinations (a broadcast address: ``EACCES``, an
+    unroutable one: ``ENETUNREACH``) when the session is made, and that is one device not
+    answering, never a failed run."""
     try:
+        session = SnmpSession(addr=address, port=port, user=User("infra-mgr-probe"), version=SnmpVersion.v3,
+                              timeout=timeout_s)
         await asyncio.wait_for(session.refresh(), timeout_s + 0.5)
         return bool(session.get_engine_id())
     except Exception:  # noqa: BLE001 - any failure here means "no engine answered"

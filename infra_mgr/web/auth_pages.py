@@ -89,8 +89,12 @@ def logout_get() -> Response:
 
 @router.post("/lang")
 async def set_lang(request: Request) -> Response:
-    """Remember a language without JavaScript or a query string (the navbar toggle uses ``?lang=``)."""
+    """Remember a language without JavaScript or a query string (the navbar toggle uses ``?lang=``).
+    It sets a cookie, so it carries the CSRF field like every other form: another site must not
+    switch someone's language for them."""
     form = await request.form()
+    if not sessions.check_csrf(request, form.get("csrf")):
+        return error_page(request, 403, "error.forbidden_title", "error.forbidden")
     lang = _form_str(form, "lang", 8)
     resp = RedirectResponse(safe_next(form.get("next")), status_code=303)
     if lang in LANGS:

@@ -24,8 +24,10 @@ SITE_DEVICES_SHOWN = 200
 DEVICE_EVENTS_SHOWN = 20
 OVERVIEW_EVENTS_SHOWN = 10
 # Badge colours of the health states (network_views.STATES), interface and poll statuses.
-_STATE_BADGE = {"ok": "success", "degraded": "warning", "down": "danger", "never": "secondary"}
+_STATE_BADGE = {"ok": "success", "degraded": "warning", "down": "danger", "never": "secondary", "empty": "light"}
 _POLL_BADGE = {"ok": "success", "timeout": "danger", "auth": "danger", "error": "warning", "never": "secondary"}
+# A failed poll's state and the catalogue's words for it (the map's reasons: one vocabulary).
+_POLL_REASON = {"timeout": "reason.poll_timeout", "auth": "reason.poll_auth", "error": "reason.poll_error"}
 
 
 def clean_kind(raw: str | None) -> str:
@@ -130,6 +132,17 @@ def _device_id(raw: str) -> int | None:
     return int(raw)
 
 
+def poll_text(t: Translator, poll: network_views.DevicePollRead | None) -> str:
+    """The last poll's message in the reader's language. The stored message is the poller's own
+    English detail (operation names, addresses, library errors): the page says what it means by the
+    poll state and keeps the detail as a tooltip for whoever debugs it."""
+    if poll is None or not poll.message:
+        return ""
+    if poll.status in _POLL_REASON:
+        return t(_POLL_REASON[poll.status])
+    return t("device.poll_partial") if poll.status == "ok" else ""
+
+
 @router.get("/devices/{device_id}")
 def device_page(request: Request, device_id: str, session: DbSession, user: Principal = User_) -> Response:
     number = _device_id(device_id)
@@ -138,7 +151,8 @@ def device_page(request: Request, device_id: str, session: DbSession, user: Prin
         return error_page(request, 404, "error.not_found_title", "error.device_not_found", section="network",
                           id=fmt.isolate(device_id[:32]))
     return render(request, "device.html", {
-        **dict(detail), "speed": fmt.speed, "if_badge": fmt.if_badge, "state_badge": _STATE_BADGE,
+        **dict(detail), "poll_text": poll_text(Translator(pick_lang(request)), detail.poll),
+        "speed": fmt.speed, "if_badge": fmt.if_badge, "state_badge": _STATE_BADGE,
         "poll_badge": lambda v: _POLL_BADGE.get(v, "secondary"),
     }, section="network", user=user)
 

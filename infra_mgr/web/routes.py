@@ -7,11 +7,13 @@ session, pick the language and format (see :mod:`infra_mgr.web.pages`).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.types import Scope
 
 from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.service import Principal
@@ -45,6 +47,24 @@ def jobs(request: Request, session: DbSession, user: Principal = User_) -> Respo
     return render(request, "jobs.html", {"runs": runs, "run_badge": _RUN_BADGE}, section="jobs", user=user)
 
 
+# What /api/docs loads from the swagger-ui-dist package. The package's own index.html (a demo
+# pointing at a public sample API), its initializer and package.json are not served.
+SWAGGER_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
+
+
+class OnlyFiles(StaticFiles):
+    """Static files limited to a named few: a vendor package folder holds more than a page needs."""
+
+    def __init__(self, names: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.names = names
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path not in self.names:
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+
 def mount_web(app: FastAPI) -> None:
     """Add the dashboard's pages and static files to the app (called by ``create_app``)."""
     bootstrap = vendor_dir("bootstrap")
@@ -57,7 +77,7 @@ def mount_web(app: FastAPI) -> None:
     if graph is not None:
         app.mount("/static/vendor/cytoscape", StaticFiles(directory=graph), name="vendor-cytoscape")
     if (swagger := vendor_dir("swagger-ui-dist")) is not None:  # the API's interactive docs (/api/docs)
-        app.mount("/static/vendor/swagger-ui", StaticFiles(directory=swagger), name="vendor-swagger-ui")
+        app.mount("/static/vendor/swagger-ui", OnlyFiles(SWAGGER_ASSETS, directory=swagger), name="vendor-swagger-ui")
     static = web_dir("static")
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")

@@ -8,6 +8,7 @@ sysLocation) reads correctly in a right-to-left page. Screenshots go to ``test-a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +21,8 @@ from infra_mgr.auth.service import create_user
 from infra_mgr.config import Settings
 from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
-from infra_mgr.inventory.models import Device, Interface, Link, Site
-from infra_mgr.network.models import DevicePoll, Neighbor
+from infra_mgr.inventory.models import Device, Interface, Link, Prefix, Site
+from infra_mgr.network.models import DevicePoll, DiscoveryRun, Neighbor
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,10 @@ LOCATION_AR = "جدة، حي البلد، المبنى التاريخي"
 B07_AR = "فرع البلد التاريخي"
 # What the seed below must look like on the map.
 MAP_NAMES = {"en": "City network topology", "ar": "مخطط شبكة المدينة"}
-SITE_STATES = {"JED-HQ": "ok", "JED-B07": "degraded", "JED-B12": "down"}
+SITE_STATES = {"JED-HQ": "ok", "JED-B07": "degraded", "JED-B12": "down", "JED-B13": "empty"}
+RTR12_DETAIL = "no answer from 10.64.12.1"
+# Latin words a page may show in Arabic: names, addresses, and the protocol's own name.
+LATIN_ALLOWED = {"SNMP", "jed-b12-rtr01", "jed-b12-sw01"}
 DEVICE_STATES = {"jed-hq-core01": "ok", "jed-hq-dist01": "ok", "jed-b07-sw01": "degraded",
                  "jed-b12-sw01": "down", "jed-b12-rtr01": "down"}
 
@@ -40,14 +44,16 @@ DEVICE_STATES = {"jed-hq-core01": "ok", "jed-hq-dist01": "ok", "jed-b07-sw01": "
 
 
 def _seed(url: str) -> None:
-    """3 sites, 5 devices, 4 links: HQ all fine; the Al-Balad branch's uplink is down; at Al-Rawdah
-    one device is missing and the other times out."""
+    """4 sites, 5 devices, 4 links: HQ all fine; the Al-Balad branch's uplink is down; at Al-Rawdah
+    one device is missing and the other times out (an event says so, a discovery of all sites ran,
+    the site has its prefixes); Al-Safa has no device yet."""
     with Session(make_engine(url)) as s:
         create_user(s, UserCreate(username="admin", password=PASSWORD, role="admin"))
         hq = Site(code="JED-HQ", name_en="Municipality headquarters", name_ar="مقر الأمانة الرئيسي", kind="hq")
         b07 = Site(code="JED-B07", name_en="Al-Balad historic branch", name_ar=B07_AR, kind="branch")
         b12 = Site(code="JED-B12", name_en="Al-Rawdah branch", name_ar="فرع الروضة", kind="branch")
-        s.add_all([hq, b07, b12])
+        b13 = Site(code="JED-B13", name_en="Al-Safa branch", name_ar="فرع الصفا", kind="branch")
+        s.add_all([hq, b07, b12, b13])
         s.flush()
         devices: dict[str, Device] = {}
         for site, name, status, poll, extra in (
@@ -93,6 +99,16 @@ def _seed(url: str) -> None:
                        remote_system_name="SEP001122334455", remote_port="Port 1", remote_platform="Cisco IP Phone"))
         s.add(Event(kind="interface.down", severity="warning", message="jed-b07-sw01 Gi1/0/24 up → down",
                     device_id=sw07.id, site_id=b07.id))
+        rtr12 = devices["jed-b12-rtr01"]
+        poll12 = s.get(DevicePoll, rtr12.id)
+        assert poll12 is not None
+        poll12.message, poll12.address = RTR12_DETAIL, "10.64.12.1"
+        s.add(Event(kind="device.unreachable", severity="critical", message=f"jed-b12-rtr01: {RTR12_DETAIL}",
+                    device_id=rtr12.id, site_id=b12.id,
+                    data={"address": "10.64.12.1", "before": "ok", "after": "timeout", "reason": RTR12_DETAIL}))
+        s.add_all([Prefix(prefix=f"10.64.{12 + n}.0/24", site_id=b12.id, role=role)
+                   for n, role in enumerate(("management", "wan", "users", "voice"))])
+        s.add(DiscoveryRun(scope="all sites", trigger="demo", status="ok"))
         s.commit()
 
 
@@ -171,7 +187,7 @@ def test_topology_then_device_page_in_both_languages(page: Any) -> None:
     assert (graph["nodes"], graph["edges"], graph["cyNodes"], graph["cyEdges"]) == (5, 4, 5, 4)
     assert graph["sites"] == SITE_STATES
     assert graph["devices"] == DEVICE_STATES
-    assert "3 sites, 5 devices, 4 links." in page.locator("#topology-status").inner_text()
+    assert "4 sites, 5 devices, 4 links." in page.locator("#topology-status").inner_text()
     assert page.locator("#topology-empty").count() == 0
     # Colours on the canvas are the legend's: green, amber, red.
     assert _node_colour(page, "site:JED-HQ") == "rgb(25,135,84)"
@@ -234,3 +250,48 @@ def test_topology_then_device_page_in_both_languages(page: Any) -> None:
     resp = page.goto("/devices/987654")
     assert resp is not None and resp.status == 404
     assert page.locator("#error-page").is_visible()
+
+
+def _latin_words(text: str) -> set[str]:
+    """Latin-script words of a text, less names and addresses: what an Arabic reader should not meet."""
+    return {w for w in re.findall(r"[A-Za-z][A-Za-z0-9-]*", text) if w not in LATIN_ALLOWED}
+
+
+def test_arabic_pages_say_poll_failures_scope_and_roles_in_arabic(page: Any) -> None:
+    """In Arabic, a device that stopped answering is said in Arabic wherever it shows (Alerts,
+    Overview, its site, its page), the Event column names the kind in words, the Jobs page's scope
+    is Arabic, prefix roles are Arabic, and a site without devices says so rather than "not polled"."""
+    page.goto("/login?next=/alerts&lang=ar")
+    page.get_by_label("اسم المستخدم").fill("admin")
+    page.get_by_label("كلمة المرور").fill(PASSWORD)
+    page.get_by_role("button", name="دخول", exact=True).click()
+    page.wait_for_url("**/alerts")
+    row = page.get_by_role("row").filter(has_text="jed-b12-rtr01")
+    assert _latin_words(row.inner_text()) == set(), row.inner_text()
+    assert "جهاز لا يستجيب" in row.inner_text() and "10.64.12.1" in row.inner_text()
+    assert row.get_by_title("device.unreachable").count() == 1  # the raw kind, for engineers
+
+    page.goto("/")
+    row = page.get_by_role("row").filter(has_text="jed-b12-rtr01")
+    assert row.count() >= 1 and _latin_words(row.first.inner_text()) == set()
+
+    page.goto("/sites/JED-B12")
+    prefixes = page.get_by_role("table").filter(has_text="10.64.12.0/24")
+    for role in ("الإدارة", "الشبكة الواسعة", "المستخدمون", "الصوت"):
+        assert prefixes.get_by_role("cell", name=role, exact=True).count() == 1
+    assert _latin_words(re.sub(r"[0-9./]+", " ", prefixes.inner_text())) == set()
+    events = page.get_by_role("row").filter(has_text="10.64.12.1")
+    assert events.count() >= 1 and _latin_words(events.first.inner_text()) == set()
+
+    page.get_by_role("link", name="jed-b12-rtr01").first.click()
+    page.wait_for_url("**/devices/*")
+    message = page.locator("#device-poll-message")
+    assert _latin_words(message.inner_text()) == set() and message.get_attribute("title") == RTR12_DETAIL
+
+    page.goto("/jobs")
+    runs = page.get_by_role("table").filter(has_text="#")
+    assert "كل المواقع" in runs.inner_text() and "all sites" not in runs.inner_text()
+
+    page.goto("/sites")
+    safa = page.get_by_role("row").filter(has_text="فرع الصفا")
+    assert "لا أجهزة" in safa.inner_text() and "لم يُستطلع" not in safa.inner_text()

@@ -362,7 +362,9 @@ def test_power_page_live_in_both_languages(page: Any, plant: Plant) -> None:
     _until(page, "() => document.querySelector('.pnode[data-name=\"drups-1\"]').dataset.state === 'diesel'")
     assert "On diesel" in page.locator(".power-site").inner_text()
     assert page.locator(f'.pdev[data-device="{drups_id}"] [data-fact="engine"]').inner_text() == "On load"
-    assert _node(page, "drups-1")["reading"] == "158 kW · 32 %"
+    # the kW comes with the refresh that also brings the PUE note (they add up)
+    _until(page, "() => document.querySelector('.pnode[data-name=\"drups-1\"] [data-role=\"reading\"]')"
+                 ".textContent === '158 kW · 32 %'")
     # An outage opened meanwhile (the service does that): the page learns it from /power/chain.json.
     with Session(plant.engine) as s:
         s.add(Outage(site_id=None, status="open", started_at=utcnow() - dt.timedelta(seconds=8), timeline=[]))
@@ -409,6 +411,39 @@ def test_power_page_live_in_both_languages(page: Any, plant: Plant) -> None:
     page.wait_for_selector("#pue-chart[data-ready='true'] rect.pue-bar")
     assert _days_run(page) == "right to left"  # the newest day on the left, as the readings chart
     page.screenshot(path=str(ARTIFACTS / "power-ar.png"), full_page=True)
+
+
+def _it_figures(page: Any, device_ids: list[int]) -> tuple[float, float]:
+    """The PUE note's IT figure and the sum of the IT cards' kW, both as the page displays them."""
+    got: list[float] = page.evaluate("""ids => {
+        const num = text => parseFloat(text.replace(/[^0-9.]/g, ''));
+        const note = document.getElementById('pue-detail').textContent;
+        const it = note.match(/IT ([0-9.]+) kW/);
+        const cards = ids.map(id => num(document.querySelector(`.pdev[data-device="${id}"] [data-fact="power"]`)
+                                        .textContent));
+        return [it ? parseFloat(it[1]) : NaN, cards.reduce((a, b) => a + b, 0)];
+    }""", device_ids)
+    return got[0], got[1]
+
+
+def test_pue_note_adds_up_to_the_cards_while_live(page: Any, plant: Plant) -> None:
+    """Every kW on the page comes from the same answer: after each live reading, at any moment,
+    the note's IT figure is the sum of the IT cards (the two UPSs) as displayed."""
+    _login(page, "en")
+    _wait_live(page)
+    ups = [plant.ids["dc-ups1"], plant.ids["dc-ups2"]]
+    samples: list[tuple[float, float]] = []
+    for i in range(6):
+        before = page.evaluate("() => window.infraPower.updates")
+        plant.reading("dc-ups1", "mains", [], {"ups.status": "OL", "ups.load": 41.0 + 1.3 * i})
+        _until(page, "n => window.infraPower.updates > n", before)
+        samples.append(_it_figures(page, ups))  # just after the reading arrived
+        page.wait_for_timeout(700)
+        samples.append(_it_figures(page, ups))  # and a little later
+    _until(page, "() => window.infraPower.refreshes >= 1")
+    samples.append(_it_figures(page, ups))
+    assert all(not math.isnan(it) for it, _cards in samples), samples
+    assert [(it, cards) for it, cards in samples if abs(it - cards) > 0.05] == [], samples
 
 
 def test_power_page_without_javascript(browser: Any, plant: Plant) -> None:

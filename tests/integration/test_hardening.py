@@ -4,6 +4,7 @@ searches, the audit log's caller and the database file's mode."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import stat
@@ -386,3 +387,125 @@ def test_route_specific_error_answers_are_documented_with_their_shape(sqlite_adm
     assert declared["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
     login_429 = doc["paths"]["/api/v1/auth/login"]["post"]["responses"]["429"]
     assert login_429["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+# --------------------------------------------------------------------------- unstorable text and numbers, URL secrets
+
+
+def _fields(r: Any) -> set[str]:
+    """The fields a 422 names, whether a model refused the body or a route did."""
+    body = r.json()
+    named = {str(e.get("field", "")).rsplit(".", 1)[-1] for e in body.get("errors", [])}
+    if isinstance(body.get("detail"), list):
+        named |= {str(e["loc"][-1]) for e in body["detail"] if e.get("loc")}
+    return named
+
+
+def test_lone_surrogates_and_nan_never_break_the_audit_list(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    anon = TestClient(sqlite_admin.app, raise_server_exceptions=False)
+    r = anon.post("/api/v1/auth/login", headers={"Content-Type": "application/json"},
+                  content=b'{"username":"x","password":"y","z":"\\ud800"}')
+    assert r.status_code == 422, r.text
+    r = sqlite_admin.post("/api/v1/events", headers={"Content-Type": "application/json"},
+                          content=b'{"kind":"BAD KIND","data":{"\\udc00k":"\\ud800","n":NaN,"i":-Infinity}}')
+    assert r.status_code == 422, r.text
+    # A row stored before these rules (written around the API) must not break the list either.
+    with sqlite_engine.begin() as conn:
+        conn.execute(AuditLog.__table__.insert(), [dict(  # type: ignore[attr-defined]  # SQLModel table
+            time=dt.datetime.now(dt.UTC), username="old", method="POST", path="/api/v1/old", status_code=422,
+            client="", body={"json": {"z": "\ud800", "n": float("nan")}})])
+    r = sqlite_admin.get("/api/v1/audit")
+    assert r.status_code == 200, r.text
+    bodies = {a["path"]: a["body"] for a in r.json()["results"]}
+    assert bodies["/api/v1/auth/login"]["json"]["z"] == "\ufffd"
+    assert bodies["/api/v1/events"]["json"]["data"] == {"\ufffdk": "\ufffd", "n": "NaN", "i": "-Infinity"}
+    assert bodies["/api/v1/old"]["json"] == {"z": "\ufffd", "n": "NaN"}
+
+
+@pytest.mark.parametrize("bad", [b'{"kind":"k.nan","data":{"v":NaN}}', b'{"kind":"k.inf","data":{"v":[Infinity]}}',
+                                 b'{"kind":"k.s","data":{"v":"\\ud800"}}'])
+def test_event_data_refuses_nan_infinity_and_lone_surrogates(admin: TestClient, engine: Engine, bad: bytes) -> None:
+    """On both databases: refused at the door (422 naming data), the refusal audited, the list fine."""
+    r = admin.post("/api/v1/events", headers={"Content-Type": "application/json"}, content=bad)
+    assert r.status_code == 422, r.text
+    assert "data" in _fields(r), r.text
+    assert admin.get("/api/v1/events").status_code == 200
+    rows = _audit_rows(engine, "/api/v1/events")
+    assert rows and rows[-1].status_code == 422  # PostgreSQL took the row: nothing unstorable in it
+    r = admin.get("/api/v1/audit")
+    assert r.status_code == 200, r.text
+
+
+def test_masked_source_keeps_its_secret_only_at_the_same_address(sqlite_client_for: Clients,
+                                                                sqlite_engine: Engine) -> None:
+    from infra_mgr.power.poller import PowerPoller
+
+    admin, facilities = sqlite_client_for("admin"), sqlite_client_for("facilities")
+    r = admin.post("/api/v1/power/devices", json={"name": "ups-b", "kind": "ups",
+                                                  "source": "nut://monuser:TopSecretNut@127.0.0.89:3493/ups"})
+    assert r.status_code == 201, r.text
+    nut_id = r.json()["id"]
+    r = admin.post("/api/v1/power/devices", json={"name": "snmp-b", "kind": "ups",
+                                                  "source": "snmp://TopComm@127.0.0.89:161"})
+    assert r.status_code == 201, r.text
+    snmp_id = r.json()["id"]
+    for obj_id, moved in ((nut_id, "nut://monuser:***@127.0.0.88:3493/ups"), (nut_id, "nut://other:***@127.0.0.89:3493/ups"),
+                          (nut_id, "nut://monuser:***@127.0.0.89:3494/ups"), (nut_id, "nut://monuser:***@127.0.0.89:3493/x"),
+                          (nut_id, "nut://monuser:***@127.0.0.89:3493/ups?x=1"), (snmp_id, "snmp://***@127.0.0.88:161"),
+                          (snmp_id, "snmp://***@127.0.0.89:162")):
+        r = facilities.patch(f"/api/v1/power/devices/{obj_id}", json={"source": moved})
+        assert r.status_code == 422, (moved, r.text)
+        assert "source" in _fields(r) and "secret again" in r.text
+    # the same address sent back masked keeps the secret; a new address with its secret is fine
+    r = facilities.patch(f"/api/v1/power/devices/{nut_id}", json={"source": "nut://monuser:***@127.0.0.89:3493/ups"})
+    assert r.status_code == 200, r.text
+    r = facilities.patch(f"/api/v1/power/devices/{snmp_id}", json={"source": "snmp://NewComm@127.0.0.87:161"})
+    assert r.status_code == 200, r.text
+    urls = {ref.name: ref.source for ref, _ in PowerPoller(sqlite_engine, b"test-master-secret-0123456789")._devices()}
+    assert urls == {"ups-b": "nut://monuser:TopSecretNut@127.0.0.89:3493/ups", "snmp-b": "snmp://NewComm@127.0.0.87:161"}
+
+
+def test_audit_masks_secrets_holding_an_at_sign_whole() -> None:
+    out = redact({"source": "nut://mon:p@tchSecret88@host/ups", "s": "snmp://pub@Xsecret77@host:161",
+                  "note": "was nut://mon:p@tchSecret88@host/ups; and snmp://c@d@h"})
+    assert out == {"source": "nut://mon:***@host/ups", "s": "snmp://***@host:161",
+                   "note": "was nut://mon:***@host/ups; and snmp://***@h"}
+
+
+def test_power_source_with_a_secret_holding_at_is_not_leaked(sqlite_admin: TestClient, sqlite_engine: Engine) -> None:
+    r = sqlite_admin.post("/api/v1/power/devices", json={"name": "at-ups", "kind": "ups",
+                                                         "source": "nut://mon:p@tchSecret88@127.0.0.5/ups"})
+    assert r.status_code == 201, r.text
+    assert r.json()["source"] == "nut://mon:***@127.0.0.5/ups"
+    r = sqlite_admin.post("/api/v1/events", params={"src": "snmp://pub@Xsecret77@h"}, json={"kind": "x.q"})
+    with sqlite_engine.connect() as conn:
+        dump = "\n".join(str(tuple(row)) for row in conn.execute(text("SELECT * FROM audit_log")))
+    assert "tchSecret88" not in dump and "secret77" not in dump, dump
+
+
+@pytest.mark.parametrize("source", ["snmp://127.0.0.6?community=X", "nut://127.0.0.6/ups?password=Y",
+                                    "snmp://127.0.0.6:161?authKey=Z&x=1", "modbus://127.0.0.6/1?map=dse&token=T"])
+def test_power_source_refuses_secrets_in_the_query(sqlite_admin: TestClient, source: str) -> None:
+    r = sqlite_admin.post("/api/v1/power/devices", json={"name": "q-ups", "kind": "ups", "source": source})
+    assert r.status_code == 422, r.text
+    assert "source" in _fields(r), r.text
+    r = sqlite_admin.post("/api/v1/power/devices", json={"name": "q-ups", "kind": "ups",
+                                                         "source": "modbus://127.0.0.6/1?map=dse"})
+    assert r.status_code == 201, r.text
+    r = sqlite_admin.patch(f"/api/v1/power/devices/{r.json()['id']}", json={"source": source})
+    assert r.status_code == 422, r.text
+    assert "source" in _fields(r), r.text
+
+
+def test_query_secrets_are_masked_wherever_shown(sqlite_client_for: Clients, sqlite_engine: Engine) -> None:
+    admin, viewer = sqlite_client_for("admin"), sqlite_client_for("viewer")
+    r = admin.post("/api/v1/power/devices", json={"name": "old-q", "kind": "ups", "source": "snmp://127.0.0.7"})
+    assert r.status_code == 201, r.text
+    with sqlite_engine.begin() as conn:  # a row written around the API
+        conn.execute(text("UPDATE power_device SET source = 'nut://127.0.0.7/ups?password=Yclear&x=1'"))
+    listed = viewer.get("/api/v1/power/devices").text
+    assert "Yclear" not in listed and "nut://127.0.0.7/ups?password=***&x=1" in listed
+    admin.post("/api/v1/power/devices", json={"name": "q2", "kind": "ups", "source": "snmp://h?community=Xclear"})
+    dump = json.dumps(admin.get("/api/v1/audit").json())
+    assert "Xclear" not in dump and "community=***" in dump
+

@@ -258,3 +258,58 @@ def test_modbus_session_reconnects_after_the_device_restarts(private_lab: Lab) -
     assert down.errors and down.errors[0].kind in ("refused", "timeout", "error")
     assert not again.errors and again.readings["drups.mode"] == "mains" and again.vendor == first.vendor
     assert connects >= 2
+
+
+def test_poller_survives_a_database_error_and_polls_devices_added_afterwards(
+        sqlite_engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """The device list cannot be read for a while (its table is gone: a real error from the
+    database, as a held lock or a lost server gives): the poller logs why, backs off, and once the
+    database answers again polls a device added meanwhile, without a restart."""
+    from sqlalchemy import text
+
+    from infra_mgr.power.readings import PowerProblem, PowerReadings
+
+    read: list[str] = []
+
+    async def reader(dev: Any, _timeout: float) -> PowerReadings:
+        read.append(dev.name)
+        return PowerReadings(dev.source, errors=[PowerProblem(dev.source, "read", "error", "no device here")])
+
+    def set_table(name: str, to: str) -> None:
+        with sqlite_engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {name} RENAME TO {to}"))
+
+    async def scenario() -> None:
+        poller = PowerPoller(sqlite_engine, b"k" * 32, reader=reader)
+        set_table("power_device", "power_device_away")
+        task = asyncio.create_task(poller.run(refresh_s=0.2))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 30
+        while sum("reading the device list failed" in r.getMessage() for r in caplog.records) < 2:
+            assert not task.done(), f"the poller ended: {task.exception() if not task.cancelled() else 'cancelled'}"
+            assert loop.time() < end, "the failed cycles were not logged"
+            await asyncio.sleep(0.05)
+        set_table("power_device_away", "power_device")
+        with Session(sqlite_engine) as s:
+            s.add(PowerDevice(name="added-later", kind="ups", source="nut://127.0.0.1:9/ups"))
+            s.commit()
+        try:
+            while "added-later" not in read:
+                assert not task.done(), "the poller ended"
+                assert loop.time() < end + 30, "the device added after the error was never polled"
+                await asyncio.sleep(0.05)
+            while True:  # the reading's change (a status other than "never") reaches the database
+                with Session(sqlite_engine) as s:
+                    dev = s.exec(select(PowerDevice).where(PowerDevice.name == "added-later")).one()
+                if dev.status != "never":
+                    break
+                assert loop.time() < end + 30, "the device stays 'never'"
+                await asyncio.sleep(0.05)
+        finally:
+            poller.stop()
+            await asyncio.wait_for(task, 30)
+
+    with caplog.at_level("ERROR", logger="infra_mgr.power"):
+        asyncio.run(scenario())
+    failed = [r for r in caplog.records if "reading the device list failed" in r.getMessage()]
+    assert failed and "no such table" in failed[0].getMessage()

@@ -85,6 +85,9 @@ def test_readme_parses_into_commands_and_urls() -> None:
     assert any(c.startswith("curl ") and "-X POST" in c and "-d '{" in c for c in commands), commands
     assert not [c for c in commands if re.search(r"\s\|\s", c)], "README lines must run as written, no a | b"
     assert not set(NOT_RUN) - set(commands), "NOT_RUN lists a line the README no longer has"
+    # one Modbus simulator and one SNMP UPS agent probed at the ports the address table states
+    assert any("modbus://127.3.0.12:502/" in c for c in commands), commands
+    assert any(c.startswith(".venv/bin/infra-mgr snmp probe 127.3.0.22 ") for c in commands), commands
     urls = readme_urls(README.read_text(encoding="utf-8"))
     assert {"/api/docs", "/api/v1/openapi.json", "/healthz", "/metrics"} <= set(urls), urls
 
@@ -169,6 +172,11 @@ def _check_output(command: str, out: str) -> None:
     if "power probe 'nut://127.3.0.21:3493/dc-ups1'" in command:
         doc = json.loads(out)
         assert doc["readings"].get("ups.status") and not doc["errors"], doc
+    if "power probe 'modbus://127.3.0.12:502/" in command:
+        doc = json.loads(out)
+        assert doc["readings"] and not doc["errors"], doc
+    if "snmp probe 127.3.0.22" in command:
+        assert "dc-ups2" in out, out[:500]
     if "sites list" in command:
         assert {s["kind"] for s in json.loads(out)} == {"branch"}
 

@@ -176,3 +176,47 @@ def test_every_plural_text_has_one_form_per_category(lang: str) -> None:
     for key, value in plural.items():
         forms = value.split(PLURAL_SEP)
         assert len(forms) == len(PLURAL_CATEGORIES[lang]) and all(f.strip() for f in forms), key
+
+
+# --------------------------------------------------------------------------- poll state events
+
+
+POLL_DATA = {"address": "10.7.0.9", "before": "ok", "after": "timeout", "reason": "no answer from 10.7.0.9"}
+
+
+@pytest.mark.parametrize(("kind", "en_text", "ar_text"), [
+    ("device.unreachable", "ap1 does not answer SNMP at 10.7.0.9", "ap1 لا يستجيب لـ SNMP على العنوان 10.7.0.9"),
+    ("device.auth_failed", "ap1: no working SNMP credential at 10.7.0.9",
+     "ap1: لا توجد بيانات اعتماد SNMP صالحة على العنوان 10.7.0.9"),
+    ("device.poll_error", "ap1: unusable SNMP answers from 10.7.0.9", "ap1: إجابات SNMP غير صالحة من العنوان 10.7.0.9"),
+])
+def test_poll_state_events_speak_the_reader_s_language(kind: str, en_text: str, ar_text: str) -> None:
+    """The data the poller records with a poll state's event is enough for both languages."""
+    en, ar = Translator("en"), Translator("ar")
+    assert messages.render(en, kind, POLL_DATA, "ap1: no answer from 10.7.0.9", "ap1") == en_text
+    assert messages.render(ar, kind, POLL_DATA, "ap1: no answer from 10.7.0.9", "ap1") == ar_text
+
+
+def test_event_column_names_the_kind_in_words(client: TestClient, app: FastAPI) -> None:
+    """The Event column says what happened in the reader's language; the raw kind stays as its
+    tooltip for engineers. A kind without a label (an integration's own) is shown as is."""
+    with Session(app.state.engine) as s:
+        ev = Event(kind="device.auth_failed", severity="critical", message="jed-b07-ap01: no working credential",
+                   device_id=app.state.ids["lost"], site_id=app.state.ids["site"], data=POLL_DATA)
+        s.add(ev)
+        s.commit()
+        event_id = ev.id
+    try:
+        ar = client.get("/alerts?lang=ar").text
+        en = client.get("/alerts?lang=en").text
+    finally:
+        with Session(app.state.engine) as s:
+            s.delete(s.get(Event, event_id))
+            s.commit()
+    cell = re.compile(r'data-event-kind="device.auth_failed".*?<td class="event-kind">(.*?)</td>.*?'
+                      r'<td class="event-message"><bdi>(.*?)</bdi>', re.S)
+    m_ar, m_en = cell.search(ar), cell.search(en)
+    assert m_ar and m_en
+    assert m_ar.group(1) == '<span title="device.auth_failed">فشل بيانات الاعتماد</span>'
+    assert m_en.group(1) == '<span title="device.auth_failed">Credential failed</span>'
+    assert m_ar.group(2) == "jed-b07-ap01: لا توجد بيانات اعتماد SNMP صالحة على العنوان 10.7.0.9"

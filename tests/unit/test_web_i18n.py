@@ -165,7 +165,10 @@ def test_arabic_is_rtl_and_remembered(client: TestClient) -> None:
 
 
 def test_lang_post_sets_cookie(client: TestClient) -> None:
-    resp = client.post("/lang", data={"lang": "ar", "next": "https://evil.example/"}, follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf
+    resp = client.post("/lang", data={"lang": "ar", "next": "https://evil.example/", "csrf": csrf.group(1)},
+                       follow_redirects=False)
     assert resp.status_code == 303 and resp.headers["location"] == "/"
     assert 'dir="rtl"' in client.get("/login").text
 

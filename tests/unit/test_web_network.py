@@ -254,7 +254,7 @@ def test_device_state_rules(status: str, poll: str | None, link_down: bool, expe
 
 
 @pytest.mark.parametrize(("states", "expected"), [
-    ([], "never"), (["never", "never"], "never"), (["ok", "ok"], "ok"), (["ok", "never"], "degraded"),
+    ([], "empty"), (["never", "never"], "never"), (["ok", "ok"], "ok"), (["ok", "never"], "degraded"),
     (["ok", "degraded"], "degraded"), (["ok", "down", "degraded"], "down"),
 ])
 def test_site_state_rules(states: list[str], expected: str) -> None:
@@ -331,3 +331,109 @@ def test_unknown_device_is_an_html_404(client: TestClient, raw: str) -> None:
 ])
 def test_speed_is_human_readable(bps: int | None, expected: tuple[str, str] | None) -> None:
     assert fmt.speed(bps) == expected
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, int]]]:
+    """A distribution switch with two Juniper uplinks whose LLDP port ids are the same description
+    (the Juniper's own LLDP rows say which port faces which), a MikroTik seen by CDP and LLDP on one
+    port, and a site with no device at all."""
+    tmp = tmp_path_factory.mktemp("peers")
+    url = f"sqlite:///{tmp / 'peers.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        hq = Site(code="JED-HQ", name_en="Headquarters", kind="hq")
+        empty = Site(code="JED-B12", name_en="Al-Rawdah branch", kind="branch")
+        s.add_all([hq, empty])
+        s.flush()
+        devs = {}
+        for name in ("dist2", "jun-a", "jun-b", "mt1"):
+            d = Device(site_id=hq.id or 0, hostname=name)
+            s.add(d)
+            s.flush()
+            devs[name] = d.id or 0
+        for dev, name, idx, descr in (("dist2", "Gi1/0/1", 1, ""), ("dist2", "Gi1/0/2", 2, ""),
+                                      ("dist2", "Gi1/0/3", 3, ""),
+                                      ("jun-a", "ge-0/0/0", 510, ALIAS_AR), ("jun-a", "ge-0/0/1", 511, ALIAS_AR),
+                                      ("jun-b", "ge-0/0/0", 510, ALIAS_AR), ("jun-b", "ge-0/0/7", 517, "spare"),
+                                      ("mt1", "ether1", 1, "")):
+            s.add(Interface(device_id=devs[dev], name=name, if_index=idx, description=descr))
+        for local, remote in (("Gi1/0/1", "jun-a"), ("Gi1/0/2", "jun-b")):
+            s.add(Neighbor(device_id=devs["dist2"], protocol="lldp", local_interface=local,
+                           remote_system_name=remote, remote_port=ALIAS_AR, remote_device_id=devs[remote]))
+        # jun-a's own table: its ge-0/0/0 faces dist2 Gi1/0/1 (ge-0/0/1 has the same description).
+        s.add(Neighbor(device_id=devs["jun-a"], protocol="lldp", local_interface="ge-0/0/0",
+                       remote_system_name="dist2", remote_port="Gi1/0/1", remote_device_id=devs["dist2"]))
+        for proto, platform in (("cdp", "MikroTik"), ("lldp", "MikroTik RouterOS 7.12 (stable) CCR2004")):
+            s.add(Neighbor(device_id=devs["dist2"], protocol=proto, local_interface="Gi1/0/3",
+                           remote_system_name="mt1", remote_port="ether1", remote_platform=platform,
+                           remote_address="10.0.0.9" if proto == "cdp" else "", remote_device_id=devs["mt1"]))
+        s.commit()
+    yield engine, devs
+    engine.dispose()
+
+
+def test_remote_port_is_the_remote_s_interface_name(peers: tuple[Any, dict[str, int]]) -> None:
+    """A description as port id becomes the remote's port name: from the remote's own row pointing
+    back (the description is on two of its ports), or from the one port that carries it; the id
+    the device sent stays in ``remote_port_id``."""
+    engine, devs = peers
+    with Session(engine) as s:
+        detail = views.device_detail(s, devs["dist2"])
+    assert detail is not None
+    rows = {n.remote_system_name: n for n in detail.neighbors}
+    assert rows["jun-a"].remote_port == "ge-0/0/0" and rows["jun-a"].remote_port_id == ALIAS_AR
+    assert rows["jun-b"].remote_port == "ge-0/0/0"
+
+
+def test_one_neighbour_seen_by_cdp_and_lldp_is_one_row(peers: tuple[Any, dict[str, int]]) -> None:
+    engine, devs = peers
+    with Session(engine) as s:
+        detail = views.device_detail(s, devs["dist2"])
+    assert detail is not None
+    mt = [n for n in detail.neighbors if n.remote_system_name == "mt1"]
+    assert len(mt) == 1
+    assert mt[0].protocols == ["cdp", "lldp"] and mt[0].remote_platform.startswith("MikroTik RouterOS")
+    assert mt[0].remote_address == "10.0.0.9"
+
+
+def test_a_site_without_devices_is_empty_not_unpolled(peers: tuple[Any, dict[str, int]]) -> None:
+    engine, _ = peers
+    with Session(engine) as s:
+        sites = {h.code: h for h in views.sites_health(s)}
+        graph = {h.code: h.state for h in views.topology(s).sites}
+    assert sites["JED-B12"].state == "empty" and graph["JED-B12"] == "empty"
+    assert sites["JED-HQ"].state != "empty"
+
+
+def test_arabic_pages_name_scope_roles_and_poll_state_in_arabic(client: TestClient, app: FastAPI) -> None:
+    """The Jobs page's scope and trigger, a site's prefix roles and a device's poll message are
+    words of the reader's language; what the poller said stays as the message's tooltip."""
+    from infra_mgr.inventory.models import Prefix
+    from infra_mgr.network.models import DiscoveryRun
+
+    detail_text = "no answer from 10.64.12.1"
+    with Session(app.state.engine) as s:
+        b12 = inventory_views.site_by_code(s, "JED-B12")
+        assert b12 is not None
+        rtr = [d for d in views.sites_health(s) if d.code == "JED-B12"][0].problems
+        rtr_id = next(p.id for p in rtr if p.hostname == "jed-b12-rtr01")
+        poll = s.get(DevicePoll, rtr_id)
+        assert poll is not None
+        poll.message = detail_text
+        roles = ("management", "wan", "users", "voice")
+        s.add_all([Prefix(prefix=f"10.64.{n}.0/24", site_id=b12.id, role=r) for n, r in enumerate(roles, 100)])
+        s.add(DiscoveryRun(scope="all sites", trigger="demo", status="ok"))
+        s.commit()
+    jobs = client.get("/jobs?lang=ar").text
+    table = jobs[jobs.index('id="discovery-runs"'):]
+    assert "كل المواقع" in table and "all sites" not in table and ">demo<" not in table
+    site = client.get("/sites/JED-B12?lang=ar").text
+    prefixes = site[site.index('id="site-prefixes"'):site.index("</table>", site.index('id="site-prefixes"'))]
+    for word in ("الإدارة", "الشبكة الواسعة", "المستخدمون", "الصوت"):
+        assert f"<bdi>{word}</bdi>" in prefixes
+    assert not re.search(r"<bdi>(management|wan|users|voice)</bdi>", prefixes)
+    device = client.get(f"/devices/{rtr_id}?lang=ar").text
+    cell = re.search(r'id="device-poll-message" title="([^"]*)"><bdi>([^<]*)</bdi>', device)
+    assert cell and cell.group(1) == detail_text and cell.group(2) == "لا يمكن الوصول إليه: لا رد على SNMP"

@@ -412,7 +412,7 @@ def test_power_page_renders_everything_server_side(client: TestClient, app: Fast
         "pdu-b1": ("unknown", "unknown"), "ats-1": ("none", "none")}
     assert html.count('class="pedge') == 12
     ups1 = app.state.ids["node:ups-1"]
-    assert re.search(rf'data-node="{ups1}".*?data-role="reading">90 kW · 45 %</text>', html, re.S)
+    assert re.search(rf'data-node="{ups1}".*?data-role="reading" data-rated="false">90 kW · 45 %</text>', html, re.S)
     assert re.search(r'data-name="pdu-a1".*?data-role="state">Stale</text>', html, re.S)
 
     # What the site runs on, at a glance.
@@ -671,3 +671,54 @@ def test_live_outages_card_agrees_with_the_banner(app: FastAPI, client: TestClie
         with Session(app.state.engine) as s:
             s.delete(s.get(Outage, oid))
             s.commit()
+
+
+def test_a_node_without_telemetry_shows_its_rating_as_a_rating(client: TestClient, app: FastAPI) -> None:
+    """panel-a (250 kW, no device) is a rating, never shown as if it were a measured load."""
+    panel = app.state.ids["node:panel-a"]
+    ups1 = app.state.ids["node:ups-1"]
+    for lang, rated in (("en", "rated 250 kW"), ("ar", "القدرة المقننة 250 ك.واط")):
+        html = client.get(f"/power?lang={lang}").text
+        assert re.search(rf'data-node="{panel}".*?<text class="pnode-reading fst-italic"[^>]*data-role="reading" '
+                         rf'data-rated="true">{rated}</text>', html, re.S), lang
+        assert re.search(rf'<li data-node="{panel}".*?data-role="reading" data-rated="true"[^>]*>{rated}</span>',
+                         html, re.S), lang
+        # a measured load stays as it was: plain, no "rated"
+        assert re.search(rf'data-node="{ups1}".*?data-role="reading" data-rated="false">[^<]*</text>', html, re.S)
+    client.get("/power?lang=en")
+    js = (web_dir("static") / "power.js").read_text(encoding="utf-8")
+    assert "t('power.node_rated'" in js  # the live page says it the same way
+
+
+def _genset(readings: dict[str, Any]) -> views.DeviceLive:
+    tank = views.Tank(capacity_l=2000, usable_fraction=0.85, curve={"25": 42, "50": 70, "75": 100, "100": 135},
+                      rated_kw=500, level_reading="fuel.level")
+    facts = views.DeviceFacts(7, "gen-1", "genset", None, "ok", "mains", (), utcnow(), 5.0,
+                              {"fuel.level": 80.0, **readings}, 500, tank)
+    return views.device_live(facts, utcnow())
+
+
+def test_a_stopped_generator_states_its_autonomy_at_rated_load(client: TestClient) -> None:
+    """A generator carrying nothing has no "present load" autonomy (it would read the idle figure):
+    its autonomy is at its rated load, and the page says which."""
+    stopped = _genset({"engine.state": "stopped", "engine.load": 0.0, "output.power": 0.0})
+    # 80 % of 2,000 L = 1,600 L, minus the 15 % unusable (300 L) = 1,300 L at 135 L/h (100 % on the curve)
+    assert stopped.gauges.fuel_at == "rated" and stopped.gauges.fuel_h == pytest.approx(1300 / 135, abs=0.01)
+    assert stopped.fuel_load_pct == 100.0
+    running = _genset({"engine.state": "on_load", "output.power": 250.0})
+    assert running.gauges.fuel_at == "present" and running.gauges.fuel_h == pytest.approx(1300 / 70, abs=0.01)
+    html = client.get("/power").text  # the DRUPS carries the hall (32 %): present load, said so
+    assert 'data-role="extra">Fuel autonomy at present load: 18.9 h</div>' in html
+    assert 'data-role="extra">Fuel autonomy at rated load' not in html
+    template = (web_dir("templates") / "power.html").read_text(encoding="utf-8")
+    js = (web_dir("static") / "power.js").read_text(encoding="utf-8")
+    assert "power.fuel_autonomy_rated" in template and "power.fuel_autonomy_rated" in js
+
+
+def test_the_ups_own_load_reading_is_labelled_as_reported(client: TestClient) -> None:
+    """One load per device: the card's gauge is kW ÷ capacity; the UPS's own ``ups.load`` reading,
+    charted in the Readings card, is named as the UPS's report, not as a second "UPS load"."""
+    en = json.loads((web_dir("i18n") / "en.json").read_text(encoding="utf-8"))
+    ar = json.loads((web_dir("i18n") / "ar.json").read_text(encoding="utf-8"))
+    assert en["reading.ups.load"] == "UPS load as the UPS reports it" and "يبلغ عنه" in ar["reading.ups.load"]
+    assert en["gauge.load"] == "Load"

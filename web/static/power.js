@@ -3,7 +3,8 @@
  * The server renders the whole page from the database (it reads fine without this file). This
  * script then subscribes to /api/v1/power/stream (server-sent events from the power poller's
  * LiveHub) and, within a second of a reading, changes the colours, states, gauges and readings
- * already on the page; `event` items go to the events list (and to the timeline of an outage in
+ * already on the page (the kW figures excepted: they come with the refresh below, together with the PUE
+ * note that sums them, so the note always adds up to the cards); `event` items go to the events list (and to the timeline of an outage in
  * progress, through the refresh below). The data it starts from is the page's own JSON block. It computes no rule: each
  * device message carries the device's state, tone, load, gauges and autonomy as the server judged
  * them (power/views.py), with the chain nodes it colours and its site's state; this file only draws.
@@ -186,7 +187,8 @@
           setText(box, '[data-role="extra"]', isNum(h) ? t('power.battery_autonomy', { h: hours(h) }) : t('power.autonomy_unknown'));
         } else if (name === 'fuel') {
           var fh = values.fuel_h;
-          setText(box, '[data-role="extra"]', isNum(fh) ? t('power.fuel_autonomy', { h: hours(fh) }) : t('power.autonomy_unknown'));
+          var fuelKey = values.fuel_at === 'rated' ? 'power.fuel_autonomy_rated' : 'power.fuel_autonomy';
+          setText(box, '[data-role="extra"]', isNum(fh) ? t(fuelKey, { h: hours(fh) }) : t('power.autonomy_unknown'));
         }
       });
       setText(card, '[data-fact="power"]', isNum(dev.kw) ? kw(dev.kw) : '—');
@@ -213,20 +215,30 @@
 
   /* ------------------------------------------------------------------ chain */
 
+  // A node without telemetry shows its rating, never as if it were a measured load.
+  function isRated(n) {
+    return n.device_id === null && n.kind !== 'utility' && !!n.capacity_kw && !isNum(n.kw) && !isNum(n.pct) &&
+      !(n.derived_from && n.derived_from.length);
+  }
+
   function nodeReading(n) {
     if (isNum(n.kw) && isNum(n.pct)) { return kw(n.kw) + ' · ' + pct(n.pct); }
     if (isNum(n.kw)) { return kw(n.kw); }
     if (isNum(n.pct)) { return pct(n.pct); }
     if (n.derived_from && n.derived_from.length) { return t('power.from_feeds'); }
-    if (n.device_id === null && n.kind !== 'utility') { return n.capacity_kw ? kw(n.capacity_kw) : t('power.no_telemetry'); }
+    if (isRated(n)) { return t('power.node_rated', { kw: kw(n.capacity_kw) }); }  // a rating, said so
+    if (n.device_id === null && n.kind !== 'utility') { return t('power.no_telemetry'); }
     return '';
   }
 
-  // A node's live part as the server sent it (state, tone, live, kw, pct).
-  function updateNode(fresh) {
+  // A node's live part as the server sent it (state, tone, live; kw and pct only from a refresh,
+  // so the chain's figures are those of the cards and the PUE note beside them).
+  function updateNode(fresh, fromStream) {
     var n = nodes[fresh.id];
     if (!n) { return; }
-    ['state', 'tone', 'live', 'kw', 'pct'].forEach(function (k) { if (k in fresh) { n[k] = fresh[k]; } });
+    ['state', 'tone', 'live', 'kw', 'pct'].forEach(function (k) {
+      if (k in fresh && !(fromStream && NODE_REFRESH_ONLY.indexOf(k) >= 0)) { n[k] = fresh[k]; }
+    });
     renderNode(n);
   }
 
@@ -774,6 +786,10 @@
   /* ------------------------------------------------------------------ device readings */
 
   var MESSAGE_ONLY = ['type', 'time', 'nodes', 'site'];
+  // The kW figures add up in the PUE note (IT = the sum of the IT cards), so they change only
+  // with the refresh that also brings the note: a reading's kW shows with the next refresh.
+  var REFRESH_ONLY = ['kw'];
+  var NODE_REFRESH_ONLY = ['kw', 'pct'];
 
   function onDevice(item) {
     var dev = devices[item.id];
@@ -781,9 +797,11 @@
     api.updates += 1;
     api.lastItem = item;
     if (item.time) { syncClock(item.time); }
-    Object.keys(item).forEach(function (k) { if (MESSAGE_ONLY.indexOf(k) < 0) { dev[k] = item[k]; } });
+    Object.keys(item).forEach(function (k) {
+      if (MESSAGE_ONLY.indexOf(k) < 0 && REFRESH_ONLY.indexOf(k) < 0) { dev[k] = item[k]; }
+    });
     renderDevice(dev);
-    (item.nodes || []).forEach(updateNode);
+    (item.nodes || []).forEach(function (n) { updateNode(n, true); });
     renderSite(item.site);
     scheduleRefresh();
   }
@@ -802,7 +820,7 @@
         d.tone = d.stale_tone;
         renderDevice(d);
         Object.keys(nodes).forEach(function (nid) {  // the device's own nodes show what it shows
-          if (nodes[nid].device_id === d.id) { updateNode({ id: nodes[nid].id, state: d.state, tone: d.tone, live: false }); }
+          if (nodes[nid].device_id === d.id) { updateNode({ id: nodes[nid].id, state: d.state, tone: d.tone, live: false }, true); }
         });
         changed = true;
       } else {
@@ -821,12 +839,13 @@
       if (!dev) { return; }  // added since the page loaded: a reload shows it
       if (dev.last_ok && fresh.last_ok && Date.parse(fresh.last_ok) < Date.parse(dev.last_ok)) {
         dev.gauges = fresh.gauges;  // the stream is ahead of this answer: keep its readings
+        dev.kw = fresh.kw;          // but the kW is this answer's, the one its PUE note sums
       } else {
         Object.assign(dev, fresh);
       }
       renderDevice(dev);
     });
-    (data.nodes || []).forEach(updateNode);
+    (data.nodes || []).forEach(function (n) { updateNode(n, false); });
     (data.sites || []).forEach(renderSite);
     renderPue(data.pue);
     renderOutages(data.outages_html);

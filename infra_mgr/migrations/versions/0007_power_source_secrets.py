@@ -45,7 +45,8 @@ def _devices() -> sa.TableClause:
 
 
 def upgrade() -> None:
-    from infra_mgr.power.sources import MASK, seal, split_source
+    from infra_mgr.power.sources import seal
+    from infra_mgr.url_secrets import MASK, split_source
 
     with op.batch_alter_table("power_device") as batch:
         batch.add_column(sa.Column("source_secret", sa.String(length=1024), nullable=False, server_default=""))
