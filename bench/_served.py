@@ -13,9 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from infra_mgr.lab.peers import postgres_spec
+from infra_mgr.lab.supervisor import Lab, LabError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +73,27 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+
+
+class PostgresUnavailable(Exception):
+    """Why a bench could not have its private PostgreSQL: the bench reports that backend as a FAIL."""
+
+
+@contextmanager
+def private_postgres(work: Path) -> Iterator[str]:
+    """A private PostgreSQL server (the lab's own spec) for the length of the block: its URL."""
+    try:
+        import psycopg  # noqa: F401  (the URL names this driver)
+    except ImportError as exc:
+        raise PostgresUnavailable("psycopg is not installed (pip install 'infra-mgr[postgres]')") from exc
+    lab = Lab(work / "pg-lab")
+    try:
+        rec = lab.start(postgres_spec(lab.lab_dir))
+    except LabError as exc:
+        raise PostgresUnavailable(f"PostgreSQL did not start: {exc.summary}") from exc
+    try:
+        print(f"[postgres] private PostgreSQL {rec.info.get('version')} (pid {rec.pid}), "
+              f"data in {rec.info.get('data_dir')}")
+        yield str(rec.info["url"])
+    finally:
+        lab.stop(rec.name)

@@ -58,15 +58,13 @@ from sqlmodel import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._served import PostgresUnavailable, Server, percentile, private_postgres  # noqa: E402
 from bench.provenance import record  # noqa: E402
-from bench._served import Server, percentile  # noqa: E402
 from infra_mgr.auth.models import UserCreate  # noqa: E402
 from infra_mgr.auth.permissions import Role  # noqa: E402
 from infra_mgr.auth.service import create_token, create_user  # noqa: E402
 from infra_mgr.db import POOL_TIMEOUT, make_engine, upgrade  # noqa: E402
 from infra_mgr.inventory.models import IPAddress, Prefix  # noqa: E402
-from infra_mgr.lab.peers import postgres_spec  # noqa: E402
-from infra_mgr.lab.supervisor import Lab, LabError  # noqa: E402
 
 LEVELS = (1, 10, 50, 200)
 # Requests per round at each level: enough that every client sends several.
@@ -296,21 +294,10 @@ def run_sqlite(work: Path, levels: list[int], n_rounds: int, smoke: bool) -> Bac
 def run_postgres(work: Path, levels: list[int], n_rounds: int, smoke: bool) -> BackendRun:
     run = BackendRun("postgres")
     try:
-        import psycopg  # noqa: F401  (the URL names this driver)
-    except ImportError:
-        run.error = "psycopg is not installed (pip install 'infra-mgr[postgres]')"
-        return run
-    lab = Lab(work / "pg-lab")
-    try:
-        rec = lab.start(postgres_spec(lab.lab_dir))
-    except LabError as exc:
-        run.error = f"PostgreSQL did not start: {exc.summary}"
-        return run
-    try:
-        print(f"[postgres] private PostgreSQL {rec.info.get('version')} (pid {rec.pid})")
-        run_backend(run, str(rec.info["url"]), work, levels, n_rounds, smoke)
-    finally:
-        lab.stop(rec.name)
+        with private_postgres(work) as url:
+            run_backend(run, url, work, levels, n_rounds, smoke)
+    except PostgresUnavailable as exc:
+        run.error = str(exc)
     return run
 
 

@@ -66,8 +66,8 @@ from sqlmodel import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._served import PostgresUnavailable, Server, percentile, private_postgres  # noqa: E402
 from bench.provenance import record  # noqa: E402
-from bench._served import Server, percentile  # noqa: E402
 from infra_mgr.api.crud import list_rows  # noqa: E402
 from infra_mgr.api.pagination import Page  # noqa: E402
 from infra_mgr.auth.models import User, UserCreate  # noqa: E402
@@ -75,8 +75,6 @@ from infra_mgr.auth.permissions import Role  # noqa: E402
 from infra_mgr.auth.service import create_token, create_user  # noqa: E402
 from infra_mgr.db import is_sqlite, make_engine, upgrade, write_session  # noqa: E402
 from infra_mgr.inventory.models import Device, Interface, InterfaceRead, Site  # noqa: E402
-from infra_mgr.lab.peers import postgres_spec  # noqa: E402
-from infra_mgr.lab.supervisor import Lab, LabError  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out" / "api_interfaces"  # git-ignored (bench/out/)
 
@@ -648,26 +646,13 @@ def run_sqlite(st: Settings, work: Path, keep_last: bool) -> BackendRun:
 def run_postgres(st: Settings, work: Path, keep_last: bool) -> BackendRun:
     run = BackendRun("postgres")
     try:
-        import psycopg  # noqa: F401  (the URL names this driver)
-    except ImportError:
-        run.error = "psycopg is not installed (pip install 'infra-mgr[postgres]')"
-        return run
-    lab = Lab(work / "pg-lab")
-    try:
-        rec = lab.start(postgres_spec(lab.lab_dir))
-    except LabError as exc:
-        run.error = f"PostgreSQL did not start: {exc.summary}"
-        return run
-    try:
-        url = str(rec.info["url"])
-        print(f"[postgres] private PostgreSQL {rec.info.get('version')} (pid {rec.pid}), "
-              f"data in {rec.info.get('data_dir')}")
-        how, build_s = ensure_postgres(url, st.ds, st.rebuild)
-        print("[postgres] database: " + ("reused (counts checked; --rebuild rebuilds it)" if how == "reused"
-                                         else f"built in {build_s:.1f} s"))
-        run_backend(run, url, work, st, keep_last)
-    finally:
-        lab.stop(rec.name)
+        with private_postgres(work) as url:
+            how, build_s = ensure_postgres(url, st.ds, st.rebuild)
+            print("[postgres] database: " + ("reused (counts checked; --rebuild rebuilds it)" if how == "reused"
+                                             else f"built in {build_s:.1f} s"))
+            run_backend(run, url, work, st, keep_last)
+    except PostgresUnavailable as exc:
+        run.error = str(exc)
     return run
 
 

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from infra_mgr.db import make_engine, upgrade
+from infra_mgr.inventory.importer import import_file
 from infra_mgr.lab.city import RunningCity, city_liar_spec, city_spec, liar_available
 from infra_mgr.lab.peers import SnmpAgent, postgres_spec, snmp_agents, snmpsim_spec
 from infra_mgr.lab.power_peers import (
@@ -27,6 +31,7 @@ from infra_mgr.lab.power_peers import (
     nut_spec,
     snmp_ups_spec,
 )
+from infra_mgr.lab.setup import configure_discovery
 from infra_mgr.lab.supervisor import Lab, PeerRecord, PeerSpec, PeerUnavailable
 
 
@@ -86,6 +91,21 @@ def city(peer_lab: Lab) -> Iterator[RunningCity]:
     if liar is not None:
         peer_lab.stop(liar.name)
     peer_lab.stop(record.name)
+
+
+EXAMPLE_CITY = Path(__file__).parents[1] / "examples" / "jeddah.yaml"
+
+
+def city_database(url: str, master: bytes, city: RunningCity) -> Engine:
+    """A migrated database holding the example city, its credentials and discovery targets
+    pointed at the running lab city: what a whole-city discovery test starts from."""
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        import_file(s, EXAMPLE_CITY)
+        configure_discovery(s, master, city)
+        s.commit()
+    return engine
 
 
 # --- the power lab: every peer follows <lab>/outage.json (infra_mgr/lab/power_scenario.py) ---------

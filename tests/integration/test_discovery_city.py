@@ -9,22 +9,18 @@ records changes as events.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
+from peers import city_database
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events.models import Event
-from infra_mgr.inventory.importer import import_file
 from infra_mgr.inventory.models import Device, Interface, Link, Site
 from infra_mgr.lab.city import RunningCity
-from infra_mgr.lab.setup import configure_discovery
 from infra_mgr.network.discovery import discover
 from infra_mgr.network.models import DevicePoll
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "jeddah.yaml"
 MASTER = b"discovery-city-test-key"
 SILENT = {"unreachable", "wrong_community"}  # faults that keep a device from answering our credentials
 
@@ -34,14 +30,7 @@ SILENT = {"unreachable", "wrong_community"}  # faults that keep a device from an
 
 @pytest.fixture(scope="module")
 def city_db(city: RunningCity, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    url = f"sqlite:///{tmp_path_factory.mktemp('city-db') / 'city.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as s:
-        import_file(s, EXAMPLE)
-        configure_discovery(s, MASTER, city)
-        s.commit()
-    return engine
+    return city_database(f"sqlite:///{tmp_path_factory.mktemp('city-db') / 'city.db'}", MASTER, city)
 
 
 @pytest.fixture(scope="module")

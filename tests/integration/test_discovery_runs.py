@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from peers import city_database
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -21,33 +22,22 @@ from infra_mgr.api.app import create_app
 from infra_mgr.auth.models import UserCreate
 from infra_mgr.auth.service import create_token, create_user
 from infra_mgr.config import Settings
-from infra_mgr.db import make_engine, upgrade
 from infra_mgr.events import views as event_views
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.credentials import CredentialCreate, build
-from infra_mgr.inventory.importer import import_file
 from infra_mgr.inventory.models import CredentialKind, Device, Site
 from infra_mgr.lab.city import RunningCity
 from infra_mgr.lab.city_model import WRONG_COMMUNITY
-from infra_mgr.lab.setup import configure_discovery
 from infra_mgr.network import views
 from infra_mgr.network.discovery import discover
 from infra_mgr.network.models import DevicePoll, DiscoveryRun
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "jeddah.yaml"
 MASTER = b"discovery-runs-test-key"
 
 
 @pytest.fixture(scope="module")
 def city_db(city: RunningCity, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    url = f"sqlite:///{tmp_path_factory.mktemp('runs-db') / 'city.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as s:
-        import_file(s, EXAMPLE)
-        configure_discovery(s, MASTER, city)
-        s.commit()
-    return engine
+    return city_database(f"sqlite:///{tmp_path_factory.mktemp('runs-db') / 'city.db'}", MASTER, city)
 
 
 @pytest.fixture(scope="module")
