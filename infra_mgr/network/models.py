@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PField
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from infra_mgr.common import json_field, ts_field
@@ -298,3 +298,111 @@ class NeighborRead(BaseModel):
     remote_device_id: int | None
     first_seen: dt.datetime
     last_seen: dt.datetime
+
+
+# --------------------------------------------------------------------------- branch link audit
+
+
+class UplinkSource(StrEnum):
+    """How an interface became an uplink: seen leading toward headquarters, named so, or set by a person."""
+
+    lldp = "lldp"
+    alias = "alias"
+    manual = "manual"
+
+
+class Uplink(SQLModel, table=True):
+    """An interface that leads from a branch toward headquarters or the WAN, and what it should look like.
+
+    Found by identification (LLDP/CDP links toward HQ, or the interface's alias) and kept across
+    rediscovery; a person's choice (``manual``) is never changed by identification — including
+    ``is_uplink = False``, which keeps an interface out of the audit for good. The expectations
+    (speed, neighbour) say where they came from, so the audit's reasons can name their source.
+    """
+
+    __tablename__ = "uplink"
+
+    interface_id: int = Field(foreign_key="interface.id", primary_key=True, ondelete="CASCADE")
+    device_id: int = Field(foreign_key="device.id", index=True, ondelete="CASCADE")
+    site_id: int = Field(foreign_key="site.id", index=True, ondelete="CASCADE")
+    source: str = Field(default=UplinkSource.lldp.value, sa_type=String(16))
+    is_uplink: bool = True
+    manual: bool = False
+    expected_speed_bps: int | None = Field(default=None, sa_type=BigInteger)
+    expected_speed_source: str = Field(default="", sa_type=String(16))
+    expected_neighbor: str = Field(default="", sa_type=String(253))
+    expected_neighbor_source: str = Field(default="", sa_type=String(16))
+    created_at: dt.datetime = ts_field()
+    updated_at: dt.datetime = ts_field()
+
+
+class UplinkState(SQLModel, table=True):
+    """The poller's memory of one uplink: the last raw counters and what was derived from them.
+
+    Kept in the database, not in a process, so a restarted (or another) poller computes the next
+    rate from the last stored sample instead of losing a cycle. ``note`` says why the last sample
+    gave no rate (first sample, counter reset, agent rebooted, no answer).
+    """
+
+    __tablename__ = "uplink_state"
+
+    interface_id: int = Field(foreign_key="interface.id", primary_key=True, ondelete="CASCADE")
+    ts_ms: int = Field(default=0, sa_type=BigInteger)
+    uptime_cs: int | None = Field(default=None, sa_type=BigInteger)
+    counter_bits: int = 64
+    in_octets: int | None = Field(default=None, sa_type=BigInteger)
+    out_octets: int | None = Field(default=None, sa_type=BigInteger)
+    in_pkts: int | None = Field(default=None, sa_type=BigInteger)
+    out_pkts: int | None = Field(default=None, sa_type=BigInteger)
+    in_errors: int | None = Field(default=None, sa_type=BigInteger)
+    out_errors: int | None = Field(default=None, sa_type=BigInteger)
+    in_discards: int | None = Field(default=None, sa_type=BigInteger)
+    out_discards: int | None = Field(default=None, sa_type=BigInteger)
+    last_change_cs: int | None = Field(default=None, sa_type=BigInteger)
+    oper_status: str = Field(default="unknown", sa_type=String(16))
+    oper_since: dt.datetime | None = ts_field(nullable=True, default_now=False)
+    speed_bps: int | None = Field(default=None, sa_type=BigInteger)
+    neighbor: str = Field(default="", sa_type=String(253))
+    in_bps: float | None = None
+    out_bps: float | None = None
+    util_pct: float | None = None
+    errors_ps: float | None = None
+    discards_ps: float | None = None
+    error_pct: float | None = None
+    rx_dbm: float | None = None
+    tx_dbm: float | None = None
+    poll_status: str = Field(default="never", sa_type=String(16))
+    note: str = Field(default="", sa_type=String(255))
+    last_ok_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class LinkStatusChange(SQLModel, table=True):
+    """An uplink's oper status seen changing between two polls: the flap history.
+
+    ``transitions`` counts what one observation proves: the status differs (1), or ifLastChange
+    moved while the status is the same (2: it went and came back between polls).
+    """
+
+    __tablename__ = "link_status_change"
+    __table_args__ = (Index("ix_link_status_change_if_at", "interface_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interface_id: int = Field(foreign_key="interface.id", ondelete="CASCADE")
+    at: dt.datetime = ts_field()
+    status: str = Field(sa_type=String(16))
+    previous: str = Field(default="", sa_type=String(16))
+    transitions: int = 1
+
+
+class DeviceReach(SQLModel, table=True):
+    """The last reachability probe of a device (ICMP echo, or SNMP round trip where ICMP cannot be used)."""
+
+    __tablename__ = "device_reach"
+
+    device_id: int = Field(foreign_key="device.id", primary_key=True, ondelete="CASCADE")
+    ts_ms: int = Field(default=0, sa_type=BigInteger)
+    method: str = Field(default="", sa_type=String(8))
+    rtt_ms: float | None = None
+    loss_pct: float | None = None
+    sent: int = 0
+    received: int = 0
