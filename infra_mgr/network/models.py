@@ -395,14 +395,20 @@ class LinkStatusChange(SQLModel, table=True):
 
 
 class DeviceReach(SQLModel, table=True):
-    """The last reachability probe of a device (ICMP echo, or SNMP round trip where ICMP cannot be used)."""
+    """The last reachability probe of a device: ICMP echo where it may be sent, and SNMP round trips.
+
+    Both are kept because they answer different questions: an echo answer proves the box and the
+    path are up; an SNMP answer proves the agent (and the management path our polls use) works.
+    A device that answers ping but never SNMP is not "lossy", it is unmanageable.
+    """
 
     __tablename__ = "device_reach"
 
     device_id: int = Field(foreign_key="device.id", primary_key=True, ondelete="CASCADE")
     ts_ms: int = Field(default=0, sa_type=BigInteger)
-    method: str = Field(default="", sa_type=String(8))
-    rtt_ms: float | None = None
-    loss_pct: float | None = None
-    sent: int = 0
-    received: int = 0
+    icmp_sent: int = 0
+    icmp_received: int = 0
+    icmp_rtt_ms: float | None = None
+    snmp_sent: int = 0
+    snmp_received: int = 0
+    snmp_rtt_ms: float | None = None

@@ -2,14 +2,12 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-12-03 15:52:50.473627
+Create Date: 2026-12-03 16:30:00
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from alembic import op
-
 
 revision = '0008'
 down_revision = '0007'
@@ -21,11 +19,12 @@ def upgrade() -> None:
     op.create_table('device_reach',
     sa.Column('device_id', sa.Integer(), nullable=False),
     sa.Column('ts_ms', sa.BigInteger(), nullable=False),
-    sa.Column('method', sa.String(length=8), nullable=False),
-    sa.Column('rtt_ms', sa.Float(), nullable=True),
-    sa.Column('loss_pct', sa.Float(), nullable=True),
-    sa.Column('sent', sa.Integer(), nullable=False),
-    sa.Column('received', sa.Integer(), nullable=False),
+    sa.Column('icmp_sent', sa.Integer(), nullable=False),
+    sa.Column('icmp_received', sa.Integer(), nullable=False),
+    sa.Column('icmp_rtt_ms', sa.Float(), nullable=True),
+    sa.Column('snmp_sent', sa.Integer(), nullable=False),
+    sa.Column('snmp_received', sa.Integer(), nullable=False),
+    sa.Column('snmp_rtt_ms', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('device_id')
     )
