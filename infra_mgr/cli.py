@@ -120,6 +120,7 @@ def _demo(settings: Any, engine: Any, host: str | None, port: int | None, exampl
     from infra_mgr.inventory.history import acting_as
     from infra_mgr.inventory.importer import import_file
     from infra_mgr.lab.cli import configure as lab_configure
+    from infra_mgr.lab.cli import default_lab_dir
     from infra_mgr.lab.cli import up as lab_up
     from infra_mgr.network.discovery import discover as run_discovery
 
@@ -147,6 +148,17 @@ def _demo(settings: Any, engine: Any, host: str | None, port: int | None, exampl
                       f"no working credential: "
                       f"{', '.join(u['name'] or u['address'] for u in data['wrong_credentials']) or 'none'}",
                       highlight=False)
+        plan = default_lab_dir() / "city" / "uplinks.yaml"  # the lab city's uplink design file
+        if plan.exists():
+            from infra_mgr.db import write_session
+            from infra_mgr.network.uplinks import import_plan
+
+            with write_session(engine) as session:
+                lines = import_plan(session, plan, actor="demo")
+                session.commit()
+            console.print(f"uplink design: {sum(1 for x in lines if x.action != 'skipped')} uplinks set from "
+                          f"{plan.name}, {sum(1 for x in lines if x.action == 'skipped')} not in the inventory",
+                          highlight=False)
 
     threading.Thread(target=first_discovery, name="first-discovery", daemon=True).start()
     console.print("first discovery of the lab city running (results below when done)")
@@ -404,6 +416,10 @@ def _mount_domains() -> None:
 
     app.add_typer(snmp_app, name="snmp", help="Read one SNMP agent without touching the database.")
     app.add_typer(traps_app, name="traps", help="Receive SNMP traps and informs into the event log.")
+    from infra_mgr.network.link_cli import audit_app, uplinks_app
+
+    app.add_typer(audit_app, name="audit", help="Audits of the estate: the branch links.")
+    app.add_typer(uplinks_app, name="uplinks", help="Branch uplinks: list, set or clear by hand, import a plan.")
     try:
         from infra_mgr.lab.cli import lab_app
     except ImportError:

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1,
                                   description="Largest file `infra-mgr import` reads")
     power_poller: bool = Field(default=True, description="Poll power devices in the serving process")
+    link_poller: bool = Field(default=True, description="Poll branch uplinks and device reachability in the "
+                              "serving process")
+    link_poll_interval_s: float = Field(default=60.0, ge=5, description="Seconds between two uplink poll cycles")
+    link_poll_concurrency: int = Field(default=64, ge=1, le=1024, description="Devices polled at once")
+    reach_count: int = Field(default=3, ge=1, le=20,
+                             description="ICMP echoes and single SNMP GETs per device and cycle")
+    reach_timeout_s: float = Field(default=2.0, gt=0, le=30,
+                                   description="How long one echo or SNMP GET may take before it counts as lost")
+    link_audit: dict[str, float] = Field(
+        default_factory=dict, description="Thresholds of the branch link audit over its defaults, e.g. "
+        '{"loss_pct": 3} (JSON in the environment; names and defaults: infra_mgr.network.audit.AuditThresholds)')
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ PKGS=(
   python3 python3-venv python3-dev python3-gdbm gcc   # the virtualenv (Debian's Python has gdbm for snmpsim)
   postgresql                                          # PostgreSQL peer for the database tests
   snmp snmpd                                          # net-snmp tools and agent
+  rrdtool                                             # the link audit bench's RRD baseline (LibreNMS's store)
   nut-server nut-client                               # NUT upsd + dummy-ups (power lab), upsc/upsrw
   chromium                                            # browser tests
   fonts-dejavu-core fonts-noto-core                   # the dashboard's Latin and Arabic fonts (app.css)

@@ -341,7 +341,8 @@ def _install_metrics(app: FastAPI, engine: Engine) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work of a serving process: the power poller (live dashboards read its hub)."""
+    """Background work of a serving process: the power poller (live dashboards read its hub) and the
+    link poller (branch uplinks and reachability)."""
     settings: Settings = app.state.settings
     tasks: list[asyncio.Task[None]] = []
     poller = None
@@ -351,11 +352,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.power_hub = LiveHub()
         poller = PowerPoller(app.state.engine, app.state.master_key, hub=app.state.power_hub)
         tasks.append(asyncio.create_task(poller.run()))
+    link_poller = None
+    if settings.link_poller:
+        from infra_mgr.network.link_poller import LinkPoller
+
+        link_poller = LinkPoller.from_settings(app.state.engine, app.state.master_key, settings)
+        tasks.append(asyncio.create_task(link_poller.run()))
     try:
         yield
     finally:
         if poller is not None:
             poller.stop()
+        if link_poller is not None:
+            link_poller.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
@@ -380,10 +389,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from infra_mgr.events.api import router as events_router
     from infra_mgr.inventory.api import router as inventory_router
     from infra_mgr.network.api import router as network_router
+    from infra_mgr.network.link_api import router as links_router
     from infra_mgr.power.api import router as power_router
     from infra_mgr.web.routes import mount_web
 
-    for router in (auth_router, inventory_router, network_router, power_router, events_router):
+    for router in (auth_router, links_router, inventory_router, network_router, power_router, events_router):
         app.include_router(router, prefix=API)
     mount_web(app)
     _install_docs(app)

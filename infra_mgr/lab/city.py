@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra_mgr.lab.city_links import LOSS_FILE, LinkControl
 from infra_mgr.lab.city_model import EXAMPLE_YAML, EXPECTED_FILE, STANDARD_PORT, build_city
 from infra_mgr.lab.city_records import served, write_city
 from infra_mgr.lab.city_snmpsim import STATS_FILE, default_workers, serve
@@ -107,6 +108,13 @@ def city_spec(
         v3 = v3_devices[0].v3 or {}
         argv += [f"--v3-user={v3['user']}", f"--v3-auth-key={v3['auth_key']}", f"--v3-auth-proto={v3['auth_proto']}"]
         argv += [f"--v3-priv-key={v3['priv_key']}", f"--v3-priv-proto={v3['priv_proto']}"]
+    try:
+        import snmpsim
+    except ImportError as exc:
+        raise PeerUnavailable("city: snmpsim is not installed (pip install 'infra-mgr[lab]')") from exc
+    variation_dirs = [root / "variation", Path(snmpsim.__file__).parent / "variation"]  # ours + numeric
+    argv += [f"--variation-modules-dir={d}" for d in variation_dirs]
+    argv += [f"--loss-file={root / LOSS_FILE}"]
     argv += [f"--data-dir={data_dir}"]
     argv += [f"--agent-udpv4-endpoint={d.address}:{chosen}" for d in devices]
     agents: list[dict[str, Any]] = [
@@ -120,6 +128,7 @@ def city_spec(
 
     def prepare() -> None:
         write_city(root, yaml_path, city)
+        LinkControl(root).initialise(yaml_path, city)  # the city as built: run-time changes forgotten
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(pid: int) -> bool:
@@ -187,6 +196,16 @@ class RunningCity:
             if device["hostname"] == hostname:
                 return dict(device)
         raise KeyError(hostname)
+
+    @property
+    def root(self) -> Path:
+        """The city's directory: recordings, expected.json, uplinks.yaml, conditions."""
+        return self.expected_path.parent
+
+    def link_control(self) -> LinkControl:
+        """Change link conditions and agent loss of this running city (``with …changed(…):``
+        restores them)."""
+        return LinkControl(self.root)
 
     def with_fault(self, fault: str) -> dict[str, Any]:
         return next(d for d in self.expected["devices"] if d["fault"] == fault)

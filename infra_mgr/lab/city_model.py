@@ -24,11 +24,25 @@
   The same addresses are the LLDP/CDP management addresses, so a crawler can follow them.
   ipAddrTable also carries the YAML's plan addresses: router LAN gateway and WAN /30 end, access
   switch management address.
-* **Faults** — one table, :data:`FAULTS`, just below.
-* **Moving values** — snmpsim's ``numeric`` variation module: sysUpTime, octet and packet
-  counters (HC and 32-bit with wrap) advance with time since the agent started; the errored
-  interface's ifInErrors/ifInDiscards rise; the flapping link's ifOperStatus is
-  ``sin``-driven and alternates up/down every :data:`FLAP_PERIOD_S` / 2 seconds.
+* **Faults** — one table, :data:`FAULTS`, just below, and beside it :data:`LINK_CONDITIONS`, the
+  conditions of branch links the link audit must name (saturated, wrong speed, wrong neighbour,
+  lossy agents). What the audit must conclude for every branch is :data:`LINK_AUDIT`.
+* **Traffic** — every cabled port that is up carries traffic with a daily shape (Asia/Riyadh:
+  busy 09:00–14:00, peak 11:30, about a tenth of the peak at night); the two ends of a cable
+  mirror each other (one end's in is the other's out); healthy links peak at 2–35 % of their
+  speed, a saturated one runs at 95 % (in) and 55 % (out) at all hours. Octet and packet counters
+  are the closed-form integral of that rate from a fixed instant (:data:`TRAFFIC_EPOCH`), served
+  by our ``linkrate`` variation module (``city_links``): the 64-bit ifHC* counters and the 32-bit
+  ifTable ones (the same count modulo 2³², wrapping as real agents do). A packet is 700 octets.
+* **Errors** — the errored port's ifInErrors/ifOutErrors are 2 % of its packets in each
+  direction (ifInDiscards 0.5 %), following the same curve.
+* **Flapping** — the flapping link's ifOperStatus is down for the first half of every
+  :data:`FLAP_PERIOD_S` seconds of wall time and up for the second (both ends agree); 7 s divides
+  no usual poll interval, so a poller every 60 s (or 5, 10, 15, 30 s) sees it change.
+* **Run-time conditions** — ``infra-mgr lab link`` (``city_links.LinkControl``) changes a link's
+  condition or a device's loss on the running city; the counters stay continuous across it.
+* **Design file** — ``uplinks.yaml`` next to ``expected.json``: every branch uplink with its
+  designed neighbour and speed (what ``infra-mgr uplinks import`` reads).
 * **expected.json** next to the recordings: every device (hostname, site, role, address,
   platform, vendor, model, serial, chassis id, sysObjectID, credentials, fault, interfaces) and
   every designed link (``"host:ifName"`` ↔ ``"host:ifName"``, with whether LLDP/CDP show it).
@@ -77,9 +91,13 @@ class Fault:
     description: str
 
 
-FLAP_PERIOD_S = 6.0  # the flapping link is down for half of this, then up for half
-ERRORS_PER_S = 3  # ifInErrors rate on the errored interface
-DISCARDS_PER_S = 7  # ifInDiscards rate on the errored interface
+FLAP_PERIOD_S = 7.0  # the flapping link is down for half of this, then up for half
+ERROR_SHARE = 0.02  # errored port: ifInErrors/ifOutErrors as a share of its packets in that direction
+DISCARD_SHARE = 0.005  # errored port: ifInDiscards as a share of its incoming packets
+SATURATED_SHARE = (0.95, 0.55)  # saturated link, branch end: (in, out) share of the speed, all day
+WRONG_SPEED_MBPS = 100  # what the wrong-speed link negotiated
+LOSS_PCT = 15  # share of SNMP requests the lossy branch's agents drop
+TRAFFIC_EPOCH = 1704056400  # 2024-01-01 00:00 Asia/Riyadh: counters are integrals of the rate from here
 WRONG_COMMUNITY = "jed-noc-ro"  # the only community the wrong-community device answers
 LIAR_COMMUNITY = "loop"  # the liar's behaviour for the broken-walks device (picked by community)
 V3_USER = {
@@ -91,7 +109,8 @@ V3_USER = {
 }
 
 FAULTS: tuple[Fault, ...] = (
-    Fault("errors", "jed-b07-rtr", "wan", f"WAN port: ifInErrors +{ERRORS_PER_S}/s, ifInDiscards +{DISCARDS_PER_S}/s"),
+    Fault("errors", "jed-b07-rtr", "wan",
+          f"WAN port: ifInErrors/ifOutErrors {ERROR_SHARE:.0%} of its packets, ifInDiscards {DISCARD_SHARE:.1%}"),
     Fault("uplink_down", "jed-b12-rtr", "wan", "WAN uplink admin up, oper down at both ends; no LLDP/CDP across it"),
     Fault("flapping", "jed-b19-sw", "uplink", f"uplink to its router: oper status flips every {FLAP_PERIOD_S / 2:g} s"),
     Fault("unreachable", "jed-b23-sw", None, "listed and seen by its router's LLDP, but no agent on its address"),
@@ -99,6 +118,71 @@ FAULTS: tuple[Fault, ...] = (
     Fault("v3_only", "jed-b45-rtr", None, "SNMPv3 authPriv (SHA/AES) only; every v2c community times out"),
     Fault("broken_walks", "jed-b55-sw", None, f"served by the liar: community {LIAR_COMMUNITY!r} loops GETNEXT"),
 )
+
+
+
+@dataclass(frozen=True)
+class LinkCondition:
+    """A deliberate condition of a branch's link or agents, for the link audit to find. The devices
+    keep ``fault`` None (they answer discovery normally); ``port_role`` names the link, None the agent."""
+
+    name: str  # saturated | wrong_speed | wrong_neighbor | lossy
+    host: str
+    port_role: str | None
+    description: str
+
+
+LOSSY_DESCRIPTION = (
+    f"agent drops ~{LOSS_PCT} % of the GETs pollers send (sysUpTime, IF-MIB objects) at random, never two "
+    "in a row from one client address (a single retry always gets through); identity GETs and walks are answered"
+)
+LINK_CONDITIONS: tuple[LinkCondition, ...] = (
+    LinkCondition("saturated", "jed-b05-rtr", "wan", "WAN link at 95 % in / 55 % out of its speed at all hours"),
+    LinkCondition("saturated", "jed-b38-rtr", "wan", "WAN link at 95 % in / 55 % out of its speed at all hours"),
+    LinkCondition("wrong_speed", "jed-b28-rtr", "wan",
+                  f"WAN port named as Gigabit class, both ends running at {WRONG_SPEED_MBPS} Mb/s"),
+    LinkCondition("wrong_neighbor", "jed-b31-rtr", "wan",
+                  "WAN port cabled to the other HQ distribution switch than the design (branch_uplink)"),
+    LinkCondition("lossy", "jed-b41-rtr", None, LOSSY_DESCRIPTION),
+    LinkCondition("lossy", "jed-b41-sw", None, LOSSY_DESCRIPTION),
+)
+
+# What the branch link audit must conclude for every branch of the lab as built, given the design
+# file (uplinks.yaml) imported and the default thresholds; a branch not listed is ("ok", ()).
+# (state, reasons, why). Reasons are the audit's codes, in the audit's order.
+LINK_AUDIT: dict[str, tuple[str, tuple[str, ...], str]] = {
+    # saturated WANs: 5-minute utilisation ~95 % all day, so its p95 is >= 90 %
+    "JED-B05": ("degraded", ("utilisation",), "WAN link runs at 95 % of its speed at all hours"),
+    "JED-B38": ("degraded", ("utilisation",), "WAN link runs at 95 % of its speed at all hours"),
+    # ifInErrors + ifOutErrors = 2 % of the packets (threshold 0.5 %)
+    "JED-B07": ("degraded", ("errors",), "WAN port errors are 2 % of its packets"),
+    # WAN oper down at both ends (admin up); no LLDP across it, so no neighbour reason
+    "JED-B12": ("down", ("link_down",), "WAN uplink down at both ends"),
+    # switch uplink changes every 3.5 s: while up the poller sees >= 3 transitions (flapping);
+    # when the last poll caught it down, link_down instead (see "alternative")
+    "JED-B19": ("degraded", ("flapping",), "switch uplink flaps every 3.5 s"),
+    # the switch has no agent: its uplink is never polled (no_data); its address answers ICMP on
+    # loopback but never SNMP (no_snmp)
+    "JED-B23": ("degraded", ("no_data", "no_snmp"), "access switch has no SNMP agent"),
+    # ifSpeed/ifHighSpeed 100 Mb/s on an 'ether1' port whose design speed is its model's
+    "JED-B28": ("degraded", ("speed",), "WAN port running at 100 Mb/s"),
+    # LLDP (and CDP) show jed-hq-dist2, the design file says jed-hq-dist1
+    "JED-B31": ("degraded", ("neighbor",), "WAN port cabled to jed-hq-dist2, designed jed-hq-dist1"),
+    # the router answers only a community nobody has stored (discovery says "no working
+    # credential"): ping answers, SNMP never does, so its WAN uplink (from the design file) has no
+    # data; its switch is never found (the crawl cannot pass the router), so it is not audited
+    "JED-B34": ("degraded", ("no_data", "no_snmp"), "router answers only a community that is not stored"),
+    # both agents drop ~15 % of single GETs of sysUpTime (ICMP answers): loss >= 5 %, never unreachable
+    "JED-B41": ("degraded", ("loss",), "agents drop ~15 % of SNMP requests"),
+    # the liar answers plain GETs from its own small switch (so it answers SNMP), but its interface
+    # table has none of the city switch's ports: the design file's uplink line for it is skipped
+    # and none is found from LLDP, so the switch has no uplink and nothing of it is watched
+    "JED-B55": ("unknown", ("no_uplink",), "access switch's agent has none of its designed ports"),
+}
+# a branch whose state alternates with the phase the last poll caught: (state, reasons)
+LINK_AUDIT_ALTERNATIVE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "JED-B19": ("down", ("link_down",)),
+}
 
 # --- the estate -----------------------------------------------------------------------------------
 
@@ -216,14 +300,17 @@ class Interface:
     alias: str = ""
     peer: tuple[Device, Interface] | None = None
     link_state: str | None = None  # up | down | flapping when linked
-    in_rate: int = 0  # octets per second while up
-    out_rate: int = 0
-    in_octets: int = 0  # initial values
+    design_mbps: int = 0  # the speed the port is built for (speed_mbps is what it runs at)
+    in_share: float = 0.0  # peak traffic as a share of the running speed
+    out_share: float = 0.0
+    drawn_shares: tuple[float, float] = (0.0, 0.0)  # (in, out) as drawn, before any condition
+    shape: str = "day"  # day | flat (saturated)
+    in_octets: int = 0  # values at TRAFFIC_EPOCH
     out_octets: int = 0
     in_errors: int = 0
     in_discards: int = 0
-    errors_rate: int = 0  # > 0 on the errored interface
-    discards_rate: int = 0
+    errored: bool = False  # errors and discards are a share of its packets
+    anchor: tuple[float, dict[str, int]] | None = None  # run-time change: (when, counter values then)
     last_change: int = 0
     logical_of: Interface | None = None  # Junos "<port>.0" units
 
@@ -339,6 +426,7 @@ def _port(device: Device, group: PortGroup, number: int, if_index: int, offset: 
         name=group.name.format(n=number),
         if_type=group.if_type,
         speed_mbps=group.speed_mbps,
+        design_mbps=group.speed_mbps,
         mtu=1500 if device.model.platform != "junos" else 1514,
         role=group.role,
         port=True,
@@ -354,6 +442,7 @@ def _extra(device: Device, extra: Extra, offset: int) -> Interface:
         name=extra.name,
         if_type=extra.if_type,
         speed_mbps=extra.speed_mbps,
+        design_mbps=extra.speed_mbps,
         mtu=extra.mtu,
         role=extra.role,
         port=False,
@@ -407,6 +496,47 @@ def _prefix(site: dict[str, Any], role: str) -> ipaddress.IPv4Network | ipaddres
     return None
 
 
+def _cabled_uplink(number: int, router: str) -> str:
+    """The backbone switch a branch router is actually cabled to: the design, except a router with
+    the ``wrong_neighbor`` condition, which sits on the design's twin (dist1 ↔ dist2, sw1 ↔ sw2)."""
+    designed = branch_uplink(number)
+    if any(c.name == "wrong_neighbor" and c.host == router for c in LINK_CONDITIONS):
+        return designed[:-1] + ("2" if designed.endswith("1") else "1")
+    return designed
+
+
+def link_conditions_applied(city: City) -> None:
+    """Apply :data:`LINK_CONDITIONS` that live on links (saturation, wrong speed) to the model."""
+    names = {d.hostname: d for d in city.devices}
+    for cond in LINK_CONDITIONS:
+        device = names.get(cond.host)
+        if device is None:
+            raise LabError(f"link condition table: no device {cond.host!r} in this city")
+        if cond.port_role is None:
+            continue
+        link = _fault_link(device, cond.port_role, city)
+        if cond.name == "saturated":
+            set_saturated(link, device)
+        elif cond.name == "wrong_speed":
+            for _, iface in (link.a, link.b):
+                iface.speed_mbps = WRONG_SPEED_MBPS
+
+
+def set_saturated(link: Link, device: Device) -> None:
+    """Flat traffic near the speed, the busy direction into ``device`` (the branch end)."""
+    here, there = (link.a[1], link.b[1]) if link.a[0] is device else (link.b[1], link.a[1])
+    here.in_share, here.out_share = SATURATED_SHARE
+    there.in_share, there.out_share = SATURATED_SHARE[1], SATURATED_SHARE[0]
+    here.shape = there.shape = "flat"
+
+
+def set_normal_traffic(link: Link) -> None:
+    """Back to the drawn daily traffic on both ends of a link."""
+    for _, iface in (link.a, link.b):
+        iface.in_share, iface.out_share = iface.drawn_shares
+        iface.shape = "day"
+
+
 def build_city(yaml_path: Path = EXAMPLE_YAML) -> City:
     """The whole city as plain objects: devices, interfaces, links, faults applied."""
     sites = load_sites(yaml_path)
@@ -425,7 +555,7 @@ def build_city(yaml_path: Path = EXAMPLE_YAML) -> City:
         router = _new_device(f"jed-b{n:02d}-rtr", site, "wan-router", router_model, f"127.2.{n}.1")
         switch = _new_device(f"jed-b{n:02d}-sw", site, "access-switch", switch_model, f"127.2.{n}.2")
         devices += [router, switch]
-        upstream = named[branch_uplink(n)]
+        upstream = named[_cabled_uplink(n, router.hostname)]
         wan = _connect((router, "wan"), (upstream, "access"), "branch-wan")
         lan = _connect((router, "lan"), (switch, "uplink"), "branch-lan")
         links += [wan, lan]
@@ -453,7 +583,9 @@ def build_city(yaml_path: Path = EXAMPLE_YAML) -> City:
             b_if.alias = f"to {a_dev.hostname} {a_if.name}"
     city = City(devices, links)
     _apply_faults(city)
-    _settle_states(city)
+    _draw_traffic(city)
+    link_conditions_applied(city)
+    settle_states(city)
     _check_unique(city)
     return city
 
@@ -477,7 +609,7 @@ def _apply_faults(city: City) -> None:
         if fault.name == "errors" and fault.port_role:
             link = _fault_link(device, fault.port_role, city)
             iface = link.a[1] if link.a[0] is device else link.b[1]
-            iface.errors_rate, iface.discards_rate = ERRORS_PER_S, DISCARDS_PER_S
+            iface.errored = True
         elif fault.name in ("uplink_down", "flapping") and fault.port_role:
             _fault_link(device, fault.port_role, city).state = "down" if fault.name == "uplink_down" else "flapping"
         elif fault.name == "unreachable":
@@ -490,8 +622,10 @@ def _apply_faults(city: City) -> None:
             device.served_by, device.community = "liar", LIAR_COMMUNITY
 
 
-def _settle_states(city: City) -> None:
-    """Oper status, aliases, counters and rates of every interface (deterministic per device)."""
+def _draw_traffic(city: City) -> None:
+    """Traffic shares and counter values of every interface, drawn whatever its state (so a
+    condition changed at run time never changes what another interface drew); the two ends of a
+    cable then mirror each other: one end's in is the other end's out."""
     for link in city.links:
         for _, iface in (link.a, link.b):
             iface.link_state = link.state
@@ -501,16 +635,30 @@ def _settle_states(city: City) -> None:
         for iface in device.interfaces:
             if iface.port and iface.peer is None:
                 _unused_port(device, iface, rng)
-            if iface.oper in ("up", "flapping"):
-                share = (0.02, 0.35) if iface.peer else (0.0005, 0.03)
-                bps = max(iface.speed_mbps, 10) * 125_000
-                iface.in_rate = max(1, int(bps * rng.uniform(*share)))
-                iface.out_rate = max(1, int(bps * rng.uniform(*share)))
-                iface.in_octets = rng.randrange(10**9, 10**13)
-                iface.out_octets = rng.randrange(10**9, 10**13)
-                iface.in_errors = rng.randrange(0, 40) if iface.port else 0
-                iface.in_discards = rng.randrange(0, 400) if iface.port else 0
+            share = (0.02, 0.35) if iface.peer else (0.0005, 0.03)
+            iface.in_share = rng.uniform(*share)
+            iface.out_share = rng.uniform(*share)
+            iface.in_octets = rng.randrange(10**9, 10**13)
+            iface.out_octets = rng.randrange(10**9, 10**13)
+            iface.in_errors = rng.randrange(0, 40) if iface.port else 0
+            iface.in_discards = rng.randrange(0, 400) if iface.port else 0
             iface.last_change = rng.randrange(device.uptime_ticks // 2, device.uptime_ticks)
+    for link in city.links:
+        a, b = link.a[1], link.b[1]
+        b.in_share, b.out_share = a.out_share, a.in_share
+    for device in city.devices:
+        for iface in device.interfaces:
+            iface.drawn_shares = (iface.in_share, iface.out_share)
+
+
+def settle_states(city: City) -> None:
+    """Oper status from the links, Junos logical units, and the LLDP neighbours of every device
+    (a link that is down shows in neither end's LLDP table). Run again after a run-time change."""
+    for link in city.links:
+        for _, iface in (link.a, link.b):
+            iface.link_state = link.state
+            iface.oper = link.state
+    for device in city.devices:
         if device.model.logical_units:
             _add_logical_units(device)
         device.lldp = [
@@ -539,6 +687,7 @@ def _add_logical_units(device: Device) -> None:
     """Junos lists ``<port>.0`` beside every cabled port (ifType propVirtual, after the ports)."""
     next_index = 1000
     units = []
+    device.interfaces = [i for i in device.interfaces if i.logical_of is None]
     for iface in device.interfaces:
         if iface.port and iface.peer is not None:
             units.append(
@@ -548,13 +697,15 @@ def _add_logical_units(device: Device) -> None:
                     name=f"{iface.name}.0",
                     if_type=PROP_VIRTUAL,
                     speed_mbps=iface.speed_mbps,
+                    design_mbps=iface.design_mbps,
                     mtu=1500,
                     role="unit",
                     port=False,
                     mac=iface.mac,
                     oper="up" if iface.oper != "down" else "down",
-                    in_rate=iface.in_rate,
-                    out_rate=iface.out_rate,
+                    in_share=iface.in_share,
+                    out_share=iface.out_share,
+                    shape=iface.shape,
                     in_octets=iface.in_octets // 2,
                     out_octets=iface.out_octets // 2,
                     last_change=iface.last_change,

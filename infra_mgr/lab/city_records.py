@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import socket
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra_mgr.lab.city_links import VARIATION, Counter, interface_counters
 from infra_mgr.lab.city_model import (
     CDP_CACHE_ENTRY,
     ENT_PHYSICAL_ENTRY,
@@ -25,6 +25,9 @@ from infra_mgr.lab.city_model import (
     IF_NUMBER,
     IFX_ENTRY,
     IP_ADDR_ENTRY,
+    LINK_AUDIT,
+    LINK_AUDIT_ALTERNATIVE,
+    LINK_CONDITIONS,
     LLDP_BRIDGE,
     LLDP_LOC,
     LLDP_LOC_MAN_ADDR_ENTRY,
@@ -39,6 +42,7 @@ from infra_mgr.lab.city_model import (
     City,
     Device,
     Interface,
+    branch_uplink,
     build_city,
 )
 from infra_mgr.lab.platforms import (
@@ -66,24 +70,27 @@ class Varied:
 Line = SnmpRecord | Varied
 
 
-def _counter(oid: str, kind: SnmpType, initial: int, rate: float) -> Line:
-    """A counter that advances by ``rate`` per second (32-bit ones wrap like the real thing)."""
-    if rate <= 0:
-        return SnmpRecord(oid, kind, initial % (2**32) if kind is SnmpType.COUNTER32 else initial)
-    if kind is SnmpType.COUNTER32:
-        params = (("initial", initial % 2**32), ("rate", rate), ("max", 2**32 - 1), ("wrap", 1))
-        return Varied(oid, kind, "numeric", params)
-    return Varied(oid, kind, "numeric", (("initial", initial), ("rate", rate)))
+def _counter(oid: str, kind: SnmpType, counter: Counter) -> Line:
+    """A counter served by the ``linkrate`` variation (the 32-bit ones wrap like the real thing);
+    one that does not move is a plain value."""
+    width = 32 if kind is SnmpType.COUNTER32 else 64
+    if counter.rate <= 0:
+        return SnmpRecord(oid, kind, counter.base % 2**width)
+    return Varied(oid, kind, VARIATION, counter.params(width))
 
 
 def _oper_status(oid: str, state: str) -> Line:
-    if state == "flapping":
-        # numeric: v = sin(t * rate) * scale + offset + min, clamped to [min, max]: 2 (down) for
-        # the first half period after the agent starts, then 1 (up), and so on.
-        rate = round(2 * math.pi / FLAP_PERIOD_S, 6)
-        params = (("function", "sin"), ("rate", rate), ("scale", 1000), ("offset", 1.5), ("min", 1), ("max", 2))
-        return Varied(oid, SnmpType.INTEGER, "numeric", params)
+    if state == "flapping":  # down for the first half of every period of wall time, then up
+        return Varied(oid, SnmpType.INTEGER, VARIATION, (("flap", FLAP_PERIOD_S),))
     return SnmpRecord(oid, SnmpType.INTEGER, 1 if state == "up" else 2)
+
+
+def _last_change(oid: str, iface: Interface, uptime_ticks: int) -> Line:
+    """ifLastChange: fixed, except on a flapping port, where it follows each transition as a real
+    agent's does (sysUpTime at the last change), so a poller sees flaps between its polls."""
+    if iface.oper == "flapping":
+        return Varied(oid, SnmpType.TIMETICKS, VARIATION, (("lastchange", FLAP_PERIOD_S), ("u", uptime_ticks)))
+    return SnmpRecord(oid, SnmpType.TIMETICKS, iface.last_change)
 
 
 def _lldp_port_id(platform: Platform, iface: Interface) -> str | bytes:
@@ -118,7 +125,7 @@ def device_records(device: Device) -> list[Line]:
         SnmpRecord(SNMP_ENGINE_ID, SnmpType.OCTET_STRING, device.engine_id),
     ]
     for iface in device.interfaces:
-        lines += _interface_records(iface)
+        lines += _interface_records(iface, device.uptime_ticks)
     lines += _ip_records(device)
     lines += _entity_records(device)
     fields = device.template_fields()
@@ -129,13 +136,11 @@ def device_records(device: Device) -> list[Line]:
     return lines
 
 
-def _interface_records(iface: Interface) -> list[Line]:
+def _interface_records(iface: Interface, uptime_ticks: int = 0) -> list[Line]:
     i = iface.if_index
-    moving = iface.oper in ("up", "flapping")
     bps = iface.speed_mbps * 1_000_000
-    in_pkts, out_pkts = iface.in_octets // 700, iface.out_octets // 700
-    in_pps, out_pps = (iface.in_rate // 700, iface.out_rate // 700) if moving else (0, 0)
-    in_rate, out_rate = (iface.in_rate, iface.out_rate) if moving else (0, 0)
+    c = interface_counters(iface)
+    c32, c64 = SnmpType.COUNTER32, SnmpType.COUNTER64
     lines: list[Line] = [
         SnmpRecord(f"{IF_ENTRY}.1.{i}", SnmpType.INTEGER, i),
         SnmpRecord(f"{IF_ENTRY}.2.{i}", SnmpType.OCTET_STRING, iface.descr),
@@ -145,20 +150,20 @@ def _interface_records(iface: Interface) -> list[Line]:
         SnmpRecord(f"{IF_ENTRY}.6.{i}", SnmpType.OCTET_STRING, iface.mac),
         SnmpRecord(f"{IF_ENTRY}.7.{i}", SnmpType.INTEGER, 1 if iface.admin_up else 2),
         _oper_status(f"{IF_ENTRY}.8.{i}", iface.oper),
-        SnmpRecord(f"{IF_ENTRY}.9.{i}", SnmpType.TIMETICKS, iface.last_change),
-        _counter(f"{IF_ENTRY}.10.{i}", SnmpType.COUNTER32, iface.in_octets, in_rate),
-        _counter(f"{IF_ENTRY}.11.{i}", SnmpType.COUNTER32, in_pkts, in_pps),
-        _counter(f"{IF_ENTRY}.13.{i}", SnmpType.COUNTER32, iface.in_discards, iface.discards_rate),
-        _counter(f"{IF_ENTRY}.14.{i}", SnmpType.COUNTER32, iface.in_errors, iface.errors_rate),
-        _counter(f"{IF_ENTRY}.16.{i}", SnmpType.COUNTER32, iface.out_octets, out_rate),
-        _counter(f"{IF_ENTRY}.17.{i}", SnmpType.COUNTER32, out_pkts, out_pps),
-        SnmpRecord(f"{IF_ENTRY}.19.{i}", SnmpType.COUNTER32, 0),
-        SnmpRecord(f"{IF_ENTRY}.20.{i}", SnmpType.COUNTER32, 0),
+        _last_change(f"{IF_ENTRY}.9.{i}", iface, uptime_ticks),
+        _counter(f"{IF_ENTRY}.10.{i}", c32, c["in_octets"]),
+        _counter(f"{IF_ENTRY}.11.{i}", c32, c["in_pkts"]),
+        _counter(f"{IF_ENTRY}.13.{i}", c32, c["in_discards"]),
+        _counter(f"{IF_ENTRY}.14.{i}", c32, c["in_errors"]),
+        _counter(f"{IF_ENTRY}.16.{i}", c32, c["out_octets"]),
+        _counter(f"{IF_ENTRY}.17.{i}", c32, c["out_pkts"]),
+        _counter(f"{IF_ENTRY}.19.{i}", c32, c["out_discards"]),
+        _counter(f"{IF_ENTRY}.20.{i}", c32, c["out_errors"]),
         SnmpRecord(f"{IFX_ENTRY}.1.{i}", SnmpType.OCTET_STRING, iface.name),
-        _counter(f"{IFX_ENTRY}.6.{i}", SnmpType.COUNTER64, iface.in_octets, in_rate),
-        _counter(f"{IFX_ENTRY}.7.{i}", SnmpType.COUNTER64, in_pkts, in_pps),
-        _counter(f"{IFX_ENTRY}.10.{i}", SnmpType.COUNTER64, iface.out_octets, out_rate),
-        _counter(f"{IFX_ENTRY}.11.{i}", SnmpType.COUNTER64, out_pkts, out_pps),
+        _counter(f"{IFX_ENTRY}.6.{i}", c64, c["in_octets"]),
+        _counter(f"{IFX_ENTRY}.7.{i}", c64, c["in_pkts"]),
+        _counter(f"{IFX_ENTRY}.10.{i}", c64, c["out_octets"]),
+        _counter(f"{IFX_ENTRY}.11.{i}", c64, c["out_pkts"]),
         SnmpRecord(f"{IFX_ENTRY}.14.{i}", SnmpType.INTEGER, 1 if iface.port else 2),
         SnmpRecord(f"{IFX_ENTRY}.15.{i}", SnmpType.GAUGE32, iface.speed_mbps),
         SnmpRecord(f"{IFX_ENTRY}.16.{i}", SnmpType.INTEGER, 2),
@@ -386,28 +391,99 @@ def expected_data(city: City) -> dict[str, Any]:
         for link in city.links
     ]
     faults = [{"fault": f.name, "host": f.host, "port_role": f.port_role, "description": f.description} for f in FAULTS]
-    return {"generator": "infra_mgr.lab.city", "format": 1, "devices": devices, "links": links, "faults": faults}
+    conditions = [
+        {"condition": c.name, "host": c.host, "port_role": c.port_role, "description": c.description}
+        for c in LINK_CONDITIONS
+    ]
+    return {
+        "generator": "infra_mgr.lab.city",
+        "format": 1,
+        "devices": devices,
+        "links": links,
+        "faults": faults,
+        "link_conditions": conditions,
+        "link_audit": link_audit(city),
+    }
+
+
+def link_audit(city: City) -> dict[str, dict[str, Any]]:
+    """What the branch link audit must conclude per branch site (:data:`LINK_AUDIT`, else ok)."""
+    sites = sorted({d.site for d in city.devices if d.role in ("wan-router", "access-switch")},
+                   key=lambda code: int("".join(ch for ch in code if ch.isdigit()) or 0))
+    out: dict[str, dict[str, Any]] = {}
+    for code in sites:
+        state, reasons, note = LINK_AUDIT.get(code, ("ok", (), ""))
+        entry: dict[str, Any] = {"state": state, "reasons": list(reasons)}
+        if note:
+            entry["note"] = note
+        if code in LINK_AUDIT_ALTERNATIVE:
+            alt_state, alt_reasons = LINK_AUDIT_ALTERNATIVE[code]
+            entry["alternative"] = {"state": alt_state, "reasons": list(alt_reasons)}
+        out[code] = entry
+    return out
+
+
+def speed_text(mbps: int) -> str:
+    """A speed as the design file writes it: 100M, 1G, 2.5G, 10G."""
+    return f"{mbps / 1000:g}G" if mbps >= 1000 else f"{mbps}M"
+
+
+def uplinks_design(city: City) -> dict[str, Any]:
+    """The design file: every branch router's WAN port (designed neighbour: :func:`branch_uplink`)
+    and every access switch's uplink (designed neighbour: its router), with the designed speed."""
+    rows: list[dict[str, Any]] = []
+    for device in city.devices:
+        if device.role not in ("wan-router", "access-switch"):
+            continue
+        role = "wan" if device.role == "wan-router" else "uplink"
+        for iface in device.interfaces:
+            if iface.role != role or iface.peer is None:
+                continue
+            if role == "wan":
+                neighbour = branch_uplink(int("".join(ch for ch in device.hostname.split("-")[1] if ch.isdigit())))
+            else:
+                neighbour = iface.peer[0].hostname
+            rows.append({"device": device.hostname, "interface": iface.name, "expected_neighbor": neighbour,
+                         "expected_speed": speed_text(iface.design_mbps)})
+    return {"uplinks": rows}
+
+
+UPLINKS_FILE = "uplinks.yaml"
 
 
 STUB = "1.3.6.1.2.1.1.1.0|4|infra-mgr city: registers a community; never served\n"
 
 
-def write_city(out_dir: Path, yaml_path: Path = EXAMPLE_YAML, city: City | None = None) -> dict[str, Any]:
-    """Generate the recordings and expected.json into ``out_dir`` (``data/`` + ``expected.json``);
-    stale recordings from an earlier city are removed. Returns the expected data."""
-    city = city or build_city(yaml_path)
+def write_recordings(out_dir: Path, city: City, only: set[str] | None = None) -> None:
+    """Write the recordings into ``out_dir/data`` (unchanged files are left alone, so snmpsim only
+    re-reads what changed); stale recordings from an earlier city are removed. ``only``: just
+    these hostnames' recordings (a run-time change), nothing removed."""
     data_dir = out_dir / "data"
     wanted: dict[Path, str] = {}
     for position, device in enumerate(served(city)):
+        if only is not None and device.hostname not in only:
+            continue
         wanted[data_dir / recording_path(device, position)] = recording_text(device_records(device))
         if device.community:
             wanted[data_dir / f"{device.community}.snmprec"] = STUB
-    if data_dir.exists():
+    if data_dir.exists() and only is None:
         for old in data_dir.rglob("*.snmprec"):
             if old not in wanted:
                 old.unlink()
     for path, text in wanted.items():
         _write_if_changed(path, text)
+
+
+def write_city(out_dir: Path, yaml_path: Path = EXAMPLE_YAML, city: City | None = None) -> dict[str, Any]:
+    """Generate the recordings, expected.json and the design file uplinks.yaml into ``out_dir``
+    (``data/`` + ``expected.json`` + ``uplinks.yaml``). Returns the expected data."""
+    import yaml
+
+    city = city or build_city(yaml_path)
+    write_recordings(out_dir, city)
+    design = yaml.safe_dump(uplinks_design(city), allow_unicode=True, sort_keys=False, width=200)
+    header = "# The designed uplinks of every branch (infra-mgr uplinks import)\n"
+    _write_if_changed(out_dir / UPLINKS_FILE, header + design)
     expected = expected_data(city)
     _write_if_changed(out_dir / EXPECTED_FILE, json.dumps(expected, ensure_ascii=False, indent=1) + "\n")
     return expected

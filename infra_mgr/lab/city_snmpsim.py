@@ -25,6 +25,15 @@ is up in ~4–5 s. Details at "snmpsim with per-endpoint recordings" below. The 
 
 All devices share the engine; its snmpEngineID is the v3 device's, and every recording also
 carries its device's own snmpEngineID (RFC 3411 format 3: enterprise + MAC) for v2c readers.
+
+Lossy agents: ``--loss-file=F`` names a JSON object ``{address: percent}`` (re-read when it
+changes, at most twice a second). What a lossy branch link costs a monitoring system is the
+requests of its pollers: a GET that reads ``sysUpTime`` or an interface object (IF-MIB ifTable /
+ifXTable: the reachability probe and the uplink poller) to such an address is dropped at random so
+that about that percent of a sequence of them goes unanswered, but never two in a row to that
+endpoint from the same client address: a poller that retries once always gets its answer (a
+flaky agent shows as loss, never as down), one that does not retry sees the loss. Identity GETs
+and walks are answered, so discovery and identity checks of those devices stay deterministic.
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +89,68 @@ class _Counters:
 _COUNTERS = _Counters()
 
 
-def _install_endpoint_selection(positions: Sequence[int] | None = None) -> None:
+class _Loss:
+    """Which requests a lossy endpoint drops (see the module docstring)."""
+
+    RECHECK_S = 0.5
+
+    def __init__(self, path: Path | None, endpoints: Sequence[str]) -> None:
+        self.path = path
+        self.hosts = [e.rsplit(":", 1)[0] for e in endpoints]  # local endpoint number -> address
+        self.pct: dict[str, float] = {}
+        self.mtime = -1
+        self.checked = -1.0
+        self.dropped: dict[tuple[int, str], bool] = {}
+        self.rng = random.Random()
+
+    def _fresh(self) -> None:
+        now = time.monotonic()
+        if self.path is None or now - self.checked < self.RECHECK_S:
+            return
+        self.checked = now
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError:
+            self.pct, self.mtime = {}, -1
+            return
+        if mtime != self.mtime:
+            with contextlib.suppress(OSError, ValueError):
+                self.pct = {str(k): float(v) for k, v in json.loads(Path(self.path).read_text()).items()}
+                self.mtime = mtime
+
+    LOSSY_PREFIXES = ((1, 3, 6, 1, 2, 1, 1, 3), (1, 3, 6, 1, 2, 1, 2, 2), (1, 3, 6, 1, 2, 1, 31, 1))
+
+    def drop(self, local: int, client: Any, pdu: Any) -> bool:
+        """Whether to drop this request (``pdu``) to local endpoint ``local`` from ``client``."""
+        self._fresh()
+        if not self.pct or not 0 <= local < len(self.hosts):
+            return False
+        pct = self.pct.get(self.hosts[local], 0.0)
+        if pct <= 0 or not self._polled(pdu):
+            return False
+        key = (local, str(client[0]))
+        if self.dropped.get(key):  # the one after a drop always passes
+            self.dropped[key] = False
+            return False
+        share = min(pct, 49.0) / 100
+        # with no two drops in a row, dropping a share x of the rest loses x / (1 + x) overall
+        lost = self.rng.random() < share / (1 - share)
+        if len(self.dropped) > 10_000:
+            self.dropped.clear()
+        self.dropped[key] = lost
+        return lost
+
+    def _polled(self, pdu: Any) -> bool:
+        """A GET of sysUpTime or of an IF-MIB interface object (what pollers ask)."""
+        from pysnmp.proto.api import v2c
+
+        if not pdu.isSameTypeWith(v2c.GetRequestPDU()):
+            return False
+        oids = [tuple(oid) for oid, _ in v2c.apiPDU.get_varbinds(pdu)]
+        return any(oid[: len(prefix)] == prefix for oid in oids for prefix in self.LOSSY_PREFIXES)
+
+
+def _install_endpoint_selection(positions: Sequence[int] | None = None, loss: _Loss | None = None) -> None:
     """Make snmpsim 1.2 pick the recording by transport endpoint again, on pysnmp 7.
 
     snmpsim's responder classes override ``handleMgmtOperation``; pysnmp 7 calls
@@ -137,6 +209,11 @@ def _install_endpoint_selection(positions: Sequence[int] | None = None) -> None:
     def wrap(base: Any) -> Any:  # a pysnmp class: the library is untyped
         def handle_management_operation(self: Any, engine: Any, state_ref: Any, context_name: Any, pdu: Any) -> None:
             _COUNTERS.requests += 1
+            if loss is not None:
+                ctx = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+                if loss.drop(int(ctx["transportDomain"][-1]), ctx["transportAddress"], pdu):
+                    self.release_state_information(state_ref)
+                    return
             key = select(self, engine)
             if key is None:
                 self.release_state_information(state_ref)
@@ -166,6 +243,11 @@ class _Unsupported(Exception):
     """A recording the in-memory table does not model (subtree lines, unsorted): snmpsim serves it."""
 
 
+class _EvaluationFailed(Exception):
+    """snmpsim could not evaluate a line (a bad value, a variation module not loaded): snmpsim
+    answers the request's error status then, and does not move on to the next line."""
+
+
 class _Recording:
     """One ``.snmprec`` held in memory, answering exactly as snmpsim's ``DataFile`` does.
 
@@ -180,10 +262,12 @@ class _Recording:
     line is varied: that line is asked, as snmpsim does), GETNEXT answers the next line, the end
     answers endOfMibView, a variation module answering endOfMib skips to the next line, and an
     evaluation error answers the error status. The file is re-read when its mtime changes (checked
-    at most once a second; snmpsim checks on every call).
+    at most twice a second, to the nanosecond; snmpsim checks on every call, to the second); on a
+    re-read the variation modules' per-line contexts for this file are dropped, or a module that
+    keeps its parsed parameters there (``numeric``) would go on serving the old line.
     """
 
-    RECHECK_S = 1.0
+    RECHECK_S = 0.5
 
     def __init__(self, path: str, parser: Any, modules: Any) -> None:
         self.path, self.parser, self.modules = path, parser, modules
@@ -192,8 +276,10 @@ class _Recording:
     def _load(self) -> None:
         import time
 
-        self.mtime = os.stat(self.path)[8]
+        self.mtime = os.stat(self.path).st_mtime_ns
         self.checked = time.monotonic()
+        for _module, _agent_contexts, record_contexts in (self.modules or {}).values():
+            record_contexts.pop(self.path, None)
         keys: list[tuple[int, ...]] = []
         entries: list[tuple[Any, str, str]] = []
         with self.parser.open(self.path) as text:
@@ -220,13 +306,14 @@ class _Recording:
         now = time.monotonic()
         if now - self.checked >= self.RECHECK_S:
             self.checked = now
-            if os.stat(self.path)[8] != self.mtime:
+            if os.stat(self.path).st_mtime_ns != self.mtime:
                 self._load()
 
     def _evaluate(
         self, asked: Any, oid: Any, tag: str, text: str, context: dict[str, Any], error_status: Any
     ) -> tuple[Any, Any]:
-        """snmpsim's evaluation of one line; any error answers the error status, as in snmpsim."""
+        """snmpsim's evaluation of one line; any error raises :class:`_EvaluationFailed` (the caller
+        answers the error status, as snmpsim does)."""
         from pysnmp.smi.error import MibOperationError
         from snmpsim import log
         from snmpsim.error import NoDataNotification
@@ -237,7 +324,7 @@ class _Recording:
             raise
         except Exception as exc:
             log.error(f"data error at {self.path} for {asked}: {exc}")
-            return asked, error_status
+            raise _EvaluationFailed(str(exc)) from exc
         return got_oid, got
 
     def answer(self, oid: Any, value: Any, next_flag: bool, context: dict[str, Any]) -> tuple[Any, Any]:
@@ -261,9 +348,10 @@ class _Recording:
                 cached = self.static.get(i)
                 if cached is None:
                     context = dict(context, nextFlag=True, exactMatch=True, setFlag=False)
-                    got = self._evaluate(oid, line_oid, tag, text, context, error_status)
-                    if got[1] is error_status:
-                        return got
+                    try:
+                        got = self._evaluate(oid, line_oid, tag, text, context, error_status)
+                    except _EvaluationFailed:
+                        return oid, error_status
                     cached = self.static[i] = got
                 return cached
             call = dict(
@@ -276,7 +364,10 @@ class _Recording:
                 errorStatus=error_status,
                 variationModules=self.modules,
             )
-            got_oid, got = self._evaluate(oid, line_oid, tag, text, call, error_status)
+            try:
+                got_oid, got = self._evaluate(oid, line_oid, tag, text, call, error_status)
+            except _EvaluationFailed:
+                return oid, error_status
             if got is exval.endOfMib:  # the module declines this line: snmpsim moves on
                 if next_flag:
                     exact, i = True, i + 1
@@ -420,7 +511,8 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _run_worker(snmpsim_args: Sequence[str], positions: list[int] | None, stats_dir: Path | None) -> int:
+def _run_worker(snmpsim_args: Sequence[str], positions: list[int] | None, stats_dir: Path | None,
+                loss: _Loss | None = None) -> int:
     """One snmpsim responder with our hooks (a worker, or the only process with ``--workers=1``)."""
     import signal
 
@@ -428,7 +520,7 @@ def _run_worker(snmpsim_args: Sequence[str], positions: list[int] | None, stats_
 
     if positions is not None:
         _die_with_parent()
-    _install_endpoint_selection(positions)
+    _install_endpoint_selection(positions, loss)
     _install_fast_recordings(positions)
     if stats_dir is not None:
         signal.signal(signal.SIGUSR1, lambda *_: _dump_counters(stats_dir))
@@ -489,7 +581,7 @@ def _split_args(args: Sequence[str]) -> tuple[dict[str, str], list[str], list[st
     while items:
         item = items.pop(0)
         name, eq, value = item.partition("=")
-        if name in ("--workers", "--stats-dir", "--worker-positions", "--agent-udpv4-endpoint"):
+        if name in ("--workers", "--stats-dir", "--worker-positions", "--agent-udpv4-endpoint", "--loss-file"):
             if not eq:
                 if not items:
                     raise SystemExit(f"serve: {name} needs a value")
@@ -512,12 +604,15 @@ def serve(args: Sequence[str]) -> int:
 
     ours, rest, endpoints = _split_args(args)
     stats_dir = Path(ours["--stats-dir"]) if "--stats-dir" in ours else None
+    loss_file = Path(ours["--loss-file"]) if "--loss-file" in ours else None
     if "--worker-positions" in ours:
         positions = [int(p) for p in ours["--worker-positions"].split(",") if p]
-        return _run_worker([*rest, *(f"--agent-udpv4-endpoint={e}" for e in endpoints)], positions, stats_dir)
+        return _run_worker([*rest, *(f"--agent-udpv4-endpoint={e}" for e in endpoints)], positions, stats_dir,
+                           _Loss(loss_file, endpoints))
     workers = max(1, min(int(ours.get("--workers") or default_workers()), len(endpoints) or 1))
     if workers == 1:
-        return _run_worker([*rest, *(f"--agent-udpv4-endpoint={e}" for e in endpoints)], None, stats_dir)
+        return _run_worker([*rest, *(f"--agent-udpv4-endpoint={e}" for e in endpoints)], None, stats_dir,
+                           _Loss(loss_file, endpoints))
     children = []
     env = {**os.environ, WORKER_PARENT_ENV: str(os.getpid())}
     for worker in range(workers):
@@ -526,6 +621,8 @@ def serve(args: Sequence[str]) -> int:
         argv.append(f"--worker-positions={','.join(map(str, positions))}")
         if stats_dir is not None:
             argv.append(f"--stats-dir={stats_dir}")
+        if loss_file is not None:
+            argv.append(f"--loss-file={loss_file}")
         argv += [*rest, *(f"--agent-udpv4-endpoint={endpoints[p]}" for p in positions)]
         children.append(subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL))  # same process group
     return _supervise(children)

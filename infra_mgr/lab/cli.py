@@ -153,3 +153,12 @@ def _mount_outage() -> None:
 
 
 _mount_outage()
+
+
+def _mount_link() -> None:
+    from infra_mgr.lab.link_cli import link
+
+    lab_app.command("link")(link)
+
+
+_mount_link()

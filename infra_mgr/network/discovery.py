@@ -21,6 +21,7 @@ this module decides the scope of a run (seeds, allow-list, credentials) and runs
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -195,6 +196,10 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
         await asyncio.shield(asyncio.to_thread(finish_run, engine, run_id, None,
                                                f"{type(exc).__name__}: {exc}"))
         raise
+    try:  # the branches' uplinks follow what was found; a failure here never undoes the run
+        await asyncio.to_thread(identify_uplinks, engine, actor)
+    except Exception:  # noqa: BLE001 - logged; the next run identifies again
+        logging.getLogger("infra_mgr.network").exception("uplink identification after discovery failed")
     report.seconds = time.perf_counter() - started
     report.crawl_seconds = crawled - started
     report.problems.extend(PollProblem(cidr, "discovery target", "error", f"skipped: {reason}")
@@ -202,6 +207,15 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     report.run_id = run_id
     await asyncio.to_thread(finish_run, engine, run_id, report)
     return report
+
+
+def identify_uplinks(engine: Engine, actor: str) -> None:
+    """Identify the branches' uplinks from the links just reconciled (manual choices kept)."""
+    from infra_mgr.network.uplinks import identify
+
+    with write_session(engine) as session:
+        identify(session, actor=actor)
+        session.commit()
 
 
 def with_retries(alive: AliveFn, retries: int) -> AliveFn:

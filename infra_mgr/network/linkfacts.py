@@ -195,6 +195,7 @@ class BranchFacts:
     now_ms: int
     links: list[LinkFacts] = field(default_factory=list)
     reach: list[ReachFacts] = field(default_factory=list)
+    devices_without_uplink: list[str] = field(default_factory=list)  # hostnames: nothing of theirs is audited
 
 
 class Reason(BaseModel):

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, Select, Table, and_, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,11 +30,22 @@ HOUR = 3600
 RollupRow = tuple[int, int, int, float, float, float, int]
 
 
+# Interface and device series (the branch link audit's, one every minute for every uplink) keep
+# their 5-minute tier five weeks: the 7-day p95 and a month's comparison need that detail, a
+# longer chart is drawn from hourly points anyway, and the tier is most of the store's size.
+LINK_FIVE_MIN_S = 35 * 86400
+
+
 @dataclass(frozen=True)
 class Retention:
     raw_s: int = 7 * 86400
     five_min_s: int = 90 * 86400
     hour_s: int = 730 * 86400
+    five_min_by_kind: tuple[tuple[str, int], ...] = (("interface", LINK_FIVE_MIN_S), ("device", LINK_FIVE_MIN_S))
+
+    def five_min_for(self, kind: str | None) -> int:
+        """How long the 5-minute tier of a source kind is kept."""
+        return dict(self.five_min_by_kind).get(kind or "", self.five_min_s)
 
 
 @dataclass(frozen=True)
@@ -117,66 +129,97 @@ class TelemetryStore:
         conn.execute(ins)
 
     def rollup(self, now: int | None = None) -> None:
-        """Compute 5-minute buckets from raw samples and hourly buckets from 5-minute ones."""
+        """Compute 5-minute buckets from raw samples and hourly buckets from 5-minute ones.
+
+        Every lookup goes through the primary keys series by series (``series_id IN (…)`` with the
+        time range, and correlated per-series maxima), so a roll-up costs what changed since the
+        last one, not the size of the tables: a range on time alone cannot use a key that starts
+        with the series, and a scan of a year of samples would hold the write lock for seconds."""
         now = now if now is not None else now_ms()
+        ser = MetricSeries.__table__.alias("ser")  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+        every = select(col(MetricSeries.id))  # "series_id IN (every series)": the key serves the time range
         with write_connection(self.engine) as conn:
             for res, source in ((FIVE_MIN, RAW), (HOUR, FIVE_MIN)):
                 width = res * 1000
-                done = conn.execute(select(func.max(col(MetricRollup.bucket_ms))).where(
-                    col(MetricRollup.resolution_s) == res)).scalar()
-                if source == RAW:
-                    earliest = conn.execute(select(func.min(col(MetricSample.ts_ms)))).scalar()
+                r_in = MetricRollup.__table__.alias("r_in")  # type: ignore[attr-defined]
+                newest = (select(func.max(r_in.c.bucket_ms)).where(r_in.c.series_id == ser.c.id,
+                                                                    r_in.c.resolution_s == res)
+                          .correlate(ser).scalar_subquery())
+                done = conn.execute(select(func.max(newest)).select_from(ser)).scalar()
+                if done is None:
+                    if source == RAW:
+                        m_in = MetricSample.__table__.alias("m_in")  # type: ignore[attr-defined]
+                        oldest = select(func.min(m_in.c.ts_ms)).where(m_in.c.series_id == ser.c.id)
+                    else:
+                        m_in = MetricRollup.__table__.alias("m_in")  # type: ignore[attr-defined]
+                        oldest = select(func.min(m_in.c.bucket_ms)).where(m_in.c.series_id == ser.c.id,
+                                                                          m_in.c.resolution_s == FIVE_MIN)
+                    earliest = conn.execute(select(func.min(oldest.correlate(ser).scalar_subquery()))
+                                            .select_from(ser)).scalar()
+                    if earliest is None:
+                        continue
+                    start = (int(earliest) // width) * width
                 else:
-                    earliest = conn.execute(select(func.min(col(MetricRollup.bucket_ms))).where(
-                        col(MetricRollup.resolution_s) == FIVE_MIN)).scalar()
-                if earliest is None:
-                    continue
-                start = int(done) if done is not None else (int(earliest) // width) * width
-                bucket = ((col(MetricSample.ts_ms) // width) * width) if source == RAW else \
-                    ((col(MetricRollup.bucket_ms) // width) * width)
+                    start = int(done)
                 stmt: Select[RollupRow]
                 if source == RAW:
-                    s = MetricSample
-                    stmt = (select(col(s.series_id), literal(res, Integer), bucket.label("b"),
-                                   func.min(col(s.value)), func.avg(col(s.value)),
-                                   func.max(col(s.value)), func.count())
-                            .where(col(s.ts_ms) >= start, col(s.ts_ms) < now)
-                            .group_by(col(s.series_id), bucket))
+                    m = MetricSample.__table__  # type: ignore[attr-defined]
+                    bucket = (m.c.ts_ms // width) * width
+                    stmt = (select(m.c.series_id, literal(res, Integer), bucket.label("b"), func.min(m.c.value),
+                                   func.avg(m.c.value), func.max(m.c.value), func.count())
+                            .where(m.c.series_id.in_(every), m.c.ts_ms >= start, m.c.ts_ms < now)
+                            .group_by(m.c.series_id, bucket))
                 else:
-                    r = MetricRollup
-                    stmt = (select(col(r.series_id), literal(res, Integer), bucket.label("b"), func.min(col(r.min)),
-                                   func.sum(col(r.avg) * col(r.count)) / func.sum(col(r.count)), func.max(col(r.max)),
-                                   func.sum(col(r.count)))
-                            .where(col(r.resolution_s) == FIVE_MIN, col(r.bucket_ms) >= start, col(r.bucket_ms) < now)
-                            .group_by(col(r.series_id), bucket))
+                    r = MetricRollup.__table__  # type: ignore[attr-defined]
+                    bucket = (r.c.bucket_ms // width) * width
+                    stmt = (select(r.c.series_id, literal(res, Integer), bucket.label("b"), func.min(r.c.min),
+                                   func.sum(r.c.avg * r.c.count) / func.sum(r.c.count), func.max(r.c.max),
+                                   func.sum(r.c.count))
+                            .where(r.c.series_id.in_(every), r.c.resolution_s == FIVE_MIN, r.c.bucket_ms >= start,
+                                   r.c.bucket_ms < now)
+                            .group_by(r.c.series_id, bucket))
                 self._upsert_rollups(conn, stmt)
 
     def prune(self, now: int | None = None) -> None:
+        """Drop what each tier no longer keeps, series by series (key ranges, never a table scan)."""
         now = now if now is not None else now_ms()
         ret = self.retention
+        all_ids = select(col(MetricSeries.id))
+        special = [kind for kind, _ in ret.five_min_by_kind]
         with write_connection(self.engine) as conn:
-            conn.execute(delete(MetricSample).where(col(MetricSample.ts_ms) < now - ret.raw_s * 1000))
-            conn.execute(delete(MetricRollup).where(col(MetricRollup.resolution_s) == FIVE_MIN,
-                                                    col(MetricRollup.bucket_ms) < now - ret.five_min_s * 1000))
-            conn.execute(delete(MetricRollup).where(col(MetricRollup.resolution_s) == HOUR,
+            conn.execute(delete(MetricSample).where(col(MetricSample.series_id).in_(all_ids),
+                                                    col(MetricSample.ts_ms) < now - ret.raw_s * 1000))
+            tiers: list[tuple[Any, int]] = [
+                (select(col(MetricSeries.id)).where(col(MetricSeries.source_kind).notin_(special)), ret.five_min_s)]
+            tiers += [(select(col(MetricSeries.id)).where(col(MetricSeries.source_kind) == kind), keep)
+                      for kind, keep in ret.five_min_by_kind]
+            for ids, keep in tiers:
+                conn.execute(delete(MetricRollup).where(col(MetricRollup.series_id).in_(ids),
+                                                        col(MetricRollup.resolution_s) == FIVE_MIN,
+                                                        col(MetricRollup.bucket_ms) < now - keep * 1000))
+            conn.execute(delete(MetricRollup).where(col(MetricRollup.series_id).in_(all_ids),
+                                                    col(MetricRollup.resolution_s) == HOUR,
                                                     col(MetricRollup.bucket_ms) < now - ret.hour_s * 1000))
 
     # ------------------------------------------------------------------ read
 
-    def resolution_for(self, start_ms: int, end_ms: int, max_points: int, now: int | None = None) -> int:
-        """The finest resolution that keeps within ``max_points`` and is still retained for ``start``."""
+    def resolution_for(self, start_ms: int, end_ms: int, max_points: int, now: int | None = None,
+                       kind: str | None = None) -> int:
+        """The finest resolution that keeps within ``max_points`` and is still retained for ``start``
+        (``kind``: the series' source kind, whose 5-minute tier may be kept shorter)."""
         now = now if now is not None else now_ms()
         span_s = max(1, (end_ms - start_ms) // 1000)
         age_s = max(0, (now - start_ms) // 1000)
         if age_s <= self.retention.raw_s and span_s <= max_points * 5:
             return RAW
-        if age_s <= self.retention.five_min_s and span_s / FIVE_MIN <= max_points:
+        if age_s <= self.retention.five_min_for(kind) and span_s / FIVE_MIN <= max_points:
             return FIVE_MIN
         return HOUR
 
     def query(self, series_id: int, start_ms: int, end_ms: int, max_points: int = 600,
-              resolution: int | None = None) -> tuple[int, list[Point]]:
-        res = resolution if resolution is not None else self.resolution_for(start_ms, end_ms, max_points)
+              resolution: int | None = None, kind: str | None = None) -> tuple[int, list[Point]]:
+        res = resolution if resolution is not None else self.resolution_for(start_ms, end_ms, max_points,
+                                                                            kind=kind)
         with self.engine.connect() as conn:
             if res == RAW:
                 s = MetricSample

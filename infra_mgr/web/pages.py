@@ -44,6 +44,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("overview", "/"),
     ("sites", "/sites"),
     ("network", "/network"),
+    ("links", "/links"),
     ("power", "/power"),
     ("cloud", "/cloud"),
     ("jobs", "/jobs"),

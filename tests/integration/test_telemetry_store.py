@@ -52,3 +52,22 @@ def test_resolution_choice() -> None:
     assert store.resolution_for(now - 600_000, now, 600, now) == RAW
     assert store.resolution_for(now - 86_400_000, now, 600, now) == FIVE_MIN
     assert store.resolution_for(now - 60 * 86_400_000, now, 600, now) == HOUR
+
+
+def test_link_series_keep_five_minutes_shorter(engine: Engine) -> None:
+    """Interface and device series (a sample a minute for every uplink) keep their 5-minute tier five
+    weeks; other kinds keep theirs the general 90 days. Hourly points stay for both."""
+    store = TelemetryStore(engine)
+    link = store.series_id("interface", 7, "in_bps", "bit/s")
+    ups = store.series_id("power_device", 7, "ups.load", "%")
+    day = 86_400_000
+    old = T0 - 40 * day  # older than five weeks, younger than 90 days
+    store.write([(sid, old + i * 60_000, 1.0) for sid in (link, ups) for i in range(120)])
+    store.rollup(old + 2 * 3_600_000)
+    store.prune(T0)
+    assert store.query(link, old, old + 7_200_000, resolution=FIVE_MIN)[1] == []
+    assert len(store.query(ups, old, old + 7_200_000, resolution=FIVE_MIN)[1]) == 24
+    assert len(store.query(link, old, old + 7_200_000, resolution=HOUR)[1]) == 2
+    # and a chart of that old day is drawn from what is kept
+    assert store.resolution_for(old, old + day, 600, T0, kind="interface") == HOUR
+    assert store.resolution_for(old, old + day, 600, T0, kind="power_device") == FIVE_MIN
