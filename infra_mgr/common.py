@@ -17,6 +17,16 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def epoch_ms(value: dt.datetime | None) -> int | None:
+    """A stored time as milliseconds since the epoch (the telemetry store's and the charts' unit);
+    a naive value is UTC, as every stored time is."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Stores UTC and always hands back timezone-aware values (SQLite forgets the zone)."""
 

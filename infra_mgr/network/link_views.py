@@ -23,6 +23,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from infra_mgr.common import epoch_ms
 from infra_mgr.inventory.models import Device, DeviceStatus, Interface, Site, SiteKind, SiteStatus
 from infra_mgr.network.audit import AuditThresholds, Translate, audit_branch, rank, reason_text, thresholds_from
 from infra_mgr.network.linkfacts import (
@@ -135,14 +136,6 @@ class StatusChangeRead(BaseModel):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _ms(value: dt.datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
 
 
 def _dt(ms: int | None) -> dt.datetime | None:
@@ -323,7 +316,7 @@ def audit_branches(session: Session, store: TelemetryStore | None = None, *, sit
         err = errs.get((u.interface_id, S_ERROR_PCT))
         by_site_links[sid].append(LinkFacts(
             interface_id=u.interface_id, device=host, interface=name, oper_status=read.oper_status,
-            oper_since_ms=_ms(read.oper_since), flaps_24h=read.flaps_24h,
+            oper_since_ms=epoch_ms(read.oper_since), flaps_24h=read.flaps_24h,
             error_pct=err[0] if err else read.error_pct, speed_bps=read.speed_bps,
             expected_speed_bps=u.expected_speed_bps, expected_speed_source=u.expected_speed_source,
             neighbor=read.neighbor, expected_neighbor=u.expected_neighbor,

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.service import Principal
+from infra_mgr.common import epoch_ms
 from infra_mgr.network import audit as link_audit
 from infra_mgr.network import link_views
 from infra_mgr.network import views as network_views
@@ -265,14 +266,6 @@ def link_page(request: Request, interface_id: str, session: DbSession, user: Pri
     }, section="links", user=user)
 
 
-def _ms(value: dt.datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
-
-
 @router.get("/links/{interface_id}/series.json")
 def link_series(request: Request, interface_id: str, session: DbSession,
                 chart_range: str | None = Query(default=None, alias="range")) -> Response:
@@ -300,7 +293,7 @@ def link_series(request: Request, interface_id: str, session: DbSession,
         "resolution_s": series.resolution_s,
         "series": {s.name: {"unit": s.unit, "points": [list(p) for p in s.points]} for s in series.series},
         "speed_bps": up.speed_bps, "expected_speed_bps": up.expected_speed_bps,
-        "oper_status": up.oper_status, "oper_since_ms": _ms(up.oper_since), "last_ok_ms": _ms(up.last_ok),
-        "changes": sorted(({"at_ms": _ms(c.at), "status": c.status, "previous": c.previous,
+        "oper_status": up.oper_status, "oper_since_ms": epoch_ms(up.oper_since), "last_ok_ms": epoch_ms(up.last_ok),
+        "changes": sorted(({"at_ms": epoch_ms(c.at), "status": c.status, "previous": c.previous,
                             "transitions": c.transitions} for c in changes), key=lambda c: c["at_ms"] or 0),
     }, headers=_JSON_HEADERS)

@@ -49,13 +49,8 @@
   }
 
   function isNum(v) { return typeof v === 'number' && isFinite(v); }
-  function pad2(n) { return (n < 10 ? '0' : '') + n; }
-  function hhmm(d) { return pad2(d.getHours()) + ':' + pad2(d.getMinutes()); }
-  function mmdd(d) { return pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()); }
-  function localTime(ms, withDate) {
-    var d = new Date(ms);
-    return (withDate ? d.getFullYear() + '-' + mmdd(d) + ' ' : '') + hhmm(d);
-  }
+  var chartTime = window.infraChartTime;
+  var pad2 = chartTime.pad2, hhmm = chartTime.hhmm, mmdd = chartTime.mmdd, localTime = chartTime.localTime;
   function fmtNum(v, digits) {
     var s = v.toFixed(digits);
     return digits ? s.replace(/\.?0+$/, '') : s;
@@ -153,27 +148,7 @@
 
   function perSecond(v) { return t('links.per_s', { n: iso(fmtNum(v, v < 10 ? 2 : 0)) }); }
 
-  var TICK_STEPS = [300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 345600, 604800];
-  function timeTicks(startMs, endMs) {
-    var span = (endMs - startMs) / 1000;
-    var step = TICK_STEPS.filter(function (s) { return span / s <= 7; })[0] || TICK_STEPS[TICK_STEPS.length - 1];
-    var out = [];
-    var s = new Date(startMs);
-    if (step < 86400) {
-      var anchor = new Date(s.getFullYear(), s.getMonth(), s.getDate()).getTime();
-      for (var ms = anchor + Math.ceil((startMs - anchor) / (step * 1000)) * step * 1000; ms <= endMs; ms += step * 1000) {
-        var d = new Date(ms);
-        out.push({ ms: ms, text: d.getHours() === 0 && d.getMinutes() === 0 ? mmdd(d) : hhmm(d) });
-      }
-    } else {
-      var days = step / 86400;
-      for (var day = new Date(s.getFullYear(), s.getMonth(), s.getDate() + 1); day.getTime() <= endMs;
-        day = new Date(day.getFullYear(), day.getMonth(), day.getDate() + days)) {
-        out.push({ ms: day.getTime(), text: mmdd(day) });
-      }
-    }
-    return out;
-  }
+  var timeTicks = chartTime.timeTicks;
 
   // Round value ticks (1, 2, 5 × 10ⁿ) from 0 to at least hi.
   function valueTicks(hi) {

@@ -27,37 +27,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra_mgr.network.linkfacts import CounterRow, InterfacePoll
+from infra_mgr.network.snmp.schema import Oid, Regex
 from infra_mgr.snmp.engine import PollAbort, SnmpEngine, ValueType, Walker
 from infra_mgr.snmp.target import SnmpTarget
 
 # --- counters.yaml ------------------------------------------------------------------------------
 
-_NUMERIC_OID = re.compile(r"^\d+(\.\d+)+$")
-
-
-def _oid(value: Any) -> str:
-    text = str(value).strip().lstrip(".")
-    if not _NUMERIC_OID.match(text):
-        raise ValueError(f"{value!r} is not a numeric OID")
-    return text
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression {value!r}: {exc}") from None
-    return value
-
-
-Oid = Annotated[Any, AfterValidator(_oid)]
-Regex = Annotated[str, AfterValidator(_regex)]
 
 
 class _Strict(BaseModel):

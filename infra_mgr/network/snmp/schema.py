@@ -135,8 +135,8 @@ def _check_regex(value: str) -> str:
     return value
 
 
-_Oid = Annotated[Any, AfterValidator(_check_oid)]
-_Regex = Annotated[str, AfterValidator(_check_regex)]
+Oid = Annotated[Any, AfterValidator(_check_oid)]  # a numeric OID (leading dot dropped); data files of any domain
+Regex = Annotated[str, AfterValidator(_check_regex)]
 _ColumnType = Literal["text", "bytes", "int", "oid", "ip"]
 _FACT_FIELDS = Literal["model", "serial", "os_version"]
 
@@ -147,14 +147,14 @@ class _ColumnModel(_Strict):
 
 
 class _TableModel(_Strict):
-    entry: _Oid
+    entry: Oid
     columns: dict[str, _ColumnModel] = Field(min_length=1)
     walk: Literal["columns", "entry"] = "columns"
     first_optional: bool = False
 
 
 class _ScalarModel(_Strict):
-    oid: _Oid
+    oid: Oid
     type: _ColumnType
 
 
@@ -165,36 +165,36 @@ class _TablesFile(_Strict):
 
 
 class _PatternModel(_Strict):
-    pattern: _Regex
+    pattern: Regex
     template: str = r"\1"
 
 
 class _DescrRuleModel(_Strict):
-    match: _Regex
+    match: Regex
     vendor: str | None = None
     platform: str | None = None
-    version: _Regex | _PatternModel | None = None
-    model: _Regex | _PatternModel | None = None
-    serial: _Regex | _PatternModel | None = None
+    version: Regex | _PatternModel | None = None
+    model: Regex | _PatternModel | None = None
+    serial: Regex | _PatternModel | None = None
 
 
 class _SignatureModel(_Strict):
-    oid: _Oid
+    oid: Oid
     vendor: str
     platform: str | None = None
-    match: _Regex | None = None
-    scalars: dict[_FACT_FIELDS, _Oid] = {}
+    match: Regex | None = None
+    scalars: dict[_FACT_FIELDS, Oid] = {}
 
 
 class _VendorModel(_Strict):
-    prefix: _Oid
+    prefix: Oid
     vendor: str
     platform: str | None = None
-    version: _Regex | _PatternModel | None = None
-    model: _Regex | _PatternModel | None = None
-    serial: _Regex | _PatternModel | None = None
+    version: Regex | _PatternModel | None = None
+    model: Regex | _PatternModel | None = None
+    serial: Regex | _PatternModel | None = None
     descr: list[_DescrRuleModel] = []
-    scalars: dict[_FACT_FIELDS, _Oid] = {}
+    scalars: dict[_FACT_FIELDS, Oid] = {}
     card: bool = False
     signatures: list[_SignatureModel] = []
 
