@@ -100,6 +100,8 @@ def _value(s: _Series, ts_ms: int, rng: random.Random) -> float:
         return s.speed * shape * (0.6 + 0.4 * rng.random()) * (0.5 if n == "out_bps" else 1.0)
     if n == "util_pct":
         return 100.0 * shape * (0.6 + 0.4 * rng.random())
+    if n == "pkts_ps":  # 800-byte packets both ways
+        return s.speed * shape * (0.6 + 0.4 * rng.random()) * 1.5 / (8 * 800)
     if n == "oper_up":
         return 1.0
     if n == "rtt_ms":
@@ -162,7 +164,7 @@ def _series(store: Any, iface_ids: list[int], device_ids: list[int]) -> list[_Se
     from infra_mgr.network import linkfacts as lf
 
     link_names = [lf.S_IN_BPS, lf.S_OUT_BPS, lf.S_UTIL_PCT, lf.S_ERRORS_PS, lf.S_DISCARDS_PS, lf.S_ERROR_PCT,
-                  lf.S_OPER_UP]
+                  lf.S_PKTS_PS, lf.S_OPER_UP]
     dev_names = [lf.S_RTT_MS, lf.S_LOSS_PCT, lf.S_SNMP_LOSS_PCT]
     out: list[_Series] = []
     for k, iid in enumerate(iface_ids):

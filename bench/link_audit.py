@@ -111,7 +111,9 @@ def lab_results(r: lp.LabRun) -> list[str]:
         else:
             bv = statistics.median(r.base_walls) if name == "median" else max(r.base_walls)
             b = f"baseline {base} {bv:.2f} s; ratio {bv / value:.2f}x"
-        out.append(f"RESULT lab_poll_cycle_wall_{name}: {value:.2f} s ({r.uplinks} uplinks on {r.devices} devices); "
+        missed = f"; {', '.join(r.misses)}" if r.misses else ""
+        out.append(f"RESULT lab_poll_cycle_wall_{name}: {value:.2f} s ({r.uplinks} uplinks on {r.devices} devices"
+                   f"{missed}); "
                    f"{b}; goal <= {GOAL_LAB_CYCLE_S:g} s: {verdict(value <= GOAL_LAB_CYCLE_S)}")
     if r.read_walls:
         reads = statistics.median(r.read_walls)
@@ -174,7 +176,7 @@ def scale_results(r: lp.ScaleRun) -> list[str]:
 
 
 def store_results(tmp: Path, *, links: int, devices: int, days: int, raw_days: int, runs: int) -> list[str]:
-    print(f"\n== a year of samples: {links} uplinks x 7 series, {devices} devices x 3 series, 60-s cycles, "
+    print(f"\n== a year of samples: {links} uplinks x 8 series, {devices} devices x 3 series, 60-s cycles, "
           f"{days} days (smoke: fewer)")
     year, engine, store = ls.build_year(tmp, links=links, devices=devices, days=days, raw_days=raw_days)
     print(f"series {year.series}; rows raw {year.rows['raw']:,}, 5-minute {year.rows['5min']:,}, "

@@ -17,6 +17,21 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+SPEED_UNITS = (("tbps", 10**12), ("gbps", 10**9), ("mbps", 10**6), ("kbps", 10**3))
+
+
+def speed_parts(bps: int | float | None) -> tuple[str, str] | None:
+    """A line rate as (unit key, number) for the catalogue's ``speed.<unit>`` ("{n} Gb/s",
+    "{n} جيجابت/ث"): 1000000000 → ("gbps", "1"), 2048000 → ("mbps", "2.048") (an E1 keeps its real
+    rate). One rule for every place that writes a speed: the dashboard, the audit's sentences, the CLI."""
+    if bps is None or bps <= 0:
+        return None
+    for unit, scale in SPEED_UNITS:
+        if bps >= scale:
+            return unit, f"{bps / scale:.3f}".rstrip("0").rstrip(".")
+    return "bps", str(int(bps))
+
+
 def epoch_ms(value: dt.datetime | None) -> int | None:
     """A stored time as milliseconds since the epoch (the telemetry store's and the charts' unit);
     a naive value is UTC, as every stored time is."""

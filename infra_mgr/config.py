@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,29 @@ class _YamlSource(PydanticBaseSettingsSource):
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the settings file must be a mapping of setting: value")
         return data
+
+
+class AuditThresholds(BaseModel):
+    """The branch link audit's thresholds (setting ``link_audit``; env ``INFRA_MGR_LINK_AUDIT`` as JSON).
+
+    Here, among the settings, so a bad value stops start-up instead of failing every audit later;
+    the audit (``infra_mgr.network.audit``) applies them.
+
+    ``extra="forbid"``: a misspelt threshold in the settings is an error, not a default quietly kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    no_data_s: int = Field(default=900, ge=1, description="No successful poll for this long: no data")
+    flaps_24h: int = Field(default=3, ge=1, description="Status transitions in 24 h that make a link flapping")
+    error_pct: float = Field(default=0.5, gt=0, description="Errors as % of packets that degrade a link")
+    error_window_s: int = Field(default=900, ge=60, description="Window the error share is measured over")
+    util_p95_pct: float = Field(default=90.0, gt=0, le=100, description="p95 utilisation that degrades a link")
+    util_window_s: int = Field(default=7 * 86400, ge=3600, description="Window of the utilisation p95")
+    loss_pct: float = Field(default=5.0, gt=0, le=100, description="Probe loss that degrades a device")
+    loss_window_s: int = Field(default=900, ge=60, description="Window of the reachability figures")
+    loss_min_cycles: int = Field(default=2, ge=1, description="Cycles with a lost probe before loss is a finding: "
+                                 "one bad cycle (a busy moment of the poller itself) is not a lossy link")
+
 
 
 class Settings(BaseSettings):
@@ -74,11 +97,16 @@ class Settings(BaseSettings):
     link_poll_concurrency: int = Field(default=64, ge=1, le=1024, description="Devices polled at once")
     reach_count: int = Field(default=3, ge=1, le=20,
                              description="ICMP echoes and single SNMP GETs per device and cycle")
+    link_flap_hold_s: float = Field(default=900.0, ge=0, description="A flapping uplink's down/up events are held "
+                                    "back until it has had no transition for this long; then one closing event")
     reach_timeout_s: float = Field(default=2.0, gt=0, le=30,
                                    description="How long one echo or SNMP GET may take before it counts as lost")
-    link_audit: dict[str, float] = Field(
-        default_factory=dict, description="Thresholds of the branch link audit over its defaults, e.g. "
-        '{"loss_pct": 3} (JSON in the environment; names and defaults: infra_mgr.network.audit.AuditThresholds)')
+    link_audit: AuditThresholds = Field(
+        default_factory=AuditThresholds, description="Thresholds of the branch link audit over its defaults, e.g. "
+        '{"loss_pct": 3} (JSON in the environment; names and defaults: AuditThresholds above)')
+
+    def link_audit_thresholds(self) -> AuditThresholds:
+        return self.link_audit
 
     @classmethod
     def settings_customise_sources(

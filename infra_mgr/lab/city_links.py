@@ -102,6 +102,9 @@ class Counter:
         return (("b", self.base), ("t", self.t0), ("r", self.rate), ("s", self.shape), ("w", width))
 
 
+ANCHOR_LEAD_S = 2.0  # how far ahead of a change its counters are anchored (see LinkControl._change)
+
+
 def counter_value(counter: Counter, t: float) -> int:
     """The (unwrapped) count at unix time ``t``; never less than ``base``."""
     if t <= counter.t0 or counter.rate <= 0:
@@ -349,7 +352,10 @@ class LinkControl:
             state = self.read_state()
             before = city_with(state)
             touched = mutate(state, before)
-            now = round(time.time(), 3)
+            # The agents keep serving the old recording until they notice the new one (within about
+            # a second): anchoring a little ahead means the new counters start from a value the old
+            # ones have not reached yet, so no reader ever sees a counter go back across a change.
+            now = round(time.time() + ANCHOR_LEAD_S, 3)
             anchors = state.setdefault("anchors", {})
             for device, iface in touched:
                 for member in [iface, *(u for u in device.interfaces if u.logical_of is iface)]:

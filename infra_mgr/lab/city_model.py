@@ -96,7 +96,7 @@ ERROR_SHARE = 0.02  # errored port: ifInErrors/ifOutErrors as a share of its pac
 DISCARD_SHARE = 0.005  # errored port: ifInDiscards as a share of its incoming packets
 SATURATED_SHARE = (0.95, 0.55)  # saturated link, branch end: (in, out) share of the speed, all day
 WRONG_SPEED_MBPS = 100  # what the wrong-speed link negotiated
-LOSS_PCT = 15  # share of SNMP requests the lossy branch's agents drop
+LOSS_PCT = 25  # share of SNMP requests the lossy branch's agents drop
 TRAFFIC_EPOCH = 1704056400  # 2024-01-01 00:00 Asia/Riyadh: counters are integrals of the rate from here
 WRONG_COMMUNITY = "jed-noc-ro"  # the only community the wrong-community device answers
 LIAR_COMMUNITY = "loop"  # the liar's behaviour for the broken-walks device (picked by community)
@@ -133,8 +133,8 @@ class LinkCondition:
 
 
 LOSSY_DESCRIPTION = (
-    f"agent drops ~{LOSS_PCT} % of the GETs pollers send (sysUpTime, IF-MIB objects) at random, never two "
-    "in a row from one client address (a single retry always gets through); identity GETs and walks are answered"
+    f"agent drops ~{LOSS_PCT} % of the GETs pollers send (sysUpTime, IF-MIB objects), evenly (every 4th), never "
+    "two in a row (a single retry always gets through); identity GETs and walks are answered"
 )
 LINK_CONDITIONS: tuple[LinkCondition, ...] = (
     LinkCondition("saturated", "jed-b05-rtr", "wan", "WAN link at 95 % in / 55 % out of its speed at all hours"),
@@ -172,8 +172,8 @@ LINK_AUDIT: dict[str, tuple[str, tuple[str, ...], str]] = {
     # credential"): ping answers, SNMP never does, so its WAN uplink (from the design file) has no
     # data; its switch is never found (the crawl cannot pass the router), so it is not audited
     "JED-B34": ("degraded", ("no_data", "no_snmp"), "router answers only a community that is not stored"),
-    # both agents drop ~15 % of single GETs of sysUpTime (ICMP answers): loss >= 5 %, never unreachable
-    "JED-B41": ("degraded", ("loss",), "agents drop ~15 % of SNMP requests"),
+    # both agents drop 25 % (every 4th) of single GETs of sysUpTime (ICMP answers): loss >= 5 %, never unreachable
+    "JED-B41": ("degraded", ("loss",), "agents drop 25 % of SNMP requests"),
     # the liar answers plain GETs from its own small switch (so it answers SNMP), but its interface
     # table has none of the city switch's ports: the design file's uplink line for it is skipped
     # and none is found from LLDP, so the switch has no uplink and nothing of it is watched

@@ -29,10 +29,11 @@ carries its device's own snmpEngineID (RFC 3411 format 3: enterprise + MAC) for 
 Lossy agents: ``--loss-file=F`` names a JSON object ``{address: percent}`` (re-read when it
 changes, at most twice a second). What a lossy branch link costs a monitoring system is the
 requests of its pollers: a GET that reads ``sysUpTime`` or an interface object (IF-MIB ifTable /
-ifXTable: the reachability probe and the uplink poller) to such an address is dropped at random so
-that about that percent of a sequence of them goes unanswered, but never two in a row to that
-endpoint from the same client address: a poller that retries once always gets its answer (a
-flaky agent shows as loss, never as down), one that does not retry sees the loss. Identity GETs
+ifXTable: the reachability probe and the uplink poller) to such an address is dropped evenly —
+one in every ``round(100 / percent)`` of them to that endpoint (15 % drops every 7th), never two in
+a row: a poller that retries once always gets its answer (a flaky agent shows as loss, never as
+down), one that does not retry sees the loss. Even, not random, so a short test sees the same
+share every time. Identity GETs
 and walks are answered, so discovery and identity checks of those devices stay deterministic.
 """
 
@@ -42,7 +43,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import Sequence
@@ -100,8 +100,7 @@ class _Loss:
         self.pct: dict[str, float] = {}
         self.mtime = -1
         self.checked = -1.0
-        self.dropped: dict[tuple[int, str], bool] = {}
-        self.rng = random.Random()
+        self.seen: dict[int, int] = {}  # local endpoint -> polled requests so far
 
     def _fresh(self) -> None:
         now = time.monotonic()
@@ -128,17 +127,9 @@ class _Loss:
         pct = self.pct.get(self.hosts[local], 0.0)
         if pct <= 0 or not self._polled(pdu):
             return False
-        key = (local, str(client[0]))
-        if self.dropped.get(key):  # the one after a drop always passes
-            self.dropped[key] = False
-            return False
-        share = min(pct, 49.0) / 100
-        # with no two drops in a row, dropping a share x of the rest loses x / (1 + x) overall
-        lost = self.rng.random() < share / (1 - share)
-        if len(self.dropped) > 10_000:
-            self.dropped.clear()
-        self.dropped[key] = lost
-        return lost
+        every = max(2, round(100 / min(pct, 50.0)))  # never two in a row
+        n = self.seen[local] = self.seen.get(local, 0) + 1
+        return n % every == 0
 
     def _polled(self, pdu: Any) -> bool:
         """A GET of sysUpTime or of an IF-MIB interface object (what pollers ask)."""

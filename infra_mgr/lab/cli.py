@@ -23,7 +23,9 @@ from infra_mgr.lab.supervisor import Lab, LabError, PeerRecord
 lab_app = typer.Typer(help="Start, stop and inspect the lab's simulated peers.", no_args_is_help=True)
 
 LabDirOption = Annotated[
-    Path | None, typer.Option("--lab-dir", help="Lab directory (state, logs, data). Default: ./var/lab")
+    Path | None,
+    typer.Option("--lab-dir", help="Lab directory (state, logs, data). Default: lab/ in the data directory "
+                 "(INFRA_MGR_DATA_DIR, else ./var)"),
 ]
 OnlyOption = Annotated[
     list[str] | None,
@@ -120,7 +122,8 @@ def status(
 
 @lab_app.command()
 def configure(lab_dir: LabDirOption = None) -> None:
-    """Point the database at the running lab: discovery credentials and seed, power devices and chain.
+    """Point the database at the running lab: discovery credentials and seeds (the HQ core and every
+    branch gateway), power devices and chain.
     Import the example city first (``infra-mgr import examples/jeddah.yaml``): the lab's devices live
     in its sites."""
     from sqlmodel import Session
@@ -129,7 +132,7 @@ def configure(lab_dir: LabDirOption = None) -> None:
     from infra_mgr.db import ready_engine
     from infra_mgr.inventory.history import acting_as
     from infra_mgr.lab.city import RunningCity
-    from infra_mgr.lab.setup import configure_discovery, configure_power
+    from infra_mgr.lab.setup import configure_branch_seeds, configure_discovery, configure_power
 
     with _one_line_errors():
         settings = get_settings()
@@ -139,10 +142,13 @@ def configure(lab_dir: LabDirOption = None) -> None:
         if city is None:
             raise LabError("the lab city is not running: infra-mgr lab up")
         with acting_as("lab"), Session(engine) as session:
-            disc = configure_discovery(session, settings.secret(), RunningCity.from_record(city))
+            running = RunningCity.from_record(city)
+            disc = configure_discovery(session, settings.secret(), running)
+            branches = configure_branch_seeds(session, running)
             power = configure_power(session, settings.secret(), lab)
             session.commit()
-        typer.echo(f"discovery: seed {disc['seed']} (port {disc['port']}), allow {', '.join(disc['allow'])}")
+        typer.echo(f"discovery: seed {disc['seed']} (port {disc['port']}), allow {', '.join(disc['allow'])}"
+                   + (f"; {len(branches)} branch gateways as seeds" if branches else ""))
         typer.echo("power: " + ", ".join(f"{v} {k}" for k, v in power.items()))
 
 

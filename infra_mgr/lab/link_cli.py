@@ -41,7 +41,9 @@ def link(
     loss: Annotated[float | None, typer.Option("--loss", help="percent of SNMP requests HOST's agent drops")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="back to the city as built (TARGET, or everything)")] = False,
     list_: Annotated[bool, typer.Option("--list", help="show the conditions in force")] = False,
-    lab_dir: Annotated[Path | None, typer.Option("--lab-dir", help="Lab directory. Default: ./var/lab")] = None,
+    lab_dir: Annotated[Path | None, typer.Option(
+        "--lab-dir", help="Lab directory. Default: lab/ in the data directory (INFRA_MGR_DATA_DIR, else ./var)",
+    )] = None,
 ) -> None:
     """Change a lab city link's condition or an agent's loss at run time; --list shows them."""
     from infra_mgr.lab.cli import _one_line_errors, default_lab_dir

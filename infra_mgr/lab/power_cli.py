@@ -30,7 +30,9 @@ outage_app = typer.Typer(help="Fail and restore the lab data centre's mains (the
                          no_args_is_help=True)
 
 LabDirOption = Annotated[
-    Path | None, typer.Option("--lab-dir", help="Lab directory (state, logs, data). Default: ./var/lab")
+    Path | None,
+    typer.Option("--lab-dir", help="Lab directory (state, logs, data). Default: lab/ in the data directory "
+                 "(INFRA_MGR_DATA_DIR, else ./var)"),
 ]
 
 

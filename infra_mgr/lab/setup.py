@@ -68,6 +68,26 @@ def configure_discovery(session: Session, master: bytes, city: RunningCity) -> d
     return {"seed": core["address"], "port": city.port, "allow": list(CITY_ALLOW)}
 
 
+def configure_branch_seeds(session: Session, city: RunningCity) -> list[str]:
+    """A seed at every branch router, as a NOC lists its branch gateways: a branch whose WAN link is
+    down cannot be reached by a crawl from headquarters (no LLDP crosses a dead link), yet its
+    router still answers on its management address — and the link audit must say the link is down,
+    not that the branch is unknown."""
+    sites = {site.code: site.id for site in session.exec(select(Site)).all()}
+    existing = {(t.cidr, t.role) for t in session.exec(select(DiscoveryTarget)).all()}
+    added = []
+    for device in city.devices:
+        if device["role"] != "wan-router":
+            continue
+        cidr = f"{device['address']}/32"
+        if (cidr, TargetRole.seed.value) not in existing:
+            session.add(DiscoveryTarget(cidr=cidr, role=TargetRole.seed.value, site_id=sites.get(device["site"]),
+                                        description=f"{device['hostname']}: branch gateway"))
+            added.append(device["hostname"])
+    session.flush()
+    return added
+
+
 def power_yaml(lab: Lab) -> dict[str, Any]:
     """The data centre's power devices, chain and fuel tanks as they run in this lab: capacities
     are the simulated plant's (:mod:`infra_mgr.lab.power_scenario`), and the chain is wired as it

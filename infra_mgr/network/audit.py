@@ -20,9 +20,9 @@ of ICMP and SNMP loss ≥ ``loss_pct`` → ``loss`` (degraded). A branch without
 (``no_uplink``): nothing says its way out is healthy.
 
 State = the worst severity (down > degraded > unknown > ok); score = 100 − 60 per down reason −
-20 per degraded − 10 per unknown, never below 0. Times in sentences are the city's local time
-(Asia/Riyadh, UTC+3, no daylight saving): an engineer in Jeddah reads "down since 10:42" as their
-own clock; ``params`` also carry the instant in epoch ms for pages that show another zone.
+20 per degraded − 10 per unknown, never below 0. Times in sentences are UTC and say so ("down since
+07:42 UTC"), like every time the dashboard, the CLI and the API show, so a sentence and the facts
+beside it never disagree by the city's three hours; ``params`` also carry the instant in epoch ms.
 """
 
 from __future__ import annotations
@@ -31,13 +31,10 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from infra_mgr.common import speed_parts
+from infra_mgr.config import AuditThresholds
 from infra_mgr.network.linkfacts import AuditState, BranchAudit, BranchFacts, LinkFacts, ReachFacts, Reason
-
-CITY_TZ = ZoneInfo("Asia/Riyadh")
 
 # Reason codes (the catalogue keys are ``audit.reason.<code>``).
 NO_DATA = "no_data"
@@ -61,26 +58,13 @@ Translate = Callable[..., str]
 A = TypeVar("A", bound=BranchAudit)
 
 
-class AuditThresholds(BaseModel):
-    """The audit's thresholds (setting ``link_audit``; env ``INFRA_MGR_LINK_AUDIT`` as JSON).
-
-    ``extra="forbid"``: a misspelt threshold in the settings is an error, not a default quietly kept."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    no_data_s: int = Field(default=900, ge=1, description="No successful poll for this long: no data")
-    flaps_24h: int = Field(default=3, ge=1, description="Status transitions in 24 h that make a link flapping")
-    error_pct: float = Field(default=0.5, gt=0, description="Errors as % of packets that degrade a link")
-    error_window_s: int = Field(default=900, ge=60, description="Window the error share is measured over")
-    util_p95_pct: float = Field(default=90.0, gt=0, le=100, description="p95 utilisation that degrades a link")
-    util_window_s: int = Field(default=7 * 86400, ge=3600, description="Window of the utilisation p95")
-    loss_pct: float = Field(default=5.0, gt=0, le=100, description="Probe loss that degrades a device")
-    loss_window_s: int = Field(default=900, ge=60, description="Window of the reachability figures")
-
-
 def thresholds_from(settings: Any) -> AuditThresholds:
-    """The thresholds a deployment set (setting ``link_audit``: only the ones it changes), validated."""
-    return AuditThresholds.model_validate(getattr(settings, "link_audit", None) or {})
+    """The thresholds a deployment set (setting ``link_audit``, validated when the settings load);
+    a plain mapping (only the thresholds it changes) is validated here."""
+    value = getattr(settings, "link_audit", None)
+    if isinstance(value, AuditThresholds):
+        return value
+    return AuditThresholds.model_validate(value or {})
 
 
 # --------------------------------------------------------------------------- formatting
@@ -94,12 +78,14 @@ def fmt_num(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+ENGLISH_SPEED = {"tbps": "Tb/s", "gbps": "Gb/s", "mbps": "Mb/s", "kbps": "kb/s", "bps": "b/s"}
+
+
 def fmt_speed(bps: int | float) -> str:
-    """A line rate in the unit the port name implies: 100 Mb/s, 1 Gb/s, 2.5 Gb/s, 10 Gb/s."""
-    for unit, size in (("Tb/s", 10**12), ("Gb/s", 10**9), ("Mb/s", 10**6), ("kb/s", 10**3)):
-        if bps >= size:
-            return f"{fmt_num(bps / size)} {unit}"
-    return f"{int(bps)} b/s"
+    """A line rate in English (the API's ``text``, logs): 100 Mb/s, 1 Gb/s, 2.5 Gb/s, 10 Gb/s; pages
+    and the CLI write it in the reader's language from the same parts (:func:`reason_text`)."""
+    parts = speed_parts(bps)
+    return f"{parts[1]} {ENGLISH_SPEED[parts[0]]}" if parts else "0 b/s"
 
 
 def span_parts(seconds: int) -> tuple[str, int]:
@@ -117,10 +103,11 @@ def _span_en(seconds: int) -> str:
 
 
 def local_time(ts_ms: int, now_ms: int) -> str:
-    """An instant in the city's time: ``10:42`` the same day as ``now_ms``, else ``2024-05-01 10:42``."""
-    at = dt.datetime.fromtimestamp(ts_ms / 1000, CITY_TZ)
-    now = dt.datetime.fromtimestamp(now_ms / 1000, CITY_TZ)
-    return at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
+    """An instant as the dashboard shows times: ``10:42 UTC`` the same day as ``now_ms``, else
+    ``2024-05-01 10:42 UTC``."""
+    at = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+    now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
+    return at.strftime("%H:%M UTC") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --------------------------------------------------------------------------- the rules
@@ -199,7 +186,7 @@ def _reach_reasons(r: ReachFacts, th: AuditThresholds) -> list[Reason]:
         out.append(_reason(NO_SNMP, AuditState.degraded, f"{r.device} answers ping but not SNMP for {span}",
                            base, device=r.device))
     worst = max((x for x in losses if x is not None), default=None)
-    if worst is not None and worst >= th.loss_pct:
+    if worst is not None and worst >= th.loss_pct and r.lossy_cycles >= th.loss_min_cycles:
         p = {**base, "pct": fmt_num(worst), "value": worst}
         out.append(_reason(LOSS, AuditState.degraded, f"{r.device}: loss {p['pct']} % over {span}", p,
                            device=r.device))
@@ -253,8 +240,15 @@ def reason_text(reason: Reason, t: Translate, *, isolate: bool = False) -> str:
     if reason.code == NO_UPLINK and reason.device:  # one device of the branch, not the whole branch
         key = "audit.reason.no_uplink_device"
     p = dict(reason.params)
+    for text_key, bps_key in (("speed", "speed_bps"), ("expected", "expected_bps")):
+        parts = speed_parts(p.get(bps_key)) if isinstance(p.get(bps_key), int | float) else None
+        if text_key in p and parts is not None:  # in the reader's units, as the facts beside it say
+            said = t(f"speed.{parts[0]}", n=parts[1])
+            if said != f"speed.{parts[0]}":
+                p[text_key] = f"\u2068{said}\u2069" if isolate else said
     if isolate:  # names and units (Gi1/0/24, 100 Mb/s) keep their own direction inside an Arabic sentence
-        p = {k: f"\u2068{v}\u2069" if isinstance(v, str) and _LATIN.search(v) else v for k, v in p.items()}
+        p = {k: f"\u2068{v}\u2069" if isinstance(v, str) and _LATIN.search(v) and not v.startswith("\u2068")
+             else v for k, v in p.items()}
     if "window_s" in p:
         unit, n = span_parts(int(p["window_s"]))
         p["window"] = t(f"audit.span.{unit}", count=n)

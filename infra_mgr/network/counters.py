@@ -38,23 +38,39 @@ def _slack(interval_s: float) -> float:
     return CLOCK_SLACK_S + CLOCK_SLACK_SHARE * abs(interval_s)
 
 
+def restarted(prev_uptime_cs: int | None, cur_uptime_cs: int | None, wall_s: float | None = None, *,
+              max_gap_s: float = 1800) -> bool:
+    """Whether two readings come from different runs of the agent: the one reboot rule that both
+    the rates and the status transitions follow, so a restart voids a rate exactly when it also
+    voids the ifLastChange comparison (a false flap otherwise).
+
+    sysUpTime back is a restart unless it wrapped at 2^32 ticks: the wrapped interval must be at
+    most ``max_gap_s`` and, where our clock's interval ``wall_s`` is known, agree with it. sysUpTime
+    ahead is a restart when far less agent time than wall time passed: the agent restarted in
+    between and has already counted past its old sysUpTime (its counters restarted with it).
+    Without both sysUpTimes nothing can be told: not a restart.
+    """
+    if prev_uptime_cs is None or cur_uptime_cs is None:
+        return False
+    delta_cs = cur_uptime_cs - prev_uptime_cs
+    if delta_cs < 0:
+        wrapped_s = (delta_cs + UPTIME_WRAP_CS) / 100.0
+        if wrapped_s > max_gap_s:
+            return True
+        return wall_s is not None and abs(wrapped_s - wall_s) > _slack(wall_s)
+    return wall_s is not None and wall_s > 0 and delta_cs / 100.0 < wall_s - _slack(wall_s)
+
+
 def _interval(prev: CounterSnapshot, cur: CounterSnapshot, max_gap_s: float) -> tuple[float | None, NoRate | None]:
     """(seconds between the readings, or why there is no usable interval)."""
     wall_s = (cur.ts_ms - prev.ts_ms) / 1000.0
     if prev.uptime_cs is None or cur.uptime_cs is None:
         return (wall_s, None) if wall_s > 0 else (None, NoRate.same_time)
+    if restarted(prev.uptime_cs, cur.uptime_cs, wall_s, max_gap_s=max_gap_s):
+        return None, NoRate.reboot
     delta_cs = cur.uptime_cs - prev.uptime_cs
-    if delta_cs < 0:
-        # Back: the agent restarted, unless sysUpTime just wrapped at 2^32 ticks and the wrapped
-        # interval agrees with the time that passed on our side.
-        wrapped_s = (delta_cs + UPTIME_WRAP_CS) / 100.0
-        if wrapped_s <= max_gap_s and abs(wrapped_s - wall_s) <= _slack(wall_s):
-            return wrapped_s, None
-        return None, NoRate.reboot
-    if wall_s > 0 and delta_cs / 100.0 < wall_s - _slack(wall_s):
-        # Far less agent time than wall time passed: the agent restarted in between and has
-        # already counted past its old sysUpTime (its counters restarted with it).
-        return None, NoRate.reboot
+    if delta_cs < 0:  # sysUpTime wrapped at 2^32 ticks (restarted() ruled out a restart)
+        return (delta_cs + UPTIME_WRAP_CS) / 100.0, None
     if delta_cs == 0:
         return None, NoRate.same_time
     return delta_cs / 100.0, None
@@ -122,6 +138,7 @@ def rates(prev: CounterSnapshot | None, cur: CounterSnapshot, speed_bps: int | N
     util_pct = 100.0 * busier / speed_bps if busier is not None and speed_bps else None
     errors = [deltas[n] for n in ("in_errors", "out_errors") if deltas[n] is not None]
     packets = [deltas[n] for n in ("in_pkts", "out_pkts") if deltas[n] is not None]
+    pkts_ps = per_s("in_pkts", "out_pkts")
     error_pct: float | None = None
     if errors and packets:
         total_errors = sum(e for e in errors if e is not None)
@@ -130,7 +147,7 @@ def rates(prev: CounterSnapshot | None, cur: CounterSnapshot, speed_bps: int | N
     return RateResult(
         interval_s=interval_s, in_bps=in_bps, out_bps=out_bps, util_pct=util_pct,
         errors_ps=per_s("in_errors", "out_errors"), discards_ps=per_s("in_discards", "out_discards"),
-        error_pct=error_pct, wrapped=wrapped,
+        error_pct=error_pct, pkts_ps=pkts_ps, wrapped=wrapped,
     )
 
 
@@ -139,27 +156,30 @@ def rates(prev: CounterSnapshot | None, cur: CounterSnapshot, speed_bps: int | N
 UPTIME_WRAP_WINDOW_CS = 1800 * 100
 
 
-def rebooted(prev_uptime_cs: int | None, cur_uptime_cs: int | None) -> bool:
-    """Whether sysUpTime going back between two readings means the agent restarted (not a wrap)."""
-    if prev_uptime_cs is None or cur_uptime_cs is None or cur_uptime_cs >= prev_uptime_cs:
-        return False
-    return cur_uptime_cs - prev_uptime_cs + UPTIME_WRAP_CS > UPTIME_WRAP_WINDOW_CS
+def rebooted(prev_uptime_cs: int | None, cur_uptime_cs: int | None, prev_ts_ms: int | None = None,
+             cur_ts_ms: int | None = None) -> bool:
+    """Whether the agent restarted between two readings, by the same rule :func:`rates` uses
+    (:func:`restarted`), with wall time when both readings carry it."""
+    wall_s = (cur_ts_ms - prev_ts_ms) / 1000.0 if prev_ts_ms is not None and cur_ts_ms is not None else None
+    return restarted(prev_uptime_cs, cur_uptime_cs, wall_s, max_gap_s=UPTIME_WRAP_WINDOW_CS / 100.0)
 
 
 def transitions(prev_status: str | None, prev_last_change_cs: int | None, cur_status: str | None,
-                cur_last_change_cs: int | None, prev_uptime_cs: int | None, cur_uptime_cs: int | None) -> int:
+                cur_last_change_cs: int | None, prev_uptime_cs: int | None, cur_uptime_cs: int | None,
+                prev_ts_ms: int | None = None, cur_ts_ms: int | None = None) -> int:
     """Oper-status transitions seen between two polls: at least how many times the link changed.
 
     0: none (or nothing to compare with); 1: the status differs; 2: the status is the same but
     ifLastChange moved, so the link went away and came back between the polls (a flap the poll
     alone would miss). An agent restart resets ifLastChange: it is never counted as flaps; only a
-    status that differs across it counts.
+    status that differs across it counts. ``prev_ts_ms``/``cur_ts_ms`` (when the readings were
+    taken) let a restart be told the way :func:`rates` tells it.
     """
     if prev_status is None or cur_status is None:
         return 0
     if prev_status != cur_status:
         return 1
-    if rebooted(prev_uptime_cs, cur_uptime_cs):
+    if rebooted(prev_uptime_cs, cur_uptime_cs, prev_ts_ms, cur_ts_ms):
         return 0
     if prev_last_change_cs is None or cur_last_change_cs is None or prev_last_change_cs == cur_last_change_cs:
         return 0

@@ -47,14 +47,17 @@ def _thresholds(request: Request) -> AuditThresholds:
 def parse_instant(value: str, field: str) -> int:
     """An instant as epoch milliseconds or ISO 8601 (a time without a zone is UTC) → epoch ms."""
     text = value.strip()
-    if text.lstrip("-").isdigit() and len(text) <= 16:
+    if text.isascii() and text.lstrip("-").isdigit() and len(text) <= 16:  # "²".isdigit() is true
         ms = int(text)
     else:
         try:
             at = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise Invalid("not an ISO 8601 time nor epoch milliseconds", field=field) from None
-        ms = int((at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+        try:
+            ms = int((at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+        except (OverflowError, OSError, ValueError):
+            raise Invalid("time out of range", field=field) from None
     if not 0 <= ms <= 253402300799000:
         raise Invalid("time out of range", field=field)
     return ms
@@ -66,9 +69,9 @@ class UplinkUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     is_uplink: bool = PField(default=True, description="False keeps the interface out of the audit for good")
-    expected_neighbor: str | None = PField(default=None, max_length=253,
+    expected_neighbor: str | None = PField(default=None, max_length=253, pattern=r"^[^\x00-\x1f\x7f]*$",
                                            description="Host name the far end must have; omit to keep")
-    expected_speed_bps: int | None = PField(default=None, ge=1, le=2**63 - 1,
+    expected_speed_bps: int | None = PField(default=None, ge=1, le=10**14,  # 100 Tb/s: no port runs faster
                                             description="Line rate in bit/s; omit to keep")
 
 

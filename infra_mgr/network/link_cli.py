@@ -18,7 +18,12 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlmodel import Session
+
+    from infra_mgr.network.audit import Translate
+    from infra_mgr.network.linkfacts import BranchAudit
 
 audit_app = typer.Typer(help="Audits of the estate: the branch links.", no_args_is_help=True)
 uplinks_app = typer.Typer(help="Branch uplinks: list them, set or clear a person's choice, import a plan.",
@@ -87,15 +92,23 @@ def audit_links(
     if as_csv:
         sys.stdout.write(link_views.audit_csv(audits, t))
         return
-    table = Table("site", "name", "state", "score", "uplinks", "reasons")
+    table = Table(*(t(f"audit.csv.{c}") for c in ("site", "name", "state", "score", "uplinks", "reasons")))
     for a in audits:
         name = a.site_name_ar if lang == "ar" and a.site_name_ar else a.site_name_en
         reasons = "\n".join(reason_text(r, t) for r in a.reasons)
         table.add_row(a.site_code, name, f"[{STATE_STYLE[a.state.value]}]{t(f'audit.state.{a.state.value}')}[/]",
                       str(a.score), str(a.uplinks), reasons.replace("[", r"\["))
     console.print(table)
+    console.print(_summary(t, audits), markup=False, highlight=False)
+
+
+def _summary(t: Translate, audits: Sequence[BranchAudit]) -> str:
+    """The line under the table in the reader's language: branches counted (with the language's
+    plural form) and how many are in each state, worst first."""
     counts = {s: sum(1 for a in audits if a.state.value == s) for s in ("down", "degraded", "unknown", "ok")}
-    console.print(f"{len(audits)} branches: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    states = t("audit.cli.sep").join(t("audit.cli.state_count", state=t(f"audit.state.{s}"), n=n)
+                                     for s, n in counts.items())
+    return t("audit.cli.summary", count=len(audits), states=states)
 
 
 @uplinks_app.command("list")
@@ -147,6 +160,7 @@ def uplinks_set(
     """Set an interface's uplink role and expectations by hand (identification never overrides it)."""
     from infra_mgr.db import write_session
     from infra_mgr.network import link_views
+    from infra_mgr.network.audit import fmt_speed
     from infra_mgr.network.uplinks import parse_speed, set_manual
 
     speed = None
@@ -164,7 +178,7 @@ def uplinks_set(
     if row is not None:
         console.print(f"{row.device} {row.interface}: {'uplink' if row.is_uplink else 'not an uplink'} (manual)"
                       + (f", expected neighbour {row.expected_neighbor}" if row.expected_neighbor else "")
-                      + (f", expected speed {row.expected_speed_bps} bit/s" if row.expected_speed_bps else ""),
+                      + (f", expected speed {fmt_speed(row.expected_speed_bps)}" if row.expected_speed_bps else ""),
                       markup=False, highlight=False)
 
 

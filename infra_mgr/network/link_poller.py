@@ -13,8 +13,14 @@ One cycle (every ``link_poll_interval_s``, 60 s by default):
    reboot or a gap gives a marked sample, never a spike), oper-status transitions
    (``counters.transitions``), flaps over 24 h;
 4. write everything in **one** transaction: ``UplinkState``, ``LinkStatusChange`` and events for
-   status changes (``link.down``, ``link.up``, ``link.flapping``), ``DeviceReach`` and the telemetry
-   samples (series names from :mod:`infra_mgr.network.linkfacts`).
+   status changes (``link.down``, ``link.up``, ``link.flapping``, ``link.stable``), ``DeviceReach``
+   and the telemetry samples (series names from :mod:`infra_mgr.network.linkfacts`).
+
+A flapping link (transitions in 24 h at the audit's threshold) would otherwise raise a critical
+``link.down`` whenever a poll happens to catch it down: once it flaps, its down/up events are held
+back. ``link.flapping`` is raised once when it starts, and one closing event once it has gone
+``flap_hold_s`` without a transition: ``link.stable`` when it settled up, ``link.down`` when it
+settled down. Both are derived from the stored status changes, so a restarted poller agrees.
 
 A device that times out, refuses our credential or answers nonsense is marked on its uplinks'
 states (``poll_status`` and ``note``) and the cycle goes on. ``run()`` never stacks cycles: one that
@@ -53,7 +59,8 @@ from infra_mgr.telemetry.store import TelemetryStore
 log = logging.getLogger("infra_mgr.network.links")
 
 FLAP_WINDOW_MS = 24 * 3600 * 1000
-FLAPPING_AT = 3  # transitions in 24 h that make a link "flapping" (the audit's default threshold)
+FLAPPING_AT = 3  # transitions in 24 h that make a link "flapping": the audit's default (setting link_audit)
+FLAP_HOLD_S = 900.0  # a flapping link counts as settled after this long without a transition
 PRUNE_EVERY_S = 3600.0
 POLL_TIMEOUT_S = 2.0
 
@@ -82,9 +89,10 @@ class DeviceJob:
 class Plan:
     jobs: list[DeviceJob]
     reach: list[DeviceJob]  # every branch device with an address
-    states: dict[int, UplinkState]
+    states: dict[int, UplinkState]  # filled inside the cycle's write transaction (rows attached to it)
     flaps_24h: dict[int, int]
     neighbors: dict[int, str]
+    last_change_ms: dict[int, int] = field(default_factory=dict)  # the latest transition within 24 h
 
 
 @dataclass
@@ -126,12 +134,29 @@ def _at(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 
+def _utc_ms(when: dt.datetime) -> int:
+    """Milliseconds of a stored timestamp (SQLite hands them back without a zone: they are UTC)."""
+    return _ms(when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC))
+
+
+def _flaps_threshold(settings: Any) -> int:
+    """The audit's ``flaps_24h`` from the settings: ``link_audit_thresholds()`` where the settings
+    offer it, else the ``link_audit`` mapping, else the default."""
+    getter = getattr(settings, "link_audit_thresholds", None)
+    if callable(getter):
+        return int(getter().flaps_24h)
+    audit = getattr(settings, "link_audit", None) or {}
+    value = audit.get("flaps_24h", FLAPPING_AT) if isinstance(audit, dict) else getattr(audit, "flaps_24h", FLAPPING_AT)
+    return int(value)
+
+
 class LinkPoller:
     """Polls every uplink once per cycle; state lives in the database, so any instance continues."""
 
     def __init__(self, engine: Engine, master: bytes, *, interval_s: float = 60.0, concurrency: int = 64,
                  reach_count: int = 3, reach_timeout_s: float = 2.0, store: TelemetryStore | None = None,
-                 snmp: SnmpEngine | None = None, icmp: bool | None = None) -> None:
+                 snmp: SnmpEngine | None = None, icmp: bool | None = None, flaps_24h: int = FLAPPING_AT,
+                 flap_hold_s: float = FLAP_HOLD_S) -> None:
         self.engine = engine
         self.master = master
         self.interval_s = interval_s
@@ -141,6 +166,8 @@ class LinkPoller:
         self.store = store or TelemetryStore(engine)
         self.snmp = snmp or SnmpEngine(max_concurrency=concurrency, device_deadline_s=30.0)
         self.icmp = icmp  # None: use ICMP where this process may send it
+        self.flaps_24h = flaps_24h  # link.flapping when the 24-h transitions reach it (the audit's threshold)
+        self.flap_hold_ms = int(flap_hold_s * 1000)  # a flapping link's quiet time before it counts as settled
         self._series: dict[tuple[str, int, str], int] = {}
         self._stop = asyncio.Event()
         self.cycles = 0
@@ -148,9 +175,12 @@ class LinkPoller:
 
     @classmethod
     def from_settings(cls, engine: Engine, master: bytes, settings: Any) -> LinkPoller:
+        """A poller with the settings' intervals and the audit's flapping threshold, so the
+        ``link.flapping`` event and the audit's ``flapping`` reason start at the same count."""
         return cls(engine, master, interval_s=settings.link_poll_interval_s,
                    concurrency=settings.link_poll_concurrency, reach_count=settings.reach_count,
-                   reach_timeout_s=settings.reach_timeout_s)
+                   reach_timeout_s=settings.reach_timeout_s, flaps_24h=_flaps_threshold(settings),
+                   flap_hold_s=float(getattr(settings, "link_flap_hold_s", FLAP_HOLD_S)))
 
     # ------------------------------------------------------------------ plan
 
@@ -197,18 +227,17 @@ class LinkPoller:
                 if job is not None:
                     job.uplinks.append(UplinkRef(i_id, d_id, site_id, name, if_index, speed))
             ids = [u[0] for u in ups]
-            states = {st.interface_id: st for st in s.exec(select(UplinkState).where(
-                col(UplinkState.interface_id).in_(ids))).all()} if ids else {}
-            for st in states.values():
-                s.expunge(st)
             since = _at(now_ms - FLAP_WINDOW_MS)
-            flaps: dict[int, int] = {int(i): int(n or 0) for i, n in s.execute(
-                sa_select(col(LinkStatusChange.interface_id), func.sum(col(LinkStatusChange.transitions)))
-                .where(col(LinkStatusChange.at) >= since).group_by(col(LinkStatusChange.interface_id))).all()}
+            changes = s.execute(
+                sa_select(col(LinkStatusChange.interface_id), func.sum(col(LinkStatusChange.transitions)),
+                          func.max(col(LinkStatusChange.at)))
+                .where(col(LinkStatusChange.at) >= since).group_by(col(LinkStatusChange.interface_id))).all()
+            flaps = {int(i): int(n or 0) for i, n, _ in changes}
+            last = {int(i): _utc_ms(at) for i, _, at in changes if isinstance(at, dt.datetime)}
             neighbors = current_neighbors(s, ids)
         jobs = [j for j in devices.values() if j.uplinks]
         reach = [j for j in devices.values() if j.address]
-        return Plan(jobs, reach, states, flaps, neighbors)
+        return Plan(jobs, reach, {}, flaps, neighbors, last)
 
     # ------------------------------------------------------------------ I/O
 
@@ -269,7 +298,10 @@ class LinkPoller:
         elif job.target is None:
             result.failed[job.hostname] = "no_credential"
         for up in job.uplinks:
-            st = plan.states.get(up.interface_id) or UplinkState(interface_id=up.interface_id)
+            st = plan.states.get(up.interface_id)
+            if st is None:
+                st = plan.states[up.interface_id] = UplinkState(interface_id=up.interface_id)
+                session.add(st)
             st.neighbor = plan.neighbors.get(up.interface_id, "")[:253]
             row = poll.rows.get(up.if_index) if poll is not None and up.if_index is not None else None
             if up.if_index is None:
@@ -283,7 +315,6 @@ class LinkPoller:
                 st.poll_status, st.note = "error", f"the agent gave no row for ifIndex {up.if_index}"
             else:
                 self._sample(st, up, poll, row, plan, now, result, session, samples, rates, transitions)
-            session.merge(st)
 
     def _sample(self, st: UplinkState, up: UplinkRef, poll: InterfacePoll, row: lf.CounterRow, plan: Plan, now: int,
                 result: CycleResult, session: Session, samples: list[tuple[str, int, str, int, float]],
@@ -300,12 +331,14 @@ class LinkPoller:
         status = _status_of(row.oper_status)
         before = st.oper_status if prev is not None else None
         moved = transitions(before, st.last_change_cs if prev else None, status, row.last_change_cs,
-                            st.uptime_cs if prev else None, poll.uptime_cs) if prev is not None else 0
+                            st.uptime_cs if prev else None, poll.uptime_cs, prev.ts_ms, ts) if prev is not None else 0
         if moved:
             session.add(LinkStatusChange(interface_id=up.interface_id, at=_at(ts), status=status,
                                          previous=before or "", transitions=int(moved)))
             result.transitions += int(moved)
             self._events(up, before or "unknown", status, int(moved), plan, ts, session, result)
+        elif prev is not None:
+            self._settled(up, status, prev.ts_ms, plan, ts, session, result)
         if before is None or status != before or st.oper_since is None:
             if before is None and poll.uptime_cs is not None and row.last_change_cs is not None \
                     and 0 <= row.last_change_cs <= poll.uptime_cs:
@@ -327,7 +360,7 @@ class LinkPoller:
             result.rates += 1
             for name, value in ((lf.S_IN_BPS, rr.in_bps), (lf.S_OUT_BPS, rr.out_bps), (lf.S_UTIL_PCT, rr.util_pct),
                                 (lf.S_ERRORS_PS, rr.errors_ps), (lf.S_DISCARDS_PS, rr.discards_ps),
-                                (lf.S_ERROR_PCT, rr.error_pct)):
+                                (lf.S_ERROR_PCT, rr.error_pct), (lf.S_PKTS_PS, rr.pkts_ps)):
                 if value is not None:
                     samples.append((kind, src, name, ts, float(value)))
         for name, dbm in ((lf.S_RX_DBM, row.rx_dbm), (lf.S_TX_DBM, row.tx_dbm)):
@@ -336,60 +369,107 @@ class LinkPoller:
 
     def _events(self, up: UplinkRef, before: str, status: str, moved: int, plan: Plan, ts: int, session: Session,
                 result: CycleResult) -> None:
-        """``link.down`` / ``link.up`` when the status crosses up; ``link.flapping`` once when the flaps
-        of the last 24 h reach the threshold."""
+        """``link.down`` / ``link.up`` when the status crosses up, unless the link is flapping;
+        ``link.flapping`` once when the flaps of the last 24 h reach the threshold."""
         host = next((j.hostname for j in plan.jobs if j.device_id == up.device_id), "")
         data = {"interface": up.name, "interface_id": up.interface_id, "before": before, "after": status}
-        if status != before and status == "up" and before != "unknown":
+        earlier = plan.flaps_24h.get(up.interface_id, 0)
+        plan.flaps_24h[up.interface_id] = earlier + moved
+        plan.last_change_ms[up.interface_id] = ts
+        flapping = earlier + moved >= self.flaps_24h  # then held back until it settles (see _settled)
+        if not flapping and status != before and status == "up" and before != "unknown":
             record_event(session, "link.up", f"{host}: uplink {up.name} is up again", severity="info",
                          site_id=up.site_id, device_id=up.device_id, data=data)
             result.events += 1
-        elif status != before and before == "up":
+        elif not flapping and status != before and before == "up":
             record_event(session, "link.down", f"{host}: uplink {up.name} went {status}", severity="critical",
                          site_id=up.site_id, device_id=up.device_id, data=data)
             result.events += 1
-        earlier = plan.flaps_24h.get(up.interface_id, 0)
-        plan.flaps_24h[up.interface_id] = earlier + moved
-        if earlier < FLAPPING_AT <= earlier + moved:
+        if earlier < self.flaps_24h <= earlier + moved:
             record_event(session, "link.flapping", f"{host}: uplink {up.name} flapping ({earlier + moved} "
                          "changes in 24 h)", severity="warning", site_id=up.site_id, device_id=up.device_id,
                          data={**data, "flaps": earlier + moved})
             result.events += 1
 
+    def _settled(self, up: UplinkRef, status: str, prev_ts: int, plan: Plan, ts: int, session: Session,
+                 result: CycleResult) -> None:
+        """The closing event of a flapping link, raised by the first poll at least ``flap_hold_s``
+        after its last transition: ``link.stable`` when it settled up, ``link.down`` when it stays
+        down (its down events were held back, so this is the one that says so)."""
+        last = plan.last_change_ms.get(up.interface_id)
+        if last is None or plan.flaps_24h.get(up.interface_id, 0) < self.flaps_24h:
+            return
+        if not prev_ts - last < self.flap_hold_ms <= ts - last:
+            return
+        host = next((j.hostname for j in plan.jobs if j.device_id == up.device_id), "")
+        minutes = round((ts - last) / 60000)
+        data = {"interface": up.name, "interface_id": up.interface_id, "after": status, "minutes": minutes,
+                "flaps": plan.flaps_24h.get(up.interface_id, 0)}
+        if status == "up":
+            record_event(session, "link.stable", f"{host}: uplink {up.name} stable again (up, no change for "
+                         f"{minutes} min)", severity="info", site_id=up.site_id, device_id=up.device_id, data=data)
+        else:
+            record_event(session, "link.down", f"{host}: uplink {up.name} went {status}", severity="critical",
+                         site_id=up.site_id, device_id=up.device_id, data={**data, "before": "flapping"})
+        result.events += 1
+
     def _write(self, plan: Plan, polls: dict[int, InterfacePoll], icmp: dict[str, ReachResult],
                snmp: dict[str, ReachResult], now: int, result: CycleResult) -> None:
+        """Everything of the cycle in one transaction. The stored rows it updates (uplink states,
+        reachability) are read inside it, one SELECT per table, and changed in place: the write
+        lock is held for the writes, not for a query per row."""
         samples: list[tuple[str, int, str, int, float]] = []
+        fresh: dict[tuple[str, int, str], int] = {}
         with write_session(self.engine) as session:
+            ids = sorted({u.interface_id for j in plan.jobs for u in j.uplinks})
+            plan.states = {st.interface_id: st for st in session.exec(select(UplinkState).where(
+                col(UplinkState.interface_id).in_(ids))).all()} if ids else {}
             for job in plan.jobs:
                 self._judge(job, polls.get(job.device_id), plan, now, result, session, samples)
-            for job in plan.reach:
-                i, n = icmp.get(job.address), snmp.get(job.address)
-                if i is None and n is None:
-                    continue
-                session.merge(DeviceReach(
-                    device_id=job.device_id, ts_ms=now, icmp_sent=i.sent if i else 0,
-                    icmp_received=i.received if i else 0, icmp_rtt_ms=i.rtt_ms if i else None,
-                    snmp_sent=n.sent if n else 0, snmp_received=n.received if n else 0,
-                    snmp_rtt_ms=n.rtt_ms if n else None))
+            probed = [(job, icmp.get(job.address), snmp.get(job.address)) for job in plan.reach]
+            probed = [(job, i, n) for job, i, n in probed if i is not None or n is not None]
+            dev_ids = sorted({job.device_id for job, _, _ in probed})
+            reach_rows = {r.device_id: r for r in session.exec(select(DeviceReach).where(
+                col(DeviceReach.device_id).in_(dev_ids))).all()} if dev_ids else {}
+            for job, i, n in probed:
+                dr = reach_rows.get(job.device_id)
+                if dr is None:
+                    dr = reach_rows[job.device_id] = DeviceReach(device_id=job.device_id)
+                    session.add(dr)
+                dr.ts_ms, dr.icmp_sent = now, i.sent if i else 0
+                dr.icmp_received, dr.icmp_rtt_ms = (i.received, i.rtt_ms) if i else (0, None)
+                dr.snmp_sent = n.sent if n else 0
+                dr.snmp_received, dr.snmp_rtt_ms = (n.received, n.rtt_ms) if n else (0, None)
                 result.reach += 1
                 kind = lf.DEVICE_SERIES_KIND
-                rtt = (i.rtt_ms if i and i.received else None) or (n.rtt_ms if n and n.received else None)
+                # the echo's round trip is the path's; the SNMP one includes the busy poll loop
+                rtt = i.rtt_ms if i is not None and i.received else None
+                if rtt is None and n is not None and n.received:
+                    rtt = n.rtt_ms
                 if rtt is not None:
                     samples.append((kind, job.device_id, lf.S_RTT_MS, now, float(rtt)))
                 if i is not None and i.sent:
                     samples.append((kind, job.device_id, lf.S_LOSS_PCT, now, i.loss_pct))
                 if n is not None and n.sent:
                     samples.append((kind, job.device_id, lf.S_SNMP_LOSS_PCT, now, n.loss_pct))
-            result.samples = self._samples(session, samples)
+            result.samples = self._samples(session, samples, fresh)
             session.commit()
+        # Only ids the database now holds are remembered: a series created in a transaction that
+        # rolled back does not exist, and its id may go to another series later.
+        self._series.update(fresh)
 
-    def _samples(self, session: Session, samples: list[tuple[str, int, str, int, float]]) -> int:
-        """Telemetry samples inside the cycle's transaction (series created in bulk where new)."""
+    def _samples(self, session: Session, samples: list[tuple[str, int, str, int, float]],
+                 fresh: dict[tuple[str, int, str], int]) -> int:
+        """Telemetry samples inside the cycle's transaction (series created in bulk where new).
+
+        Series ids looked up or created here go to ``fresh``, not to the cache: the caller
+        remembers them once the transaction has committed."""
         if not samples:
             return 0
         conn = session.connection()
         table = MetricSeries.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
         wanted = {(k, i, n) for k, i, n, _, _ in samples} - set(self._series)
+        known = fresh
         if wanted:
             kinds = {k for k, _, _ in wanted}
             ids = {i for _, i, _ in wanted}
@@ -397,8 +477,8 @@ class LinkPoller:
                                           col(MetricSeries.name), col(MetricSeries.id))
                                 .where(and_(col(MetricSeries.source_kind).in_(kinds),
                                             col(MetricSeries.source_id).in_(ids)))).all()
-            self._series.update({(k, i, n): int(sid) for k, i, n, sid in rows})
-            missing = sorted(wanted - set(self._series))
+            known.update({(k, i, n): int(sid) for k, i, n, sid in rows})
+            missing = sorted(wanted - set(known))
             if missing:
                 ins = (postgresql.insert(table) if self.engine.dialect.name == "postgresql" else sqlite.insert(table))
                 conn.execute(ins.on_conflict_do_nothing(), [
@@ -408,11 +488,12 @@ class LinkPoller:
                                               col(MetricSeries.name), col(MetricSeries.id))
                                     .where(and_(col(MetricSeries.source_kind).in_(kinds),
                                                 col(MetricSeries.source_id).in_(ids)))).all()
-                self._series.update({(k, i, n): int(sid) for k, i, n, sid in rows})
+                known.update({(k, i, n): int(sid) for k, i, n, sid in rows})
         sample_table = MetricSample.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
         ins = (postgresql.insert(sample_table) if self.engine.dialect.name == "postgresql"
                else sqlite.insert(sample_table))
-        data = [{"series_id": self._series[(k, i, n)], "ts_ms": t, "value": v} for k, i, n, t, v in samples]
+        data = [{"series_id": self._series.get((k, i, n)) or known[(k, i, n)], "ts_ms": t, "value": v}
+                for k, i, n, t, v in samples]
         conn.execute(ins.on_conflict_do_nothing(), data)
         return len(data)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -30,7 +30,9 @@ from infra_mgr.network.linkfacts import (
     DEVICE_SERIES_KIND,
     IF_SERIES_KIND,
     S_ERROR_PCT,
+    S_ERRORS_PS,
     S_LOSS_PCT,
+    S_PKTS_PS,
     S_RTT_MS,
     S_SNMP_LOSS_PCT,
     S_UTIL_PCT,
@@ -151,19 +153,34 @@ def p95(values: Sequence[float]) -> float | None:
 
 
 def _window_means(session: Session, kind: str, ids: Iterable[int], names: Sequence[str], since_ms: int,
-                  until_ms: int) -> dict[tuple[int, str], tuple[float, int, int]]:
-    """(source id, name) → (mean, samples, last time ms) of the raw samples in the window: one query."""
+                  until_ms: int) -> dict[tuple[int, str], tuple[float, int, int, int]]:
+    """(source id, name) → (mean, samples, last time ms, samples above zero) of the raw samples in
+    the window: one query."""
     ids = list(ids)
     if not ids:
         return {}
     s, m = MetricSample, MetricSeries
     rows = session.execute(sa_select(col(m.source_id), col(m.name), func.avg(col(s.value)), func.count(),
-                                  func.max(col(s.ts_ms)))
+                                  func.max(col(s.ts_ms)), func.sum(case((col(s.value) > 0, 1), else_=0)))
                         .join(s, col(s.series_id) == col(m.id))
                         .where(col(m.source_kind) == kind, col(m.source_id).in_(ids), col(m.name).in_(names),
                                col(s.ts_ms) > since_ms, col(s.ts_ms) <= until_ms)
                         .group_by(col(m.source_id), col(m.name))).all()
-    return {(int(sid), str(name)): (float(avg), int(n), int(last)) for sid, name, avg, n, last in rows}
+    return {(int(sid), str(name)): (float(avg), int(n), int(last), int(pos or 0))
+            for sid, name, avg, n, last, pos in rows}
+
+
+def _error_share(means: dict[tuple[int, str], tuple[float, int, int, int]], interface_id: int) -> float | None:
+    """Errors as % of the packets over the window: all the window's errors over all its packets (the
+    samples are per-cycle rates over equal intervals, so a ratio of means is a ratio of sums). Not
+    the mean of each sample's share: one quiet night minute with 2 errors in 4 packets would weigh
+    as much as a busy hour. Series written before packets were kept fall back to that mean."""
+    errors, packets = means.get((interface_id, S_ERRORS_PS)), means.get((interface_id, S_PKTS_PS))
+    if errors is not None and packets is not None and packets[1] == errors[1]:
+        total = errors[0] + packets[0]
+        return 100.0 * errors[0] / total if total > 0 else 0.0
+    share = means.get((interface_id, S_ERROR_PCT))
+    return share[0] if share else None
 
 
 def _util_p95(session: Session, interface_ids: Sequence[int], since_ms: int, until_ms: int) -> dict[int, float]:
@@ -291,7 +308,8 @@ def audit_branches(session: Session, store: TelemetryStore | None = None, *, sit
     audited = [row for row in uplinks if row[0].is_uplink]
     if_ids = [u.interface_id for u, *_ in uplinks]
     flaps = _flaps(session, if_ids, now - DAY_MS)
-    errs = _window_means(session, IF_SERIES_KIND, [u.interface_id for u, *_ in audited], [S_ERROR_PCT],
+    errs = _window_means(session, IF_SERIES_KIND, [u.interface_id for u, *_ in audited],
+                         [S_ERROR_PCT, S_ERRORS_PS, S_PKTS_PS],
                          now - th.error_window_s * 1000, now)
     util = _util_p95(session, [u.interface_id for u, *_ in audited], now - th.util_window_s * 1000, now)
 
@@ -313,11 +331,11 @@ def audit_branches(session: Session, store: TelemetryStore | None = None, *, sit
         by_site_detail[sid].append(read)
         if not u.is_uplink:
             continue
-        err = errs.get((u.interface_id, S_ERROR_PCT))
+        err_share = _error_share(errs, u.interface_id)
         by_site_links[sid].append(LinkFacts(
             interface_id=u.interface_id, device=host, interface=name, oper_status=read.oper_status,
             oper_since_ms=epoch_ms(read.oper_since), flaps_24h=read.flaps_24h,
-            error_pct=err[0] if err else read.error_pct, speed_bps=read.speed_bps,
+            error_pct=err_share if err_share is not None else read.error_pct, speed_bps=read.speed_bps,
             expected_speed_bps=u.expected_speed_bps, expected_speed_source=u.expected_speed_source,
             neighbor=read.neighbor, expected_neighbor=u.expected_neighbor,
             expected_neighbor_source=u.expected_neighbor_source, util_p95_pct=util.get(u.interface_id),
@@ -346,7 +364,7 @@ def audit_branches(session: Session, store: TelemetryStore | None = None, *, sit
     return rank(out)
 
 
-def _reach(dev_id: int, host: str, means: dict[tuple[int, str], tuple[float, int, int]],
+def _reach(dev_id: int, host: str, means: dict[tuple[int, str], tuple[float, int, int, int]],
            probe: DeviceReach | None, since_ms: int) -> tuple[ReachFacts, ReachRead]:
     """A device's reachability over the window: the means of its telemetry samples; without any,
     its last stored probe when that falls in the window (one cycle is still evidence)."""
@@ -354,16 +372,18 @@ def _reach(dev_id: int, host: str, means: dict[tuple[int, str], tuple[float, int
     icmp_pct, snmp_pct = (icmp[0] if icmp else None), (snmp[0] if snmp else None)
     rtt_ms = rtt[0] if rtt else None
     probes = max(icmp[1] if icmp else 0, snmp[1] if snmp else 0)
+    lossy = max(icmp[3] if icmp else 0, snmp[3] if snmp else 0)  # cycles that lost a probe (at least)
     last = max((x[2] for x in (icmp, snmp, rtt) if x), default=None)
     if probes == 0 and probe is not None and probe.ts_ms > since_ms:
         icmp_pct = 100.0 * (probe.icmp_sent - probe.icmp_received) / probe.icmp_sent if probe.icmp_sent else None
         snmp_pct = 100.0 * (probe.snmp_sent - probe.snmp_received) / probe.snmp_sent if probe.snmp_sent else None
         rtt_ms = probe.icmp_rtt_ms if probe.icmp_rtt_ms is not None else probe.snmp_rtt_ms
         probes, last = 1, probe.ts_ms
+        lossy = int(bool(icmp_pct) or bool(snmp_pct))
     if last is None and probe is not None and probe.ts_ms:
         last = probe.ts_ms
     return (ReachFacts(device=host, icmp_loss_pct=icmp_pct, snmp_loss_pct=snmp_pct, rtt_ms=rtt_ms, probes=probes,
-                       last_sample_ms=last),
+                       last_sample_ms=last, lossy_cycles=lossy),
             ReachRead(device=host, device_id=dev_id, icmp_loss_pct=icmp_pct, snmp_loss_pct=snmp_pct, rtt_ms=rtt_ms,
                       last=_dt(last)))
 
@@ -493,8 +513,18 @@ def audit_csv(audits: Iterable[BranchAudit], t: Translate) -> str:
     for a in audits:
         name = a.site_name_ar if lang == "ar" and a.site_name_ar else a.site_name_en
         reasons = "; ".join(_reason_line(r, t) for r in a.reasons)
-        w.writerow([a.site_code, name, t(f"audit.state.{a.state.value}"), a.score, a.uplinks, reasons])
+        w.writerow([_cell(a.site_code), _cell(name), t(f"audit.state.{a.state.value}"), a.score, a.uplinks,
+                    _cell(reasons)])
     return "\ufeff" + buf.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula (a site name or an
+    interface alias can be anything) gets a leading apostrophe, which Excel and LibreOffice hide."""
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def _reason_line(reason: Any, t: Translate) -> str:

@@ -32,6 +32,7 @@ S_UTIL_PCT = "util_pct"  # the busier direction, % of the running speed
 S_ERRORS_PS = "errors_ps"  # in + out errors per second
 S_DISCARDS_PS = "discards_ps"
 S_ERROR_PCT = "error_pct"  # errors as % of packets in the same interval
+S_PKTS_PS = "pkts_ps"  # in + out packets per second (weights a window's error share: Σ errors / Σ packets)
 S_OPER_UP = "oper_up"  # 1 up, 0 not up
 S_RX_DBM = "rx_dbm"
 S_TX_DBM = "tx_dbm"
@@ -42,7 +43,7 @@ S_SNMP_LOSS_PCT = "snmp_loss_pct"  # device: % of single SNMP GETs (no retry) un
 SERIES_UNITS: dict[str, str] = {
     S_IN_BPS: "bit/s", S_OUT_BPS: "bit/s", S_UTIL_PCT: "%", S_ERRORS_PS: "1/s", S_DISCARDS_PS: "1/s",
     S_ERROR_PCT: "%", S_OPER_UP: "", S_RX_DBM: "dBm", S_TX_DBM: "dBm", S_RTT_MS: "ms", S_LOSS_PCT: "%",
-    S_SNMP_LOSS_PCT: "%",
+    S_SNMP_LOSS_PCT: "%", S_PKTS_PS: "1/s",
 }
 
 
@@ -121,6 +122,7 @@ class RateResult:
     errors_ps: float | None = None
     discards_ps: float | None = None
     error_pct: float | None = None
+    pkts_ps: float | None = None  # in + out packets per second
     wrapped: list[str] = field(default_factory=list)  # counters that wrapped at 2³² (32-bit agents)
     note: NoRate | None = None
 
@@ -185,6 +187,7 @@ class ReachFacts:
     rtt_ms: float | None  # ICMP where answered, else SNMP
     probes: int  # probe cycles in the window
     last_sample_ms: int | None = None
+    lossy_cycles: int = 0  # cycles of the window in which a probe went unanswered (either method)
 
 
 @dataclass

@@ -304,11 +304,13 @@ class NeighborRead(BaseModel):
 
 
 class UplinkSource(StrEnum):
-    """How an interface became an uplink: seen leading toward headquarters, named so, or set by a person."""
+    """How an interface became an uplink: seen leading toward headquarters, named so, set by a person,
+    or taken from the uplink design file."""
 
     lldp = "lldp"
     alias = "alias"
     manual = "manual"
+    plan = "plan"
 
 
 class Uplink(SQLModel, table=True):

@@ -10,6 +10,14 @@ ICMP uses icmplib: unprivileged datagram sockets where ``net.ipv4.ping_group_ran
 of our groups, raw sockets when running as root. Where neither works (an unprivileged service on
 a host that forbids ICMP sockets) :func:`icmp_available` says so and the caller relies on SNMP
 alone. Nothing here raises for anything the network does.
+
+Round trips: the echoes are sent and received in a worker thread with an event loop of its own,
+because the poller's loop is busy with hundreds of SNMP exchanges and an echo timed there would
+include every callback that ran before its reply was read (on loopback that showed as ~200 ms).
+The thread's loop does nothing but ICMP, so an echo's round trip is the path's. The SNMP probe's
+round trip is measured on the caller's loop and says something else: the time from sending the
+GET to that loop handing over the answer, congestion included. The poller therefore stores the
+ICMP round trip where ICMP answered and the SNMP one only where it did not.
 """
 
 from __future__ import annotations
@@ -80,35 +88,63 @@ async def probe_icmp(addresses: Sequence[str], *, count: int = 3, interval_s: fl
 
     An echo that could not even be sent (no route) counts as lost. Addresses that are not IP
     addresses, and every address when ICMP is unusable here, are left out of the result: not
-    probed is unknown, not lost. (icmplib's ``async_ping`` per address under one bound, as its
-    ``async_multiping`` does, but one address's error never voids the others.)
+    probed is unknown, not lost. The echoes run in a worker thread on an event loop of their own
+    (see the module's notes on round trips), at most ``ICMP_CONCURRENCY`` addresses at a time;
+    the caller's loop only waits for the thread.
     """
     privileged = icmp_mode()
     wanted = [a for a in dict.fromkeys(addresses) if _is_ip(a)]
     if privileged is None or not wanted or count < 1:
         return {}
+    return await asyncio.to_thread(_ping_in_thread, wanted, count, interval_s, timeout_s, privileged)
+
+
+def _ping_in_thread(wanted: Sequence[str], count: int, interval_s: float, timeout_s: float,
+                    privileged: bool) -> dict[str, ReachResult]:
+    """Run the echoes on a new event loop in this (worker) thread. A loop that cannot even be made
+    (no descriptor left for its wake-up pipe) means no echo could be sent: every address lost,
+    as for an echo that could not leave."""
+    echoes = _ping_all(wanted, count, interval_s, timeout_s, privileged)
+    try:
+        return asyncio.run(echoes)
+    except OSError:
+        echoes.close()  # never started: no "never awaited" warning
+        return {a: ReachResult(a, "icmp", count, 0, None) for a in wanted}
+
+
+async def _ping_all(wanted: Sequence[str], count: int, interval_s: float, timeout_s: float,
+                    privileged: bool) -> dict[str, ReachResult]:
+    """The echoes of :func:`probe_icmp`, on the worker thread's own loop: icmplib's ``async_ping``
+    per address under one bound, as its ``async_multiping`` does, but one address's error never
+    voids the others."""
     from icmplib import async_ping
     from icmplib.exceptions import ICMPLibError
 
     gate = asyncio.Semaphore(ICMP_CONCURRENCY)
 
-    async def one(address: str) -> ReachResult | None:
+    async def one(address: str) -> ReachResult:
         async with gate:
             try:
                 host = await async_ping(address, count=count, interval=interval_s, timeout=timeout_s,
                                         privileged=privileged)
             except (ICMPLibError, OSError):
-                return None
+                # The echoes could not be sent (no route, unreachable network, a socket error for
+                # this address): lost, as ping itself reports them; the address is an IP address
+                # and ICMP works here, so this is a finding about the path, not "not probed".
+                return ReachResult(address, "icmp", count, 0, None)
         received = int(host.packets_received)
         return ReachResult(address, "icmp", count, received, round(float(host.avg_rtt), 3) if received else None)
 
     results = await asyncio.gather(*(one(a) for a in wanted))
-    return {r.address: r for r in results if r is not None}
+    return {r.address: r for r in results}
 
 
 async def _snmp_once(engine: SnmpEngine, target: SnmpTarget) -> float | None:
-    """One GET of sysUpTime in a session of its own (a timeout gives the session up): the round
-    trip in ms, or ``None`` when unanswered (silence, refusal, authentication failure)."""
+    """One GET of sysUpTime in a session of its own (a timeout gives the session up): the time in
+    ms from sending the GET to the caller's event loop handing over the decoded answer, or
+    ``None`` when unanswered (silence, refusal, authentication failure). On a busy loop that is
+    more than the path's round trip (the wait for the loop is included): it shows when a device
+    answers, and stands in for the round trip only where no ICMP echo was answered."""
     async with engine.session(target) as walker:
         try:
             if target.version == "3":

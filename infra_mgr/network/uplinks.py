@@ -330,7 +330,7 @@ def identify(session: Session, *, actor: str | None = None) -> IdentifyResult:
             continue
         before = _row_dict(row)
         row.device_id, row.site_id = c.device_id, c.site_id
-        if row.source != c.source and row.source != UplinkSource.manual.value:
+        if row.source != c.source and row.source not in (UplinkSource.manual.value, UplinkSource.plan.value):
             row.source = c.source
         if row.expected_speed_source not in PERSON:
             row.expected_speed_bps, row.expected_speed_source = speed, speed_src
@@ -369,7 +369,10 @@ def set_manual(session: Session, interface_id: int, *, is_uplink: bool = True, e
 
     ``expected_neighbor`` / ``expected_speed_bps`` None keep what the row expected before (or, for a
     new row, what identification would expect); a value sets it with source ``manual`` (or
-    ``plan`` when it comes from the design file). Added to the caller's transaction.
+    ``plan`` when it comes from the design file, which also makes the row's source ``plan``, so
+    pages can say "from the design file" rather than "set by hand"). ``is_uplink=False`` alone
+    leaves the expectations as they were: taking a port out of the audit is not a statement about
+    what it should be cabled to. Added to the caller's transaction.
     """
     if expected_speed_bps is not None and expected_speed_bps <= 0:
         raise Invalid("expected speed must be above zero", field="expected_speed_bps")
@@ -388,7 +391,8 @@ def set_manual(session: Session, interface_id: int, *, is_uplink: bool = True, e
         row = Uplink(interface_id=interface_id, device_id=dev.id or 0, site_id=dev.site_id,
                      expected_speed_bps=speed, expected_speed_source=speed_src, expected_neighbor=neighbor,
                      expected_neighbor_source=SRC_FIRST_SEEN if neighbor else "")
-    row.manual, row.is_uplink, row.source = True, is_uplink, UplinkSource.manual.value
+    row.manual, row.is_uplink = True, is_uplink
+    row.source = UplinkSource.plan.value if source == SRC_PLAN else UplinkSource.manual.value
     row.device_id, row.site_id = dev.id or 0, dev.site_id
     if expected_neighbor is not None:
         row.expected_neighbor = expected_neighbor.strip()
@@ -403,17 +407,48 @@ def set_manual(session: Session, interface_id: int, *, is_uplink: bool = True, e
 
 
 def clear_manual(session: Session, interface_id: int, *, actor: str | None = None) -> Uplink | None:
-    """Give an interface back to identification: the person's row goes, and identification decides
-    again at once (the returned row, or None when it does not find an uplink there)."""
+    """Undo what a person set by hand on an interface.
+
+    A row that holds expectations from the design file keeps them: it goes back to the design's
+    word (an uplink, source ``plan``), and only the hand-set expectations are recomputed the way
+    identification would (port name or far end for the speed, the neighbour seen now for the
+    neighbour). Re-learning a plan's neighbour from the cable would turn a miswired branch into
+    "ok". Any other manual row goes, and identification decides again at once (the returned row,
+    or None when it does not find an uplink there)."""
     _interface(session, interface_id)
     row = session.get(Uplink, interface_id)
     if row is None or not row.manual:
         return row
+    if SRC_PLAN in (row.expected_neighbor_source, row.expected_speed_source):
+        return _back_to_plan(session, row, actor)
     _record(session, actor, _row_dict(row), None, interface_id)
     session.delete(row)
     session.flush()
     identify(session, actor=actor)
     return session.get(Uplink, interface_id)
+
+
+def _back_to_plan(session: Session, row: Uplink, actor: str | None) -> Uplink:
+    """``clear_manual`` for a row the design file describes: its plan expectations stay."""
+    before = _row_dict(row)
+    guess: Candidate | None = None
+    if SRC_MANUAL in (row.expected_neighbor_source, row.expected_speed_source):
+        guess = next((c for c in find_candidates(session) if c.interface_id == row.interface_id), None)
+    if row.expected_speed_source == SRC_MANUAL:
+        iface = session.get(Interface, row.interface_id)
+        speed, speed_src = nominal_speed(iface.name if iface else ""), SRC_PORT_NAME
+        if speed is None and guess and guess.peer_speed_bps:
+            speed, speed_src = guess.peer_speed_bps, SRC_PEER
+        row.expected_speed_bps, row.expected_speed_source = speed, speed_src if speed is not None else ""
+    if row.expected_neighbor_source == SRC_MANUAL:
+        neighbor = guess.neighbor if guess else current_neighbors(session, [row.interface_id]).get(row.interface_id, "")
+        row.expected_neighbor, row.expected_neighbor_source = neighbor, SRC_FIRST_SEEN if neighbor else ""
+    row.manual, row.is_uplink, row.source = True, True, UplinkSource.plan.value
+    row.updated_at = utcnow()
+    session.add(row)
+    _record(session, actor, before, _row_dict(row), row.interface_id)
+    session.flush()
+    return row
 
 
 # --------------------------------------------------------------------------- the design file

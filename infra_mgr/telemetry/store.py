@@ -23,6 +23,7 @@ from infra_mgr.db import write_connection
 from infra_mgr.telemetry.models import MetricRollup, MetricSample, MetricSeries
 
 RAW = 0
+ROLLUP_BATCH = 5000  # series per roll-up statement (bound parameters stay well under any driver's limit)
 FIVE_MIN = 300
 HOUR = 3600
 
@@ -131,13 +132,15 @@ class TelemetryStore:
     def rollup(self, now: int | None = None) -> None:
         """Compute 5-minute buckets from raw samples and hourly buckets from 5-minute ones.
 
-        Every lookup goes through the primary keys series by series (``series_id IN (…)`` with the
-        time range, and correlated per-series maxima), so a roll-up costs what changed since the
-        last one, not the size of the tables: a range on time alone cannot use a key that starts
-        with the series, and a scan of a year of samples would hold the write lock for seconds."""
+        Each series starts from its own newest bucket (recomputed, so samples that arrived for it
+        since are folded in) or, never rolled up, from its first sample: a series written late —
+        another poller, a device that was away — is never skipped because others are ahead. Every
+        lookup goes through the primary keys series by series (correlated per-series minima and
+        maxima, then ``series_id IN (…)`` with the time range), so a roll-up costs what changed
+        since the last one, not the size of the tables: a range on time alone cannot use a key that
+        starts with the series, and a scan of a year of samples would hold the write lock for seconds."""
         now = now if now is not None else now_ms()
         ser = MetricSeries.__table__.alias("ser")  # type: ignore[attr-defined]  # SQLModel does not declare __table__
-        every = select(col(MetricSeries.id))  # "series_id IN (every series)": the key serves the time range
         with write_connection(self.engine) as conn:
             for res, source in ((FIVE_MIN, RAW), (HOUR, FIVE_MIN)):
                 width = res * 1000
@@ -145,40 +148,42 @@ class TelemetryStore:
                 newest = (select(func.max(r_in.c.bucket_ms)).where(r_in.c.series_id == ser.c.id,
                                                                     r_in.c.resolution_s == res)
                           .correlate(ser).scalar_subquery())
-                done = conn.execute(select(func.max(newest)).select_from(ser)).scalar()
-                if done is None:
-                    if source == RAW:
-                        m_in = MetricSample.__table__.alias("m_in")  # type: ignore[attr-defined]
-                        oldest = select(func.min(m_in.c.ts_ms)).where(m_in.c.series_id == ser.c.id)
-                    else:
-                        m_in = MetricRollup.__table__.alias("m_in")  # type: ignore[attr-defined]
-                        oldest = select(func.min(m_in.c.bucket_ms)).where(m_in.c.series_id == ser.c.id,
-                                                                          m_in.c.resolution_s == FIVE_MIN)
-                    earliest = conn.execute(select(func.min(oldest.correlate(ser).scalar_subquery()))
-                                            .select_from(ser)).scalar()
-                    if earliest is None:
-                        continue
-                    start = (int(earliest) // width) * width
-                else:
-                    start = int(done)
-                stmt: Select[RollupRow]
                 if source == RAW:
-                    m = MetricSample.__table__  # type: ignore[attr-defined]
-                    bucket = (m.c.ts_ms // width) * width
-                    stmt = (select(m.c.series_id, literal(res, Integer), bucket.label("b"), func.min(m.c.value),
-                                   func.avg(m.c.value), func.max(m.c.value), func.count())
-                            .where(m.c.series_id.in_(every), m.c.ts_ms >= start, m.c.ts_ms < now)
-                            .group_by(m.c.series_id, bucket))
+                    m_in = MetricSample.__table__.alias("m_in")  # type: ignore[attr-defined]
+                    oldest = select(func.min(m_in.c.ts_ms)).where(m_in.c.series_id == ser.c.id)
                 else:
-                    r = MetricRollup.__table__  # type: ignore[attr-defined]
-                    bucket = (r.c.bucket_ms // width) * width
-                    stmt = (select(r.c.series_id, literal(res, Integer), bucket.label("b"), func.min(r.c.min),
-                                   func.sum(r.c.avg * r.c.count) / func.sum(r.c.count), func.max(r.c.max),
-                                   func.sum(r.c.count))
-                            .where(r.c.series_id.in_(every), r.c.resolution_s == FIVE_MIN, r.c.bucket_ms >= start,
-                                   r.c.bucket_ms < now)
-                            .group_by(r.c.series_id, bucket))
-                self._upsert_rollups(conn, stmt)
+                    m_in = MetricRollup.__table__.alias("m_in")  # type: ignore[attr-defined]
+                    oldest = select(func.min(m_in.c.bucket_ms)).where(m_in.c.series_id == ser.c.id,
+                                                                      m_in.c.resolution_s == FIVE_MIN)
+                starts: dict[int, list[int]] = {}
+                for sid, done, first in conn.execute(
+                        select(ser.c.id, newest, oldest.correlate(ser).scalar_subquery()).select_from(ser)):
+                    if done is not None:
+                        starts.setdefault(int(done), []).append(int(sid))
+                    elif first is not None:
+                        starts.setdefault((int(first) // width) * width, []).append(int(sid))
+                for start, ids in starts.items():
+                    for at in range(0, len(ids), ROLLUP_BATCH):
+                        self._upsert_rollups(conn, self._rollup_select(res, source, ids[at:at + ROLLUP_BATCH],
+                                                                       start, now))
+
+    @staticmethod
+    def _rollup_select(res: int, source: int, ids: list[int], start: int, now: int) -> Select[RollupRow]:
+        """The buckets of ``res`` for ``ids`` from ``start`` to ``now``, computed from ``source``."""
+        width = res * 1000
+        if source == RAW:
+            m = MetricSample.__table__  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+            bucket = (m.c.ts_ms // width) * width
+            return (select(m.c.series_id, literal(res, Integer), bucket.label("b"), func.min(m.c.value),
+                           func.avg(m.c.value), func.max(m.c.value), func.count())
+                    .where(m.c.series_id.in_(ids), m.c.ts_ms >= start, m.c.ts_ms < now)
+                    .group_by(m.c.series_id, bucket))
+        r = MetricRollup.__table__  # type: ignore[attr-defined]
+        bucket = (r.c.bucket_ms // width) * width
+        return (select(r.c.series_id, literal(res, Integer), bucket.label("b"), func.min(r.c.min),
+                       func.sum(r.c.avg * r.c.count) / func.sum(r.c.count), func.max(r.c.max), func.sum(r.c.count))
+                .where(r.c.series_id.in_(ids), r.c.resolution_s == source, r.c.bucket_ms >= start, r.c.bucket_ms < now)
+                .group_by(r.c.series_id, bucket))
 
     def prune(self, now: int | None = None) -> None:
         """Drop what each tier no longer keeps, series by series (key ranges, never a table scan)."""

@@ -10,9 +10,9 @@ import datetime as dt
 import math
 from typing import Any
 
+from infra_mgr.common import speed_parts
 from infra_mgr.web.i18n import Translator
 
-_SPEED_UNITS = (("tbps", 10**12), ("gbps", 10**9), ("mbps", 10**6), ("kbps", 10**3))
 _IF_BADGE = {"up": "success", "down": "danger", "lowerLayerDown": "danger", "testing": "warning", "dormant": "info"}
 
 
@@ -25,15 +25,7 @@ def fmt_time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
-def speed(bps: int | None) -> tuple[str, str] | None:
-    """ifSpeed/ifHighSpeed in bits per second as (unit key, number) for ``t('speed.<unit>', n=...)``:
-    1000000000 → ("gbps", "1"), 2048000 → ("mbps", "2.048") (an E1 keeps its real rate)."""
-    if bps is None or bps <= 0:
-        return None
-    for unit, scale in _SPEED_UNITS:
-        if bps >= scale:
-            return unit, f"{bps / scale:.3f}".rstrip("0").rstrip(".")
-    return "bps", str(bps)
+speed = speed_parts  # the dashboard's name for it (templates call ``speed(bps)``)
 
 
 def if_badge(admin: str, oper: str) -> str:

@@ -24,7 +24,7 @@ from infra_mgr.common import epoch_ms
 from infra_mgr.network import audit as link_audit
 from infra_mgr.network import link_views
 from infra_mgr.network import views as network_views
-from infra_mgr.network.linkfacts import S_DISCARDS_PS, S_ERRORS_PS, S_IN_BPS, S_OUT_BPS, AuditState
+from infra_mgr.network.linkfacts import S_DISCARDS_PS, S_ERRORS_PS, S_IN_BPS, S_OPER_UP, S_OUT_BPS, AuditState
 from infra_mgr.telemetry.store import TelemetryStore
 from infra_mgr.web import format as fmt
 from infra_mgr.web.i18n import DEFAULT_LANG, Translator, catalog, pick_lang
@@ -47,6 +47,8 @@ RANGES: dict[str, tuple[int, int]] = {"1h": (3600, 720), "24h": (86400, 600), "7
                                       "30d": (30 * 86400, 720)}
 DEFAULT_RANGE = "24h"
 CHART_SERIES = (S_IN_BPS, S_OUT_BPS, S_ERRORS_PS, S_DISCARDS_PS)
+# Series read only to know since when the uplink has data (the status timeline starts there).
+FIRST_SAMPLE_SERIES = (*CHART_SERIES, S_OPER_UP)
 FLAPS_SHOWN = 500
 REFRESH_S = 30
 _JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -80,6 +82,12 @@ def _interface_id(raw: str) -> int | None:
 
 def _state(value: Any) -> str:
     return str(value.value if isinstance(value, AuditState) else value)
+
+
+def _speed_text(t: Translator, bps: int | None) -> str:
+    """A line rate in the reader's language with the catalogue's units (100 Mb/s, 100 ميجابت/ث)."""
+    shown = fmt.speed(bps)
+    return t(f"speed.{shown[0]}", n=shown[1]) if shown else ""
 
 
 def _reason_rows(t: Translator, audit: Any) -> list[dict[str, Any]]:
@@ -159,7 +167,7 @@ def links(request: Request, session: DbSession, user: Principal = User_, state: 
     return render(request, "links.html", {
         **data, **_table_context(data["rows"], state_v, data["total"]), "states": STATES,
         "graph": request.app.state.web.graph, "map_strings": _map_strings(t), "links_strings": _links_strings(t),
-        "refresh_s": REFRESH_S, "fmt_utc": _fmt_utc,
+        "refresh_s": REFRESH_S, "fmt_utc": _fmt_utc, "when": _when,
     }, section="links", user=user)
 
 
@@ -198,12 +206,27 @@ def links_topology(request: Request, session: DbSession) -> Response:
     return JSONResponse(topo, headers=_JSON_HEADERS)
 
 
+def _first_sample_ms(series: list[Any], changes: list[Any]) -> int | None:
+    """Since when the range holds anything stored about the uplink: its earliest point of any
+    series, or its earliest status change. Before that the status timeline is "no data", not the
+    first change's previous status stretched back to the start of the range."""
+    found = [min(p[0] for p in s.points) for s in series if s.points]
+    found += [ms for ms in (epoch_ms(c.at) for c in changes) if ms is not None]
+    return min(found) if found else None
+
+
 def _fmt_utc(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _when(value: dt.datetime | None) -> str:
+    """A UTC time isolated for a sentence: left to right inside Arabic text, never read reversed."""
+    text = _fmt_utc(value)
+    return fmt.isolate(text) if text else ""
 
 
 @router.get("/links/report")
@@ -213,6 +236,7 @@ def links_report(request: Request, session: DbSession, user: Principal = User_) 
     data = _page_payload(request, session, user, "")
     return render(request, "links_report.html", {
         **data, "state_badge": STATE_BADGE, "state_mark": STATE_MARK, "states": STATES, "fmt_utc": _fmt_utc,
+        "when": _when,
     }, section="links", user=user)
 
 
@@ -230,17 +254,16 @@ def links_report_csv(request: Request, session: DbSession, user: Principal = Use
 
 
 def _find(request: Request, session: Session, interface_id: int) -> tuple[Any, Any] | None:
-    """(the branch's audit, the uplink's read view) of one uplink, or ``None`` when it is not one."""
-    for audit in _audits(request, session):
+    """(the branch's audit, the uplink's read view) of one uplink, or ``None`` when it is not one:
+    the uplink's own row, then its one branch audited (not the whole city for one page)."""
+    one = link_views.uplink(session, interface_id)
+    if one is None:
+        return None
+    for audit in link_views.audit_branches(session, _store(request), site_code=one.site_code):
         for up in audit.uplinks_detail:
             if up.interface_id == interface_id:
                 return audit, up
     return None
-
-
-def _speed_text(t: Translator, bps: int | None) -> str:
-    shown = fmt.speed(bps)
-    return t(f"speed.{shown[0]}", n=shown[1]) if shown else ""
 
 
 @router.get("/links/{interface_id}")
@@ -260,7 +283,7 @@ def link_page(request: Request, interface_id: str, session: DbSession, user: Pri
     return render(request, "link.html", {
         "audit": audit, "up": up, "reasons": reasons, "range": range_v, "ranges": list(RANGES),
         "state": _state(audit.state), "state_badge": STATE_BADGE, "state_mark": STATE_MARK,
-        "speed_text": lambda bps: _speed_text(t, bps), "fmt_utc": _fmt_utc,
+        "speed_text": lambda bps: _speed_text(t, bps), "fmt_utc": _fmt_utc, "when": _when,
         "links_strings": _links_strings(t),
         "chart_src": f"/links/{up.interface_id}/series.json",
     }, section="links", user=user)
@@ -283,15 +306,18 @@ def link_series(request: Request, interface_id: str, session: DbSession,
     seconds, max_points = RANGES[range_v]
     start_ms = end_ms - seconds * 1000
     series = link_views.link_series(session, _store(request), up.interface_id, start_ms, end_ms,
-                                    names=list(CHART_SERIES), max_points=max_points)
+                                    names=list(FIRST_SAMPLE_SERIES), max_points=max_points)
     if series is None:  # the interface went away between the two reads
         return JSONResponse({"detail": "not an uplink"}, status_code=404, headers={"Cache-Control": "no-store"})
     since = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC)
     changes = link_views.flap_history(session, up.interface_id, since=since, limit=FLAPS_SHOWN)
+    first_sample_ms = _first_sample_ms(series.series, changes)
     return JSONResponse({
         "interface_id": up.interface_id, "range": range_v, "start_ms": start_ms, "end_ms": end_ms,
         "resolution_s": series.resolution_s,
-        "series": {s.name: {"unit": s.unit, "points": [list(p) for p in s.points]} for s in series.series},
+        "series": {s.name: {"unit": s.unit, "points": [list(p) for p in s.points]} for s in series.series
+                   if s.name in CHART_SERIES},
+        "first_sample_ms": first_sample_ms,
         "speed_bps": up.speed_bps, "expected_speed_bps": up.expected_speed_bps,
         "oper_status": up.oper_status, "oper_since_ms": epoch_ms(up.oper_since), "last_ok_ms": epoch_ms(up.last_ok),
         "changes": sorted(({"at_ms": epoch_ms(c.at), "status": c.status, "previous": c.previous,

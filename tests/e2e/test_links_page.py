@@ -42,12 +42,49 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     upgrade(url)
     engine = make_engine(url)
     seeded = seed(engine, USER, PASSWORD)
+    _add_history(engine, seeded)
     app = create_app(Settings(data_dir=tmp, database_url=url, power_poller=False, link_poller=False), engine=engine)
     try:
         with serve(app, timeout_graceful_shutdown=2) as (base, _server):
             yield Served(base, seeded)
     finally:
         engine.dispose()
+
+
+def _add_history(engine: Any, seeded: Seeded) -> None:
+    """Two stories the shared seed lacks, neither changing a branch's state: JED-B07 went down and
+    came back between two polls 15 h ago (one row, two transitions), and JED-B20's uplink was
+    polled for five minutes only, an hour ago (first poll: down, then up)."""
+    import datetime as dt
+
+    from sqlmodel import Session
+
+    from infra_mgr.network.linkfacts import (
+        IF_SERIES_KIND,
+        S_DISCARDS_PS,
+        S_ERRORS_PS,
+        S_IN_BPS,
+        S_OPER_UP,
+        S_OUT_BPS,
+        SERIES_UNITS,
+    )
+    from infra_mgr.network.models import LinkStatusChange
+    from infra_mgr.telemetry.store import TelemetryStore
+
+    now = seeded.now
+    with Session(engine) as s:
+        s.add(LinkStatusChange(interface_id=seeded.uplinks["JED-B07"], at=now - dt.timedelta(hours=15), status="up",
+                               previous="up", transitions=2))
+        s.add(LinkStatusChange(interface_id=seeded.uplinks["JED-B20"], at=now - dt.timedelta(minutes=63),
+                               status="up", previous="down"))
+        s.commit()
+    store = TelemetryStore(engine)
+    b20 = seeded.uplinks["JED-B20"]
+    values = {S_OPER_UP: 1.0, S_IN_BPS: 2.0e6, S_OUT_BPS: 1.0e6, S_ERRORS_PS: 0.0, S_DISCARDS_PS: 0.0}
+    ids = {name: store.series_id(IF_SERIES_KIND, b20, name, SERIES_UNITS[name]) for name in values}
+    first = int((now - dt.timedelta(minutes=65)).timestamp() * 1000)
+    store.write([(ids[name], first + minute * 60_000, value) for minute in range(6) for name, value in values.items()])
+    store.rollup(int(now.timestamp() * 1000))
 
 
 @pytest.fixture()
@@ -122,6 +159,9 @@ def test_links_page_table_map_and_uplink_charts(page: Any, served: Served) -> No
     page.evaluate("() => window.infraLinks.refresh()")
     page.wait_for_function("n => window.infraLinks.loads > n", arg=loads)
     assert _ranked(page) == ["JED-B12", "JED-B30"]
+    # The refreshed line says the server's time in UTC, as the page did (the browser is in Riyadh).
+    updated = _plain(page.get_by_role("status").filter(has_text="Updated").inner_text())
+    assert re.fullmatch(r"Updated \d{4}-\d\d-\d\d \d\d:\d\d UTC; refreshes every 30 seconds\.", updated), updated
     page.reload()
     assert page.get_by_label("Show").input_value() == "degraded" and _ranked(page) == ["JED-B12", "JED-B30"]
     page.get_by_label("Show").select_option(label="All branches")
@@ -137,6 +177,8 @@ def test_links_page_table_map_and_uplink_charts(page: Any, served: Served) -> No
     assert day["resolution"] == 300 and day["traffic"]["points"] > 500 and day["traffic"]["lines"] >= 2
     assert len(day["paths"]) >= 2 and all(p and p.count("L") > 100 for p in day["paths"])
     assert day["speed"] == 1 and day["errors"]["lines"] >= 2
+    error_ticks = page.locator("#chart-errors .lc-ytick").all_text_contents()
+    assert len(error_ticks) >= 3 and len(set(error_ticks)) == len(error_ticks), error_ticks
     assert day["bands"] == ["up"]
     xs = [t["x"] for t in sorted(day["ticks"], key=lambda t: t["ts"])]
     assert len(xs) >= 4 and xs == sorted(xs)  # English: time runs left to right
@@ -156,8 +198,33 @@ def test_links_page_table_map_and_uplink_charts(page: Any, served: Served) -> No
     # A down uplink's status timeline: up, down 20 h ago, up again, down for the last 10 minutes.
     page.goto(f"/links/{served.seeded.uplinks['JED-B07']}")
     flaps = _chart(page, "24h")
-    assert flaps["bands"] == ["up", "down", "up", "down"] and flaps["traffic"]["points"] == 0
+    # Nothing is stored before the first change 20 h ago: those 4 h are "no data", not "up".
+    assert flaps["bands"] == ["unknown", "down", "up", "down"] and flaps["traffic"]["points"] == 0
     assert page.locator("#chart-traffic").get_by_text("No data in this range.").is_visible()
+    # The chart counts transitions as the facts do (the down-and-back 15 h ago is two).
+    facts = page.get_by_role("table", name="Facts")
+    flap_count = facts.get_by_role("row", name=re.compile("Status changes in 24 h")).get_by_role("cell").inner_text()
+    assert flap_count.strip() == "5"
+    assert page.get_by_text("Status changes in this range: 5; periods down: 2.").is_visible()
+
+
+def _plain(text: str) -> str:
+    return text.replace("\u2068", "").replace("\u2069", "").replace("\u2066", "")
+
+
+def test_a_briefly_polled_uplink_shows_no_invented_history(page: Any, served: Served) -> None:
+    """Polled for five minutes an hour ago: the day before that is "no data", in words, not "down";
+    its errors, all zero, read as one 0 tick and a sentence, not "0/s, 0/s, 0/s"."""
+    _login(page)
+    page.goto(f"/links/{served.seeded.uplinks['JED-B20']}")
+    c = _chart(page, "24h")
+    assert c["bands"] == ["unknown", "down", "up"], c["bands"]
+    widths = page.evaluate("() => [...document.querySelectorAll('#chart-status-timeline .lc-band')]"
+                           ".map(b => Number(b.getAttribute('width')))")
+    assert widths[0] > 0.9 * sum(widths)  # the unknown stretch is nearly the whole day
+    assert page.locator("#uplink-charts").get_by_text("Unknown / no data", exact=True).is_visible()
+    assert [_plain(t) for t in page.locator("#chart-errors .lc-ytick").all_text_contents()] == ["0/s"]
+    assert page.get_by_text("No errors or discards in this range.").is_visible()
 
 
 def test_arabic_pages_run_right_to_left(page: Any, served: Served) -> None:
@@ -176,6 +243,10 @@ def test_arabic_pages_run_right_to_left(page: Any, served: Served) -> None:
     yticks = page.locator("#chart-traffic .lc-ytick").all_text_contents()
     assert yticks and all(t.endswith("بت/ث") for t in yticks)  # units in Arabic
     assert any("ميجابت/ث" in t for t in yticks) and any("جيجابت/ث" in t for t in yticks)
+    assert page.locator("#uplink-charts").get_by_text("غير معروفة / لا بيانات", exact=True).is_visible()
+    # A time in an Arabic sentence reads left to right: isolated, in UTC like the server's.
+    since = page.get_by_role("table", name="الحقائق").get_by_text(re.compile("منذ")).inner_text()
+    assert re.search("\u2068\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC\u2069", since), since
     page.get_by_label("المدى").select_option(label="آخر 7 أيام")
     _chart(page, "7d")
     assert _query(page) == {"range": "7d"}

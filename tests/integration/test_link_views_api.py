@@ -262,6 +262,8 @@ def test_api_errors_name_the_field(client_for: Callable[[str], TestClient],
          ["query", "start"]),
         (f"{API}/uplinks/{iid}/series", {"names": "in_bps,nope"}, ["query", "names"]),
         (f"{API}/uplinks/{iid}/changes", {"limit": "0"}, ["query", "limit"]),
+        (f"{API}/uplinks/{iid}/series", {"start": "\u00b2"}, ["query", "start"]),  # a digit, but not ASCII
+        (f"{API}/uplinks/{iid}/changes", {"since": "\u0663\u0660"}, ["query", "since"]),  # Arabic-Indic digits
         (f"{API}/uplinks/0/series", {}, ["path", "interface_id"]),
     ):
         resp = viewer.get(url, params=params)
@@ -300,6 +302,8 @@ def test_api_overrides_need_devices_write(client_for: Callable[[str], TestClient
     assert netops.put(f"{API}/uplinks/999999", json=body).status_code == 404
     bad = netops.put(f"{API}/uplinks/{iid}", json={"expected_speed_bps": 0})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "expected_speed_bps"]
+    for body in ({"expected_neighbor": "jed-hq\u0000dist1"}, {"expected_speed_bps": 10**15}):
+        assert netops.put(f"{API}/uplinks/{iid}", json=body).status_code == 422, body
     extra = netops.put(f"{API}/uplinks/{iid}", json={"speed": 1})
     assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "speed"]
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,38 @@ def test_icmp_to_loopback_is_answered() -> None:
     result = got["127.0.0.1"]
     assert (result.method, result.sent, result.received, result.loss_pct) == ("icmp", 3, 3, 0.0)
     assert result.rtt_ms is not None and 0 < result.rtt_ms < 1000
+
+
+BLOCK_S = 0.3  # how long each callback of the busy loop holds it
+
+
+def test_icmp_round_trip_is_the_paths_on_a_busy_loop() -> None:
+    """The poller's loop runs the SNMP polls while ICMP probes: an echo's round trip must not
+    include the time the loop spent elsewhere before it could read the reply."""
+    _need_root_icmp()
+
+    async def main() -> tuple[float | None, int]:
+        loop = asyncio.get_running_loop()
+        blocks = {"n": 0, "on": True}
+
+        def hog() -> None:  # CPU-bound work holding the loop, scheduled again and again
+            until = time.perf_counter() + BLOCK_S
+            while time.perf_counter() < until:
+                pass
+            blocks["n"] += 1
+            if blocks["on"]:
+                loop.call_soon(hog)
+
+        loop.call_soon(hog)
+        await asyncio.sleep(0)
+        got = await probe_icmp(["127.0.0.1"], count=3, interval_s=0.05, timeout_s=2.0)
+        blocks["on"] = False
+        return got["127.0.0.1"].rtt_ms if "127.0.0.1" in got else None, blocks["n"]
+
+    rtt, blocks = asyncio.run(main())
+    assert blocks >= 2, "the loop was kept busy while probing"
+    assert rtt is not None, "loopback answered"
+    assert rtt < BLOCK_S * 1000 / 2, f"echo round trip {rtt} ms includes the busy loop ({BLOCK_S * 1000} ms blocks)"
 
 
 def test_icmp_to_silent_and_unrouted_addresses_is_lost() -> None:
@@ -132,3 +165,31 @@ def test_snmp_probe(city: RunningCity) -> None:
     assert lost["127.0.0.3"].received == 0
     assert requests == 6  # single GETs: the target's retries are not used, loss is not hidden
     assert (wrong[device["address"]].sent, wrong[device["address"]].received) == (2, 0)
+
+
+def test_icmp_echo_that_cannot_be_sent_is_lost() -> None:
+    # The process may open exactly one more descriptor once the event loop runs: the first
+    # address's ICMP socket takes it (its echoes then fail to leave), and the second address's
+    # socket cannot be opened at all (EMFILE). Both were probed and nothing came back: lost, not
+    # left out as "not probed".
+    code = """
+        import asyncio, json, os, resource
+        from infra_mgr.network.reach import probe_icmp
+
+        async def main():
+            hold = []
+            top = max(int(n) for n in os.listdir("/proc/self/fd"))
+            while True:
+                fd = os.open("/dev/null", os.O_RDONLY)
+                if fd > top:
+                    break
+                hold.append(fd)
+            os.close(fd)  # every descriptor below fd is taken; fd is the only one left
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+            return await probe_icmp(["127.0.0.1", "127.0.0.2"], count=3, interval_s=0.05, timeout_s=0.5)
+
+        got = asyncio.run(main())
+        print(json.dumps({a: [r.sent, r.received, r.rtt_ms] for a, r in got.items()}))
+    """
+    out = _in_netns("true", code)
+    assert out == {"127.0.0.1": [3, 0, None], "127.0.0.2": [3, 0, None]}

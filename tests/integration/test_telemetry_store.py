@@ -71,3 +71,22 @@ def test_link_series_keep_five_minutes_shorter(engine: Engine) -> None:
     # and a chart of that old day is drawn from what is kept
     assert store.resolution_for(old, old + day, 600, T0, kind="interface") == HOUR
     assert store.resolution_for(old, old + day, 600, T0, kind="power_device") == FIVE_MIN
+
+
+def test_a_series_written_late_is_rolled_up_too(engine: Engine) -> None:
+    """Two writers (the power poller, the link poller, another process): one is ahead, the other
+    writes samples older than the newest bucket already rolled up — they are not skipped."""
+    store = TelemetryStore(engine)
+    ahead = store.series_id("interface", 1, "in_bps")
+    late = store.series_id("interface", 2, "in_bps")
+    store.write([(ahead, T0 + i * 60_000, 1.0) for i in range(30)])
+    store.rollup(T0 + 30 * 60_000)
+    store.write([(late, T0 + 200_000, 7.0), (late, T0 + 900_000, 9.0)])  # behind the newest bucket
+    store.rollup(T0 + 31 * 60_000)
+    _, pts = store.query(late, T0, T0 + 1_800_000, resolution=FIVE_MIN)
+    assert [(p.ts_ms - T0, p.avg) for p in pts] == [(0, 7.0), (900_000, 9.0)]
+    _, hours = store.query(late, T0, T0 + 3_600_000, resolution=HOUR)
+    assert [round(h.avg, 3) for h in hours] == [8.0]
+    # and the one ahead is unchanged by the other's roll-up
+    _, pts_ahead = store.query(ahead, T0, T0 + 1_800_000, resolution=FIVE_MIN)
+    assert len(pts_ahead) == 6 and all(p.avg == 1.0 for p in pts_ahead)

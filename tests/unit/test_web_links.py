@@ -98,8 +98,8 @@ def test_links_page_ranks_branches_with_reasons(client: TestClient, seeded: Seed
     assert 'aria-current="page">Links<' in html
     # Reasons are sentences linking to their uplink; the branch links to its site.
     b07 = seeded.uplinks["JED-B07"]
-    assert re.search(rf'<a href="/links/{b07}"><bdi>uplink Gi0/1 down since \d\d:\d\d \(3 flaps in 24 h\)</bdi></a>',
-                     html)
+    assert re.search(rf'<a href="/links/{b07}"><bdi>uplink Gi0/1 down since \d\d:\d\d UTC '
+                     r'\(3 flaps in 24 h\)</bdi></a>', html)
     assert f'href="/links/{seeded.uplinks["JED-B12"]}"><bdi>Gi1/0/24: running at 100 Mb/s, expected 1 Gb/s' in html
     assert 'href="/sites/JED-B12"' in html and "Al-Rawdah branch" in html
     # Counts per state at the top, the report links, the map fed by the audit's states.
@@ -112,7 +112,7 @@ def test_links_page_ranks_branches_with_reasons(client: TestClient, seeded: Seed
 
 def test_links_page_in_arabic(client: TestClient, app: FastAPI) -> None:
     html = client.get("/links?lang=ar").text
-    assert "\u2068100 Mb/s\u2069" in html, "units keep their own direction inside an Arabic sentence"
+    assert "\u2068100 ميجابت/ث\u2069" in html, "a speed keeps its own direction inside an Arabic sentence"
     html = html.replace("\u2068", "").replace("\u2069", "")
     assert '<html lang="ar" dir="rtl">' in html
     assert _sites(html) == RANKED
@@ -121,8 +121,9 @@ def test_links_page_in_arabic(client: TestClient, app: FastAPI) -> None:
     with Session(app.state.engine) as s:
         audits = {a.site_code: a for a in link_views.audit_branches(s)}
     sentence = audit.reason_text(audits["JED-B12"].reasons[0], t)
-    assert re.search(r"[\u0600-\u06FF]", sentence) and sentence in html
-    assert "running at" not in html  # the English sentence is not shown to an Arabic reader
+    assert re.search(r"[\u0600-\u06FF]", sentence)
+    assert sentence.replace("100 Mb/s", "100 ميجابت/ث").replace("1 Gb/s", "1 جيجابت/ث") in html
+    assert "running at" not in html and "Mb/s" not in html  # no English sentence or unit for an Arabic reader
 
 
 def test_filter_keeps_one_state_and_ignores_nonsense(client: TestClient) -> None:
@@ -227,3 +228,79 @@ def test_report_csv_has_a_bom_and_speaks_arabic(client: TestClient) -> None:
     assert "فرع البلد" in rows[1] and re.search(r"[\u0600-\u06FF]", rows[1][-1])
     english = client.get("/links/report.csv?lang=en").content.decode("utf-8-sig")
     assert "running at 100 Mb/s, expected 1 Gb/s" in english and english.count("\ufeff") == 0
+
+
+def _plain(text: str) -> str:
+    return text.replace("\u2068", "").replace("\u2069", "")
+
+
+def test_speed_reasons_say_what_the_facts_say_in_both_languages(client: TestClient, seeded: Seeded) -> None:
+    b12 = seeded.uplinks["JED-B12"]
+    for lang, speed, expected in (("en", "100 Mb/s", "1 Gb/s"), ("ar", "100 ميجابت/ث", "1 جيجابت/ث")):
+        html = client.get(f"/links/{b12}?lang={lang}").text
+        facts = _plain(html.split('id="uplink-facts"', 1)[1].split("</table>", 1)[0])
+        assert speed in facts and expected in facts
+        findings = _plain(html.split('id="uplink-reasons"', 1)[1].split("</ul>", 1)[0])
+        reason = re.search(r'data-code="speed"[^>]*><bdi>([^<]+)</bdi>', findings)
+        assert reason and speed in reason.group(1) and expected in reason.group(1), reason
+        report = _plain(client.get(f"/links/report?lang={lang}").text)
+        assert speed in report and expected in report
+    arabic_report = client.get("/links/report?lang=ar").text
+    assert "Mb/s" not in arabic_report and "Gb/s" not in arabic_report
+    assert "\u2068100 ميجابت/ث\u2069" in arabic_report  # isolated inside the Arabic sentence
+
+
+UTC_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_every_date_is_isolated_left_to_right(client: TestClient, seeded: Seeded, lang: str) -> None:
+    """A date inside an Arabic sentence must not be reordered ("منذ 20-11-2026 UTC 22:56")."""
+    html = client.get(f"/links/{seeded.uplinks['JED-B07']}?lang={lang}").text
+    status = html.split('data-fact="status"', 1)[1].split("</tr>", 1)[0]
+    assert re.search(rf"\u2068{UTC_TIME}\u2069", status), status
+    last_poll = html.split('data-fact="last_poll"', 1)[1].split("</tr>", 1)[0]
+    assert re.search(rf'<bdi dir="ltr">{UTC_TIME}</bdi>', last_poll), last_poll
+    updated = client.get(f"/links?lang={lang}").text.split('id="links-status"', 1)[1].split("</p>", 1)[0]
+    assert re.search(rf"\u2068{UTC_TIME}\u2069", updated), updated
+    generated = client.get(f"/links/report?lang={lang}").text.split('id="report-generated"', 1)[1]
+    assert re.search(rf"^[^<]*\u2068{UTC_TIME}\u2069", generated.split(">", 1)[1]), generated[:200]
+
+
+def test_series_json_says_since_when_the_uplink_has_data(client: TestClient, seeded: Seeded) -> None:
+    """The status timeline starts at the first stored sample, not at the start of the range."""
+    b01 = client.get(f"/links/{seeded.uplinks['JED-B01']}/series.json?range=24h").json()
+    firsts = [s["points"][0][0] for s in b01["series"].values() if s["points"]]
+    assert firsts and b01["first_sample_ms"] == min(firsts)
+    assert abs(b01["first_sample_ms"] - b01["start_ms"]) <= 600_000  # 26 h of data: all the range
+    # No series, only the flap history: its first change is where the data starts (20 h ago).
+    b07 = client.get(f"/links/{seeded.uplinks['JED-B07']}/series.json?range=24h").json()
+    assert b07["series"] == {} and b07["first_sample_ms"] == b07["changes"][0]["at_ms"]
+    assert b07["first_sample_ms"] - b07["start_ms"] > 3 * 3600_000
+    # Nothing stored in the range at all: null, not the start of the range.
+    b12 = client.get(f"/links/{seeded.uplinks['JED-B12']}/series.json?range=24h").json()
+    assert b12["first_sample_ms"] is None and b12["changes"] == []
+
+
+def test_cli_speaks_the_language_asked(app: FastAPI, seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from infra_mgr.network import link_cli
+
+    monkeypatch.setattr(link_cli, "_engine", lambda: app.state.engine)
+    monkeypatch.setattr(link_cli, "console", Console(width=220))
+    runner = CliRunner()
+    ar = runner.invoke(link_cli.audit_app, ["links", "--lang", "ar"])
+    assert ar.exit_code == 0, ar.output
+    for header in ("الموقع", "الاسم", "الحالة", "الدرجة", "الوصلات الصاعدة", "الأسباب"):
+        assert header in ar.output
+    assert "5 فروع: متوقف 1، متدهور 2، غير معروف 1، سليم 1" in ar.output
+    assert "branches" not in ar.output and "reasons" not in ar.output
+    one = runner.invoke(link_cli.audit_app, ["links", "--site", "JED-B01"])
+    assert one.exit_code == 0, one.output
+    assert "1 branch: Down 0, Degraded 0, Unknown 0, OK 1" in one.output and "1 branches" not in one.output
+    assert "Reasons" in one.output and "Site" in one.output
+    done = runner.invoke(link_cli.uplinks_app, ["set", "jed-b01-rtr01", "GigabitEthernet0/0", "--expected-speed", "1G"])
+    assert done.exit_code == 0, done.output
+    assert "expected speed 1 Gb/s" in done.output and "bit/s" not in done.output

@@ -56,6 +56,13 @@
     return digits ? s.replace(/\.?0+$/, '') : s;
   }
   function iso(n) { return LRI + n + PDI; }
+  var FSI = '\u2068';
+  // A time as the server writes it (UTC, labelled), isolated so it reads left to right in Arabic.
+  function utcText(ms) {
+    var d = new Date(ms);
+    return FSI + d.getUTCFullYear() + '-' + pad2(d.getUTCMonth() + 1) + '-' + pad2(d.getUTCDate()) + ' ' +
+      pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ' UTC' + PDI;
+  }
 
   // The page's address with one parameter changed, kept in the history entry and in the language
   // switch's link, so a reload, a shared link or the other language shows the same selection.
@@ -104,7 +111,7 @@
       api.ranked = data.ranked;
       api.loads += 1;
       tableBox.setAttribute('data-loads', String(api.loads));
-      if (status) { status.textContent = t('links.updated', { time: localTime(Date.parse(data.generated_at), true) }); }
+      if (status) { status.textContent = t('links.updated', { time: utcText(Date.parse(data.generated_at)) }); }
     }
 
     function load() {
@@ -146,7 +153,14 @@
     return t('links.rate_bps', { n: iso(fmtNum(bps, 0)) });
   }
 
-  function perSecond(v) { return t('links.per_s', { n: iso(fmtNum(v, v < 10 ? 2 : 0)) }); }
+  // Per-second labels with as many decimals as the tick step needs (0.0005/s steps are not all "0/s").
+  function perSecond(v, step) {
+    var digits = isNum(step) && step > 0 ? Math.max(0, Math.min(6, Math.ceil(-Math.log(step) / Math.LN10 - 1e-9))) : 2;
+    if (isNum(step) && step > 0 && Math.abs(step * Math.pow(10, digits) - Math.round(step * Math.pow(10, digits))) > 1e-6) {
+      digits += 1;  // 2.5 × 10ⁿ steps need one more
+    }
+    return t('links.per_s', { n: iso(fmtNum(v, digits)) });
+  }
 
   var timeTicks = chartTime.timeTicks;
 
@@ -158,7 +172,7 @@
     var step = [1, 2, 2.5, 5, 10].map(function (m) { return m * mag; }).filter(function (v) { return v >= raw; })[0];
     var ticks = [];
     for (var v = 0; v <= hi + step * 0.999; v += step) { ticks.push(v); }
-    return { ticks: ticks, hi: ticks[ticks.length - 1] };
+    return { ticks: ticks, hi: ticks[ticks.length - 1], step: step };
   }
 
   // The chart's frame: plot area, x (time, mirrored in Arabic) and the time axis with its name.
@@ -183,14 +197,14 @@
     return f;
   }
 
-  function yAxis(f, hi, label) {
-    var scale = valueTicks(hi);
+  function yAxis(f, hi, label, zeroOnly) {
+    var scale = zeroOnly ? { ticks: [0], hi: 1, step: 1 } : valueTicks(hi);
     f.y = function (v) { return f.py1 - (f.py1 - f.py0) * Math.max(0, v) / scale.hi; };
     scale.ticks.forEach(function (v) {
       var gy = f.y(v);
       f.svg.appendChild(svg('line', { x1: f.px0, x2: f.px1, y1: gy, y2: gy, class: 'lc-grid' }));
       f.svg.appendChild(svg('text', { x: f.rtl ? f.px1 + 4 : f.px0 - 4, y: gy + 4, 'text-anchor': 'end',
-                                      direction: f.rtl ? 'rtl' : 'ltr', class: 'lc-ytick', 'data-value': v }, label(v)));
+                                      direction: f.rtl ? 'rtl' : 'ltr', class: 'lc-ytick', 'data-value': v }, label(v, scale.step)));
     });
     return scale;
   }
@@ -284,16 +298,33 @@
     if (never) { message(box, 'links.chart_never'); return; }
     if (!info.points) { message(box, 'links.chart_empty'); return; }
     var f = frame(data.start_ms, data.end_ms, 180, t('links.chart_errors'));
-    yAxis(f, Math.max(highest(errs), highest(disc), 0.001) * 1.1, perSecond);
+    var top = Math.max(highest(errs), highest(disc));
+    info.none = !(top > 0);  // all zero: one 0 tick, and the note says so in words
+    yAxis(f, top * 1.1, perSecond, info.none);
     info.lines = drawLines(f, errs, data.resolution_s, 'lc-errors', 'errors_ps') +
       drawLines(f, disc, data.resolution_s, 'lc-discards', 'discards_ps');
     box.textContent = '';
     box.appendChild(f.svg);
+    if (info.none) { box.appendChild(el('p', 'small text-body-secondary mb-0 lc-note', t('links.errors_none'))); }
   }
 
-  // Up/down bands from the status changes: before the first change in the range the status is
-  // that change's "previous"; with no change in the range it is the status now (since when it is
+  // Up/down bands from the status changes. Nothing is known before the uplink's first stored
+  // sample in the range (first_sample_ms): that stretch is "no data", never the first change's
+  // "previous" painted back to the start. From there, before the first change the status is that
+  // change's "previous"; with no change in the range it is the status now (since when it is
   // known). A change that counts two transitions (down and back between two polls) is a tick.
+  // The time between two samples: the roll-up's bucket, or the median step of the raw points.
+  function sampleStep(data) {
+    if (data.resolution_s > 0) { return data.resolution_s * 1000; }
+    var steps = [];
+    Object.keys(data.series || {}).forEach(function (k) {
+      var pts = data.series[k].points;
+      for (var i = 1; i < pts.length; i++) { steps.push(pts[i][0] - pts[i - 1][0]); }
+    });
+    steps.sort(function (x, y) { return x - y; });
+    return steps.length ? steps[Math.floor(steps.length / 2)] : 0;
+  }
+
   function statusBands(data) {
     var start = data.start_ms;
     var end = data.end_ms;
@@ -301,10 +332,19 @@
     var bands = [];
     var cursor = start;
     var current;
+    var known = isNum(data.first_sample_ms) ? Math.max(start, Math.min(end, data.first_sample_ms)) : end;
+    // A first sample within a step of the start is the range cut through the data (the roll-up
+    // bucket across the start is not returned), not a hole: the lines bridge no less.
+    if (known - start <= GAP_FACTOR * sampleStep(data)) { known = start; }
+    if (changes.length && changes[0].at_ms < known) { known = Math.max(start, changes[0].at_ms); }
+    if (known > start) {
+      bands.push({ from: start, to: known, status: 'unknown' });
+      cursor = known;
+    }
     if (changes.length) {
       current = changes[0].previous || 'unknown';
-    } else if (isNum(data.oper_since_ms) && data.oper_since_ms > start) {
-      bands.push({ from: start, to: Math.min(end, data.oper_since_ms), status: 'unknown' });
+    } else if (isNum(data.oper_since_ms) && data.oper_since_ms > cursor) {
+      bands.push({ from: cursor, to: Math.min(end, data.oper_since_ms), status: 'unknown' });
       cursor = Math.min(end, data.oper_since_ms);
       current = data.oper_status || 'unknown';
     } else {
@@ -317,14 +357,22 @@
     });
     if (end > cursor) { bands.push({ from: cursor, to: end, status: current }); }
     bands.forEach(function (b) { b.kind = b.status === 'up' ? 'up' : (b.status === 'unknown' || !b.status ? 'unknown' : 'down'); });
-    return { bands: bands, ticks: changes.filter(function (c) { return c.transitions > 1; }) };
+    // A change back to the same status (down and up between two polls) is a tick, not a new band.
+    bands = bands.reduce(function (out, b) {
+      var last = out[out.length - 1];
+      if (last && last.kind === b.kind && last.to === b.from) { last.to = b.to; } else { out.push(b); }
+      return out;
+    }, []);
+    var transitions = changes.reduce(function (n, c) { return n + (isNum(c.transitions) ? c.transitions : 1); }, 0);
+    return { bands: bands, ticks: changes.filter(function (c) { return c.transitions > 1; }), transitions: transitions };
   }
 
   function drawStatus(box, data, never) {
-    var info = { bands: 0, down: 0, changes: (data.changes || []).length };
+    var info = { bands: 0, down: 0, changes: 0 };
     api.chart.status = info;
     if (never) { message(box, 'links.chart_never'); return; }
     var built = statusBands(data);
+    info.changes = built.transitions;  // transitions, as the facts' "status changes in 24 h" count them
     var f = frame(data.start_ms, data.end_ms, 86, t('links.chart_status'));
     var y0 = f.py0 + 6;
     var h = f.py1 - f.py0 - 12;
@@ -334,7 +382,7 @@
       var xb = f.x(b.to);
       var r = svg('rect', { x: Math.min(xa, xb).toFixed(1), y: y0, width: Math.max(1, Math.abs(xb - xa)).toFixed(1), height: h,
                             class: 'lc-band lc-band-' + b.kind, 'data-status': b.kind, 'data-from': b.from, 'data-to': b.to });
-      r.appendChild(svg('title', {}, t('links.band_title', { status: t('links.oper.' + b.kind),
+      r.appendChild(svg('title', {}, t('links.band_title', { status: t('links.oper.' + (b.kind === 'unknown' ? 'no_data' : b.kind)),
                                                             from: localTime(b.from, withDate), to: localTime(b.to, withDate) })));
       f.svg.appendChild(r);
       if (b.kind === 'down') { info.down += 1; }
