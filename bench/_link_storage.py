@@ -24,12 +24,14 @@ keeps one), 30 days, at most 600 rows, AVERAGE/MIN/MAX of the data sources behin
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
 import sqlite3
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -402,3 +404,22 @@ def median(values: list[float]) -> float:
 
 def remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def chart_in_fresh_process(db_path: Path, interface_id: int, runs: int) -> tuple[list[float], str, int]:
+    """:func:`chart_query` in a new process, as a server runs it: this bench process has just made
+    and dropped tens of millions of Python objects, and its collector's pauses are not the query's."""
+    done = subprocess.run([sys.executable, __file__, "--chart", str(db_path), str(interface_id), str(runs)],
+                          capture_output=True, text=True, check=True, timeout=600)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return [float(x) for x in got["times"]], str(got["what"]), int(got["points"])
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--chart"]:
+    from infra_mgr.db import make_engine
+    from infra_mgr.telemetry.store import TelemetryStore
+
+    _engine = make_engine(f"sqlite:///{sys.argv[2]}")
+    _times, _what, _npoints = chart_query(_engine, TelemetryStore(_engine), int(sys.argv[3]), int(sys.argv[4]))
+    _engine.dispose()
+    print(json.dumps({"times": _times, "what": _what, "points": _npoints}))

@@ -105,12 +105,13 @@ def lab_results(r: lp.LabRun) -> list[str]:
                 f"RESULT lab_poll_cycle_wall_worst: n/a ({why}); {NONE}; goal <= {GOAL_LAB_CYCLE_S:g} s: FAIL"]
     med, worst = statistics.median(r.walls), max(r.walls)
     out = []
+    # The whole cycle also probes every branch device (3 ICMP echoes, 3 single SNMP GETs) and writes
+    # states and telemetry; the net-snmp replay reads only the interface cells. So the cycle has no
+    # side-by-side baseline; its SNMP reads do (lab_interface_reads_wall_median, just below).
+    unlike = ("baseline none (the snmpget replay does only the cycle's interface reads: see "
+              "lab_interface_reads_wall_median) n/a; ratio n/a")
     for name, value in (("median", med), ("worst", worst)):
-        if r.base_problem or not r.base_walls:
-            b = f"baseline {base} failed ({r.base_problem or 'not run'}) n/a; ratio n/a"
-        else:
-            bv = statistics.median(r.base_walls) if name == "median" else max(r.base_walls)
-            b = f"baseline {base} {bv:.2f} s; ratio {bv / value:.2f}x"
+        b = unlike
         missed = f"; {', '.join(r.misses)}" if r.misses else ""
         out.append(f"RESULT lab_poll_cycle_wall_{name}: {value:.2f} s ({r.uplinks} uplinks on {r.devices} devices"
                    f"{missed}); "
@@ -122,18 +123,12 @@ def lab_results(r: lp.LabRun) -> list[str]:
         else:
             bv = statistics.median(r.base_walls)
             b = f"baseline {base} {bv:.2f} s; ratio {bv / reads:.2f}x"
+        ok = not r.base_problem and bool(r.base_walls) and reads <= statistics.median(r.base_walls)
         out.append(f"RESULT lab_interface_reads_wall_median: {reads:.2f} s (the cycle's SNMP interface reads alone); "
-                   f"{b}; goal informational: {verdict(not r.base_problem)}")
+                   f"{b}; goal <= baseline: {verdict(ok)}")
     cpu = statistics.median(r.cpus)
-    if r.base_problem or not r.base_cpus:
-        b = f"baseline {base} failed ({r.base_problem or 'not run'}) n/a; ratio n/a"
-        ok = False
-    else:
-        bc = statistics.median(r.base_cpus)
-        b = f"baseline {base} {bc:.2f} s; ratio {bc / max(cpu, 1e-9):.2f}x"
-        ok = True
-    out.append(f"RESULT lab_poll_cycle_client_cpu_median: {cpu:.2f} s (whole cycle: SNMP, rates, database, "
-               f"telemetry); {b}; goal informational: {verdict(ok)}")
+    out.append(f"RESULT lab_poll_cycle_client_cpu_median: {cpu:.2f} s (whole cycle: SNMP, probes, rates, database, "
+               f"telemetry); {unlike}; goal informational: PASS")
     return out
 
 
@@ -219,8 +214,8 @@ def store_results(tmp: Path, *, links: int, devices: int, days: int, raw_days: i
     out.append(f"RESULT rollup_after_cycle_ms_worst: {max(year.rollup_ms):.0f} ms (median "
                f"{statistics.median(year.rollup_ms):.0f} ms of {len(year.rollup_ms)}); {NONE}; "
                f"goal <= {GOAL_ROLLUP_MS:g} ms: {verdict(ok_rows and max(year.rollup_ms) <= GOAL_ROLLUP_MS)}")
-    times, what, points = ls.chart_query(engine, store, year.interface_ids[0], runs)
     engine.dispose()
+    times, what, points = ls.chart_in_fresh_process(tmp / "telemetry-year.db", year.interface_ids[0], runs)
     med, p = statistics.median(times), ls.p95(times)
     print(f"chart: {what}, 30 days, {points} points; median {med:.1f} ms, p95 {p:.1f} ms over {len(times)} runs")
     if rrd_times:
