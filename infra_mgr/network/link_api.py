@@ -76,7 +76,8 @@ class UplinkUpdate(BaseModel):
 
 
 @router.get("/link-audit", response_model=list[link_views.BranchAuditRead], dependencies=[Depends(require(R))],
-            openapi_extra=perm_extra(R), summary="Every branch's uplink health, worst first, with its reasons")
+            openapi_extra=perm_extra(R), summary="Every branch's uplink health, worst first, with its reasons",
+            responses={404: {"description": "No branch site with that code"}})
 def get_audit(request: Request, session: DbSession, site: SiteQ = None,
               state: Annotated[AuditState | None, Query(description="Only branches in this state")] = None) -> Any:
     audits = link_views.audit_branches(session, _store(request), site_code=site, thresholds=_thresholds(request))
