@@ -28,7 +28,7 @@ from infra_mgr.network.linkfacts import S_DISCARDS_PS, S_ERRORS_PS, S_IN_BPS, S_
 from infra_mgr.telemetry.store import TelemetryStore
 from infra_mgr.web import format as fmt
 from infra_mgr.web.i18n import DEFAULT_LANG, Translator, catalog, pick_lang
-from infra_mgr.web.network_pages import _topology_strings
+from infra_mgr.web.network_pages import topology_strings
 from infra_mgr.web.pages import User_, current_principal, error_page, html_router, render
 
 router = html_router()
@@ -139,7 +139,7 @@ def _links_strings(t: Translator) -> dict[str, str]:
 def _map_strings(t: Translator) -> dict[str, str]:
     """topology.js's strings, with the audit's states and short reason names in place of the
     network page's poll states: the same map, coloured by the audit."""
-    strings = _topology_strings(t)
+    strings = topology_strings(t)
     for s in (*STATES, "none"):
         strings[f"state.{s}"] = t(f"links.state.{s}")
     for code in REASON_CODES:

@@ -98,11 +98,11 @@ def network(request: Request, session: DbSession, user: Principal = User_,
         "rows": listed.rows, "info": _info(listed), "q": q_v, "site": site_obj, "filtered": bool(q_v or site_obj),
         "link_total": network_views.link_count(session), "states": network_views.STATES,
         "state_badge": _STATE_BADGE, "graph": web_state(request).graph,
-        "topology_strings": _topology_strings(Translator(pick_lang(request))),
+        "topology_strings": topology_strings(Translator(pick_lang(request))),
     }, section="network", user=user)
 
 
-def _topology_strings(t: Translator) -> dict[str, str]:
+def topology_strings(t: Translator) -> dict[str, str]:
     """The UI strings topology.js needs, handed over in a JSON data block (the CSP forbids inline
     scripts, and a data block is never executed)."""
     keys = [f"state.{s}" for s in network_views.STATES] + [f"reason.{r}" for r in network_views.REASONS] + [

@@ -58,3 +58,21 @@ def serve(app: Any, **config: Any) -> Iterator[tuple[str, Any]]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def watched_page(browser: Any, base_url: str, **context: Any) -> Iterator[Any]:
+    """A page as a person in Jeddah sees it, whose console errors, uncaught exceptions and failed
+    sub-requests fail the test when it ends (a chart that broke quietly is still broken)."""
+    ctx = browser.new_context(base_url=base_url, viewport={"width": 1400, "height": 1000}, locale="en-US",
+                              timezone_id="Asia/Riyadh", **context)
+    pg = ctx.new_page()
+    pg.set_default_timeout(10_000)
+    errors: list[str] = []
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+          if r.request.resource_type != "document" and r.status >= 400 else None)
+    yield pg
+    ctx.close()
+    assert errors == []

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import ARTIFACTS, require_assets, serve
+from browser_support import ARTIFACTS, require_assets, serve, watched_page
 from link_seed import RANKED, STATES, Seeded, seed
 
 from infra_mgr.config import Settings
@@ -89,18 +89,8 @@ def _add_history(engine: Any, seeded: Seeded) -> None:
 
 @pytest.fixture()
 def page(browser: Any, served: Served) -> Iterator[Any]:
-    context = browser.new_context(base_url=served.base_url, viewport={"width": 1400, "height": 1000},
-                                  locale="en-US", timezone_id="Asia/Riyadh")
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-          if r.request.resource_type != "document" and r.status >= 400 else None)
-    yield pg
-    context.close()
-    assert errors == []
+    with watched_page(browser, served.base_url) as pg:
+        yield pg
 
 
 def _login(page: Any, lang: str = "en") -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import ARTIFACTS, require_assets, serve
+from browser_support import ARTIFACTS, require_assets, serve, watched_page
 from sqlmodel import Session
 
 from infra_mgr.auth.models import UserCreate
@@ -129,18 +129,8 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
 
 @pytest.fixture()
 def page(browser: Any, plant: Plant) -> Iterator[Any]:
-    context = browser.new_context(base_url=plant.base_url, viewport={"width": 1400, "height": 1000}, locale="en-US",
-                                  timezone_id="Asia/Riyadh")
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-          if r.request.resource_type != "document" and r.status >= 400 else None)
-    yield pg
-    context.close()
-    assert errors == []
+    with watched_page(browser, plant.base_url) as pg:
+        yield pg
 
 
 def _login(page: Any, lang: str = "en", next_url: str = "/power") -> None:
