@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from infra_mgr.config import get_settings
+from infra_mgr.db import writer
 
 app = typer.Typer(help="infra-mgr: the city's network, power and private cloud in one service.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -125,7 +126,7 @@ def _demo(settings: Any, engine: Any, host: str | None, port: int | None, exampl
     from infra_mgr.network.discovery import discover as run_discovery
 
     lab_up(only=None, lab_dir=None)
-    with acting_as("demo"), Session(engine, expire_on_commit=False) as session:
+    with acting_as("demo"), Session(writer(engine), expire_on_commit=False) as session:
         result = import_file(session, example)
         pw_file = settings.data_dir / "demo-password"
         if not user_exists(session, "admin"):
@@ -213,7 +214,7 @@ def user_add(username: str,
     except ValidationError as exc:
         e = exc.errors()[0]
         raise CliError(f"{'.'.join(map(str, e['loc']))}: {e['msg']}") from exc
-    with Session(_ready_engine(), expire_on_commit=False) as session:
+    with Session(writer(_ready_engine()), expire_on_commit=False) as session:
         user = create_user(session, data)
         session.commit()
         console.print(f"user {user.username} created with role {user.role}")
@@ -225,7 +226,7 @@ def token_create(username: str, name: Annotated[str, typer.Option(help="What the
     """Create an API token for a user and print it (it is shown only once)."""
     from infra_mgr.auth.service import create_token, get_user
 
-    with Session(_ready_engine(), expire_on_commit=False) as session:
+    with Session(writer(_ready_engine()), expire_on_commit=False) as session:
         tok, raw = create_token(session, get_user(session, username), name, expires_in_days)
         session.commit()
     if as_json:
@@ -262,7 +263,7 @@ def import_(file: Annotated[Path, typer.Argument(help="YAML or CSV file", exists
         err.print(f"error: {exc.message}", highlight=False, markup=False)
         raise typer.Exit(2) from None
     engine = _ready_engine()
-    with acting_as(_cli_actor()), Session(engine) as session, \
+    with acting_as(_cli_actor()), Session(writer(engine)) as session, \
             Progress(console=err, transient=True, disable=as_json) as progress:
         progress.add_task(f"importing {len(rows)} rows from {file.name}", total=None)
         result = import_rows(session, rows, str(file), move=move, dry_run=dry_run)

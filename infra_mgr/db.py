@@ -138,14 +138,23 @@ def read_session(engine: Engine | None = None) -> AbstractContextManager[Session
     return _committed(engine or get_engine())
 
 
+def writer(engine: Engine) -> Engine:
+    """The engine whose transactions take the write lock at BEGIN (SQLite ``BEGIN IMMEDIATE``).
+
+    A deferred SQLite transaction that reads and then writes fails at once ("database is locked",
+    no busy wait) when another connection committed in between, which the pollers of a running
+    server do every few seconds: every read-then-write outside a request (CLI commands, the lab)
+    binds its session to this engine."""
+    return engine.execution_options(sqlite_immediate=True) if is_sqlite(engine) else engine
+
+
 def write_session(engine: Engine | None = None) -> AbstractContextManager[Session]:
     """A session whose transactions hold the database write lock from their first statement
     (SQLite) so read-modify-write sequences are serialised; on PostgreSQL callers lock rows
     explicitly. Its connection is held only while a transaction is open: the session is bound to
     the engine, not to a connection, so it checks one out at its first statement and returns it at
     commit, rollback or close."""
-    eng = engine or get_engine()
-    return _committed(eng.execution_options(sqlite_immediate=True) if is_sqlite(eng) else eng)
+    return _committed(writer(engine or get_engine()))
 
 
 @contextmanager

@@ -129,7 +129,7 @@ def configure(lab_dir: LabDirOption = None) -> None:
     from sqlmodel import Session
 
     from infra_mgr.config import get_settings
-    from infra_mgr.db import ready_engine
+    from infra_mgr.db import ready_engine, writer
     from infra_mgr.inventory.history import acting_as
     from infra_mgr.lab.city import RunningCity
     from infra_mgr.lab.setup import configure_branch_seeds, configure_discovery, configure_power
@@ -141,7 +141,7 @@ def configure(lab_dir: LabDirOption = None) -> None:
         city = lab.record("city")
         if city is None:
             raise LabError("the lab city is not running: infra-mgr lab up")
-        with acting_as("lab"), Session(engine) as session:
+        with acting_as("lab"), Session(writer(engine)) as session:
             running = RunningCity.from_record(city)
             disc = configure_discovery(session, settings.secret(), running)
             branches = configure_branch_seeds(session, running)

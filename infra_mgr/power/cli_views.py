@@ -189,9 +189,10 @@ def outages_table(rows: list[OutageRead]) -> Table:
 
 def import_config(file: Path) -> None:
     """Load power devices, chain nodes, edges and fuel tanks from YAML (matched by name)."""
+    from infra_mgr.db import writer
     from infra_mgr.power.config import import_power_yaml
 
-    with Session(_engine()) as s:
+    with Session(writer(_engine())) as s:
         counts = import_power_yaml(s, file)
         s.commit()
     console.print(", ".join(f"{v} {k}" for k, v in counts.items()))

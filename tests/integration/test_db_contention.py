@@ -153,3 +153,46 @@ def test_reads_answer_while_many_writes_wait_for_the_held_lock(db_url: str, tmp_
         resp = _while_held(db_url, read_behind_writes)
         assert resp.status_code == 200, resp.text
         assert len(statuses) == 60 and set(statuses) == {503}, sorted(set(statuses))
+
+
+def test_read_then_write_outside_a_request_survives_a_commit_in_between(tmp_path: Path) -> None:
+    """A CLI command (token create, user add, import) reads and then writes while a running server's
+    pollers commit every few seconds. On a deferred SQLite transaction a commit between the read and
+    the write fails the write at once ("database is locked", no busy wait); a session bound to
+    ``writer(engine)`` holds the write lock from its first read, so the other writer waits instead."""
+    from infra_mgr.auth.models import User
+    from infra_mgr.db import writer
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    engine = make_engine(url, lock_timeout_s=10)
+    with Session(engine) as session:
+        create_user(session, UserCreate(username="fatimah", password="correct horse battery", role=Role.admin))
+        session.commit()
+
+    def other_writer() -> None:  # a poller's commit, on its own connection
+        conn = sqlite3.connect(str(tmp_path / "cli.db"), timeout=10, isolation_level=None)
+        conn.execute("INSERT INTO audit_log (time, username, method, path, status_code, client, body) "
+                     "VALUES ('2026-01-01 00:00:00', 'poller', 'POST', '/x', 200, '', '{}')")
+        conn.close()
+
+    with Session(engine) as deferred:  # what the CLI did before: the write cannot take the lock
+        user = deferred.exec(select(User)).one()
+        other_writer()
+        with pytest.raises(Exception, match="database is locked"):
+            create_token(deferred, user, "cli")
+            deferred.commit()
+
+    with Session(writer(engine)) as immediate:
+        user = immediate.exec(select(User)).one()
+        waiting = threading.Thread(target=other_writer)
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive(), "the other writer went ahead while the read-then-write held the lock"
+        create_token(immediate, user, "cli")
+        immediate.commit()
+    waiting.join(timeout=DEADLINE_S)
+    assert not waiting.is_alive()
+    with Session(engine) as session:
+        assert len(session.exec(select(ApiToken)).all()) == 1
+    engine.dispose()

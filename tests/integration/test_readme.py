@@ -222,7 +222,9 @@ def test_every_readme_command_runs_as_written(walk: Walk) -> None:
         if "/allocate" in line:
             assert body["dns_name"] == "vm-42.jeddah.local" and body["address"], body
 
-    token = walk.sh(".venv/bin/infra-mgr token create fatimah").stdout.strip()
+    created = walk.sh(".venv/bin/infra-mgr token create fatimah")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
     for path in readme_urls(text):
         url = BASE + path
         status = walk.sh(f"curl -sL -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' "

@@ -34,7 +34,7 @@ from infra_mgr.auth.models import ApiToken, User, UserCreate
 from infra_mgr.auth.permissions import MATRIX, Perm, Role
 from infra_mgr.auth.service import create_token, create_user
 from infra_mgr.config import Settings
-from infra_mgr.db import make_engine, upgrade
+from infra_mgr.db import make_engine, upgrade, writer
 from infra_mgr.inventory.models import Device, Interface, Prefix, Site
 
 _tmp = Path(tempfile.mkdtemp(prefix="infra-mgr-schemathesis-"))
@@ -116,7 +116,8 @@ def _keep_alive(user_id: int, role: Role) -> dict[str, str]:
     The fuzzer may revoke the very token it calls with, deactivate or demote its own account, or
     change its password (which ends its sessions): each is a legitimate operation, and the run must
     go on exercising the API rather than collect 401s for the rest of the scenario."""
-    with Session(_engine) as s:
+    # the audit row of the previous call is written after its answer: take the write lock first
+    with Session(writer(_engine)) as s:
         user = s.get(User, user_id)
         assert user is not None
         token_alive = s.exec(select(ApiToken).where(ApiToken.user_id == user_id,
