@@ -12,10 +12,12 @@ from infra_mgr.network.models import (
     Uplink,
     UplinkState,
 )
+from infra_mgr.network.ssh.models import BackupRun, ComplianceFinding, ConfigBackupState, ConfigVersion, SshHostKey
 from infra_mgr.power.models import FuelTank, Outage, PowerDevice, PowerEdge, PowerNode
 from infra_mgr.telemetry.models import MetricRollup, MetricSample, MetricSeries
 
 __all__ = [
+    "BackupRun", "ComplianceFinding", "ConfigBackupState", "ConfigVersion", "SshHostKey",
     "ApiToken", "AuditLog", "Credential", "Device", "DevicePoll", "DiscoveryTarget", "Event", "IPAddress",
     "Interface", "Link", "MetricRollup", "MetricSample", "MetricSeries", "Neighbor", "ObjectChange", "Prefix",
     "Site", "User", "FuelTank", "Outage", "PowerDevice", "PowerEdge", "PowerNode", "DeviceReach",

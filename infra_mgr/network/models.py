@@ -140,6 +140,7 @@ class DevicePoll(SQLModel, table=True):
     device_id: int = Field(foreign_key="device.id", primary_key=True, ondelete="CASCADE")
     address: str = Field(default="", sa_type=String(45))
     credential_id: int | None = Field(default=None, foreign_key="credential.id", ondelete="SET NULL")
+    protocol: str = Field(default="snmp", sa_type=String(8))  # snmp | ssh: how discovery last read it
     sys_object_id: str = Field(default="", sa_type=String(255))
     chassis_id: str = Field(default="", sa_type=String(64), index=True)
     location: str = Field(default="", sa_type=String(255))

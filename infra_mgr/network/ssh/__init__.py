@@ -1,0 +1,1 @@
+"""SSH: configuration backup (collector, masking, versions, compliance) and CLI discovery."""
