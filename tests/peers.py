@@ -32,6 +32,7 @@ from infra_mgr.lab.power_peers import (
     snmp_ups_spec,
 )
 from infra_mgr.lab.setup import configure_discovery
+from infra_mgr.lab.ssh_lab import RunningSsh, city_ssh_spec
 from infra_mgr.lab.supervisor import Lab, PeerRecord, PeerSpec, PeerUnavailable
 
 
@@ -90,6 +91,22 @@ def city(peer_lab: Lab) -> Iterator[RunningCity]:
     yield RunningCity.from_record(record, liar_running=liar is not None)
     if liar is not None:
         peer_lab.stop(liar.name)
+    peer_lab.stop(record.name)
+
+
+@pytest.fixture(scope="session")
+def city_ssh(peer_lab: Lab, city: RunningCity) -> Iterator[RunningSsh]:
+    """The city's SSH side (infra_mgr/lab/ssh_sim.py) beside the running ``city``: every device
+    (and the SSH-only branch switches) on its own address, one free TCP port (``city_ssh.port``),
+    user/password ``city_ssh.username``/``.password``; ``city_ssh.expected`` names which device
+    hangs, refuses, pages, changes, breaks which baseline rule; ``city_ssh.control()`` changes a
+    device's configuration or host key at run time."""
+    try:
+        import asyncssh  # noqa: F401
+    except ImportError:
+        peer_unavailable("asyncssh is not installed")
+    record = start_peer(peer_lab, city_ssh_spec)
+    yield RunningSsh.from_record(record)
     peer_lab.stop(record.name)
 
 

@@ -41,6 +41,9 @@
   no usual poll interval, so a poller every 60 s (or 5, 10, 15, 30 s) sees it change.
 * **Run-time conditions** — ``infra-mgr lab link`` (``city_links.LinkControl``) changes a link's
   condition or a device's loss on the running city; the counters stay continuous across it.
+* **SSH-only switches** — :data:`SSH_ONLY`: three extra Cisco access switches (``jed-bNN-sw2`` at
+  127.2.<N>.3) with no SNMP agent, cabled to their branch switch; kept in ``City.ssh_only`` (not
+  ``devices``) and in expected.json under ``ssh_only``. The SSH lab (``ssh_sim``) serves them.
 * **Design file** — ``uplinks.yaml`` next to ``expected.json``: every branch uplink with its
   designed neighbour and speed (what ``infra-mgr uplinks import`` reads).
 * **expected.json** next to the recordings: every device (hostname, site, role, address,
@@ -55,6 +58,7 @@ recordings, ``city`` is the lab peer and ``city_snmpsim`` the fast snmpsim that 
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,6 +393,10 @@ class Link:
 class City:
     devices: list[Device]
     links: list[Link]
+    # branch switches that answer SSH only (no SNMP agent): not in ``devices`` or ``links``, so the
+    # SNMP lab's expectations stay as they are; their branch switch's LLDP table lists them
+    ssh_only: list[Device] = field(default_factory=list)
+    ssh_only_links: list[Link] = field(default_factory=list)
 
     def device(self, hostname: str) -> Device:
         return next(d for d in self.devices if d.hostname == hostname)
@@ -585,9 +593,61 @@ def build_city(yaml_path: Path = EXAMPLE_YAML) -> City:
     _apply_faults(city)
     _draw_traffic(city)
     link_conditions_applied(city)
+    _add_ssh_only(city, by_code)
     settle_states(city)
     _check_unique(city)
     return city
+
+
+# SSH-only access switches: (hostname, branch code, model); each hangs off its branch switch's last
+# free access port, at 127.2.<N>.3. Branches chosen healthy (no fault, no link condition).
+SSH_ONLY: tuple[tuple[str, str, str], ...] = (
+    ("jed-b03-sw2", "JED-B03", "c2960x-24ps"),
+    ("jed-b09-sw2", "JED-B09", "c2960x-24ps"),
+    ("jed-b14-sw2", "JED-B14", "c2960x-24ps"),
+)
+ALIAS_SECOND_SWITCH = "وصلة إلى المبدل الإضافي"
+
+
+def ssh_only_in_lldp() -> bool:
+    """Whether the branch switch's SNMP LLDP/CDP tables list its SSH-only neighbour (how an SNMP
+    crawl finds it): env ``INFRA_MGR_LAB_SSH_ONLY_LLDP=1``. Off by default: an SNMP-only discovery
+    then records those switches as unreachable and the link audit degrades their branches. Off,
+    the SNMP city is exactly as without them, and the neighbour is only in the SSH-only switch's
+    own (CLI) LLDP table."""
+    return os.environ.get("INFRA_MGR_LAB_SSH_ONLY_LLDP", "").lower() in ("1", "true", "yes")
+
+
+def _add_ssh_only(city: City, by_code: dict[str, dict[str, Any]]) -> None:
+    """Cable the SSH-only switches after traffic was drawn, so no other device's draws move; the
+    branch switch's port becomes up with an alias, and LLDP (settle_states) lists the neighbour."""
+    for hostname, code, model_key in SSH_ONLY:
+        if code not in by_code:
+            continue
+        n = _branch_number(code)
+        parent = city.device(f"jed-b{n:02d}-sw")
+        device = _new_device(hostname, by_code[code], "access-switch", model_key, f"127.2.{n}.3")
+        device.served_by = None
+        device.community = None
+        free = [i for i in parent.interfaces if i.role == "access" and i.port and i.if_index not in parent.used]
+        here = free[-1]
+        there = device.take("uplink")
+        there.peer = (parent, here)
+        link = Link((parent, here), (device, there), "branch-lan")
+        there.admin_up, there.oper, there.link_state = True, "up", "up"
+        there.alias = ALIAS_SWITCH_UPLINK
+        device.lldp = [(there, parent, here)]  # its own CLI lists the branch switch either way
+        if ssh_only_in_lldp():
+            parent.used.add(here.if_index)
+            here.peer = (device, there)
+            here.admin_up, here.oper, here.link_state = True, "up", "up"
+            here.alias = ALIAS_SECOND_SWITCH
+        rng = device.rng
+        for iface in device.interfaces:
+            if iface.port and iface.peer is None:
+                _unused_port(device, iface, rng)
+        city.ssh_only.append(device)
+        city.ssh_only_links.append(link)
 
 
 def _fault_link(device: Device, port_role: str, city: City) -> Link:
@@ -717,7 +777,7 @@ def _add_logical_units(device: Device) -> None:
 
 
 def _check_unique(city: City) -> None:
-    for attribute in ("serial", "mac"):
-        values = [getattr(d, attribute) for d in city.devices]
+    for attribute in ("serial", "mac", "address", "hostname"):
+        values = [getattr(d, attribute) for d in (*city.devices, *city.ssh_only)]
         if len(set(values)) != len(values):
             raise LabError(f"city: two devices drew the same {attribute}; change a hostname seed")

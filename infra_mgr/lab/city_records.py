@@ -337,10 +337,10 @@ def served(city: City) -> list[Device]:
 def expected_data(city: City) -> dict[str, Any]:
     """The machine-readable truth about the city (``expected.json``)."""
     positions = {d.hostname: p for p, d in enumerate(served(city))}
-    devices = []
-    for d in city.devices:
+
+    def entry(d: Device) -> dict[str, Any]:
         snmp: dict[str, Any] = {"version": "3", **d.v3} if d.v3 else {"version": "2c", "community": d.community}
-        devices.append(
+        return (
             {
                 "hostname": d.hostname,
                 "site": d.site,
@@ -375,6 +375,10 @@ def expected_data(city: City) -> dict[str, Any]:
                 ],
             }
         )
+
+    devices = [entry(d) for d in city.devices]
+    # branch switches that answer SSH only (no SNMP agent, no recording): their own key
+    ssh_only = [entry(d) for d in getattr(city, "ssh_only", [])]
     links = [
         {
             "a": f"{link.a[0].hostname}:{link.a[1].name}",
@@ -400,6 +404,15 @@ def expected_data(city: City) -> dict[str, Any]:
         "format": 1,
         "devices": devices,
         "links": links,
+        "ssh_only": {
+            "devices": ssh_only,
+            "links": [
+                {"a": f"{lk.a[0].hostname}:{lk.a[1].name}", "b": f"{lk.b[0].hostname}:{lk.b[1].name}",
+                 "kind": lk.kind, "state": lk.state, "lldp": lk.a[1].peer is not None,
+                 "cdp": lk.a[1].peer is not None and lk.a[0].platform.cdp_cache and lk.b[0].platform.speaks_cdp}
+                for lk in getattr(city, "ssh_only_links", [])
+            ],
+        },
         "faults": faults,
         "link_conditions": conditions,
         "link_audit": link_audit(city),

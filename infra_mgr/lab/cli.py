@@ -146,10 +146,18 @@ def configure(lab_dir: LabDirOption = None) -> None:
             disc = configure_discovery(session, settings.secret(), running)
             branches = configure_branch_seeds(session, running)
             power = configure_power(session, settings.secret(), lab)
+            ssh_record = lab.record("city-ssh")
+            ssh = None
+            if ssh_record is not None:
+                from infra_mgr.lab.ssh_lab import RunningSsh, configure_ssh_credential
+
+                ssh = configure_ssh_credential(session, settings.secret(), RunningSsh.from_record(ssh_record))
             session.commit()
         typer.echo(f"discovery: seed {disc['seed']} (port {disc['port']}), allow {', '.join(disc['allow'])}"
                    + (f"; {len(branches)} branch gateways as seeds" if branches else ""))
         typer.echo("power: " + ", ".join(f"{v} {k}" for k, v in power.items()))
+        if ssh is not None:
+            typer.echo(f"ssh: credential {ssh['credential']} (user {ssh['user']}, port {ssh['port']})")
 
 
 def _mount_outage() -> None:
@@ -168,3 +176,43 @@ def _mount_link() -> None:
 
 
 _mount_link()
+
+
+def _mount_ssh() -> None:
+    """``lab ssh change HOST`` / ``rekey HOST`` / ``status``: the running SSH devices."""
+    from infra_mgr.lab.ssh_lab import SshLabControl
+
+    ssh_app = typer.Typer(help="Change the lab's SSH devices at run time.", no_args_is_help=True)
+
+    def control(lab_dir: Path | None) -> SshLabControl:
+        record = Lab(lab_dir or default_lab_dir()).record("city-ssh")
+        if record is None:
+            raise LabError("the lab's SSH devices are not running: infra-mgr lab up --only city-ssh")
+        return SshLabControl(Path(record.info["root"]))
+
+    @ssh_app.command("change")
+    def change(host: Annotated[str, typer.Argument(help="Device hostname")], lab_dir: LabDirOption = None) -> None:
+        """Give a device's running configuration a new generation (one line changes)."""
+        with _one_line_errors():
+            typer.echo(f"{host}: configuration change {control(lab_dir).change(host)}")
+
+    @ssh_app.command("rekey")
+    def rekey(host: Annotated[str, typer.Argument(help="Device hostname")], lab_dir: LabDirOption = None) -> None:
+        """Give a device a new SSH host key (clients that recorded the old one must refuse it)."""
+        with _one_line_errors():
+            typer.echo(f"{host}: new host key {control(lab_dir).rekey(host)}")
+
+    @ssh_app.command("status")
+    def ssh_status(lab_dir: LabDirOption = None) -> None:
+        """Sessions, configuration changes and host-key changes per device so far."""
+        with _one_line_errors():
+            data = control(lab_dir).status()
+            typer.echo(f"port {data.get('port')}; devices with activity: {len(data.get('devices', {}))}")
+            for host, row in sorted(data.get("devices", {}).items()):
+                typer.echo(f"{host}: sessions {row['sessions']} generation {row['generation']} "
+                           f"changes {row['changes']} rekeys {row['rekeys']}")
+
+    lab_app.add_typer(ssh_app, name="ssh")
+
+
+_mount_ssh()

@@ -12,6 +12,7 @@ from pathlib import Path
 from infra_mgr.lab.city import city_liar_spec, city_spec
 from infra_mgr.lab.peers import liar_spec, postgres_spec, snmpsim_spec
 from infra_mgr.lab.power_peers import POWER_KINDS
+from infra_mgr.lab.ssh_lab import city_ssh_spec
 from infra_mgr.lab.supervisor import LabError, PeerSpec
 
 
@@ -47,12 +48,13 @@ PEER_KINDS: dict[str, PeerKind] = {
     "liar": liar_spec,
     "city": city_peer,
     "city-liar": city_liar_peer,
+    "city-ssh": city_ssh_spec,
     **{kind: power_peer(kind) for kind in POWER_PEERS},
 }
 
 # `lab up` starts the city (the liar part needs the city's port, so it comes after) and PostgreSQL;
 # the single-device `snmpsim` kind stays for tests that want one small agent.
-DEFAULT_PEERS: tuple[str, ...] = ("city", "city-liar", "postgres", *POWER_PEERS)
+DEFAULT_PEERS: tuple[str, ...] = ("city", "city-liar", "city-ssh", "postgres", *POWER_PEERS)
 
 
 def build_spec(kind: str, lab_dir: Path) -> PeerSpec:
