@@ -104,6 +104,22 @@ class Settings(BaseSettings):
     link_audit: AuditThresholds = Field(
         default_factory=AuditThresholds, description="Thresholds of the branch link audit over its defaults, e.g. "
         '{"loss_pct": 3} (JSON in the environment; names and defaults: AuditThresholds above)')
+    backup_schedule: bool = Field(default=True, description="Back up every device's configuration on a schedule "
+                                  "in the serving process")
+    backup_interval_s: float = Field(default=86400.0, ge=300, description="Seconds between two scheduled "
+                                     "configuration backups (counted from the last scheduled run's start)")
+    backup_concurrency: int = Field(default=16, ge=1, le=512, description="SSH configuration backups at once")
+    backup_connect_timeout_s: float = Field(default=10.0, gt=0, le=300, description="SSH: TCP connect and "
+                                            "banner exchange may take this long")
+    backup_auth_timeout_s: float = Field(default=10.0, gt=0, le=300, description="SSH: login may take this long")
+    backup_command_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="SSH: one command's "
+                                            "output may take this long")
+    backup_banner_timeout_s: float = Field(default=15.0, gt=0, le=300, description="SSH: the server's "
+                                           "pre-login banner may take this long")
+    backup_trap_debounce_s: float = Field(default=30.0, ge=0, le=3600, description="A config-changed trap "
+                                          "backs the device up after this quiet time (a burst of traps: one backup)")
+    backup_git_path: Path | None = Field(default=None, description="Git repository `infra-mgr config export-git` "
+                                         "writes every device's configuration into; unset: data_dir/config-git")
 
     def link_audit_thresholds(self) -> AuditThresholds:
         return self.link_audit

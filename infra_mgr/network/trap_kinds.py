@@ -6,7 +6,7 @@ traps arrive already translated by RFC 3584 (generic traps to ``snmpTraps.N``, e
 ones to ``<enterprise>.0.<specific>``), so one row serves both versions.
 
 Sources: RFC 3418 (SNMPv2-MIB ``snmpTraps``), RFC 2863 (IF-MIB), RFC 1628 (UPS-MIB), APC
-PowerNet-MIB. Nothing here touches the database or SNMP.
+PowerNet-MIB, CISCO-CONFIG-MAN-MIB, JUNIPER-CFGMGMT-MIB. Nothing here touches the database or SNMP.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ class TrapKind:
     ifDescr / ifIndex with the alias) and any extracted field name; extracted fields it does not
     use are appended as ``(name=value, …)``. ``overrides`` lower or raise the severity when an
     extracted field has a given value (a link an operator shut down is not a fault). ``repoll``
-    asks the discovery service to poll the device now, for changes a poll would see.
+    asks the discovery service to poll the device now, for changes a poll would see; ``backup``
+    asks the configuration backup to read the device (its configuration changed), unless a field
+    named in ``backup_when`` is present with a value outside the ones listed (a Cisco device also
+    notifies when its running configuration is merely *read*, e.g. by the backup itself).
     """
 
     name: str
@@ -41,6 +44,8 @@ class TrapKind:
     message: str
     repoll: bool = False
     overrides: tuple[tuple[str, Any, Severity], ...] = ()
+    backup: bool = False
+    backup_when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
 
 UNKNOWN_TRAP = TrapKind("unknown", "snmp.trap", Severity.info, "{who}: SNMP notification {trap_oid}")
@@ -78,6 +83,13 @@ TRAP_KINDS: Mapping[str, TrapKind] = {
                                     "{who}: UPS on battery", repoll=True),
     "1.3.6.1.4.1.318.0.9": TrapKind("powerRestored", "power.mains_restored", Severity.info,
                                     "{who}: UPS back on mains", repoll=True),
+    # The configuration changed: CISCO-CONFIG-MAN-MIB ciscoConfigManEvent, JUNIPER-CFGMGMT-MIB jnxCmCfgChange
+    "1.3.6.1.4.1.9.9.43.2.0.1": TrapKind("ciscoConfigManEvent", "config.change_notified", Severity.info,
+                                         "{who}: configuration changed (device notification)", backup=True,
+                                         backup_when=(("ccmHistoryEventConfigDestination",
+                                                       ("running", "startup", "local")),)),
+    "1.3.6.1.4.1.2636.4.5.0.1": TrapKind("jnxCmCfgChange", "config.change_notified", Severity.info,
+                                         "{who}: configuration changed (device notification)", backup=True),
 }
 
 # Varbind columns worth naming in event data: column OID -> MIB object name. The instance (the
@@ -96,18 +108,26 @@ VARBIND_FIELDS: Mapping[str, str] = {
     "1.3.6.1.2.1.33.1.7.3": "upsTestResultsSummary",
     "1.3.6.1.2.1.33.1.7.4": "upsTestResultsDetail",
     "1.3.6.1.2.1.33.1.9.7": "upsConfigLowBattTime",
+    "1.3.6.1.4.1.9.9.43.1.1.6.1.3": "ccmHistoryEventCommandSource",
+    "1.3.6.1.4.1.9.9.43.1.1.6.1.4": "ccmHistoryEventConfigSource",
+    "1.3.6.1.4.1.9.9.43.1.1.6.1.5": "ccmHistoryEventConfigDestination",
 }
 
 # Entries of tables indexed by ifIndex (ifEntry, ifXEntry): a column's instance *is* the ifIndex,
 # which names the interface even when the agent sent no ifIndex varbind.
 IF_INDEXED_ENTRIES = frozenset(("1.3.6.1.2.1.2.2.1", "1.3.6.1.2.1.31.1.1.1"))
 
+_CCM_MEDIUM = {1: "erase", 2: "commandSource", 3: "running", 4: "startup", 5: "local", 6: "networkTftp",
+               7: "networkRcp", 8: "networkFtp", 9: "networkScp"}
 _IF_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
 
 # Enumerations and well-known OIDs turned into names (RFC 2863, RFC 1628 upsWellKnownAlarms).
 VALUE_NAMES: Mapping[str, Mapping[Any, str]] = {
     "ifAdminStatus": _IF_STATUS,
     "ifOperStatus": _IF_STATUS,
+    "ccmHistoryEventCommandSource": {1: "commandLine", 2: "snmp"},
+    "ccmHistoryEventConfigSource": _CCM_MEDIUM,
+    "ccmHistoryEventConfigDestination": _CCM_MEDIUM,
     "upsTestResultsSummary": {1: "donePass", 2: "doneWarning", 3: "doneError", 4: "aborted", 5: "inProgress",
                               6: "noTestsInitiated"},
     "upsAlarmDescr": {f"1.3.6.1.2.1.33.1.6.3.{n}": name for n, name in enumerate((
@@ -133,6 +153,7 @@ class TrapEvent:
     data: dict[str, Any]
     repoll: bool
     trap: TrapKind
+    backup: bool = False  # the device's configuration changed: back it up
 
 
 def lookup(trap_oid: str) -> TrapKind:
@@ -192,7 +213,8 @@ def describe(facts: TrapFacts, who: str) -> TrapEvent:
     for key in ("user", "engine_id", "agent_address", "enterprise"):
         if getattr(facts, key) is not None:
             data[key] = getattr(facts, key)
-    return TrapEvent(trap.kind, severity, message[:MESSAGE_MAX], data, trap.repoll, trap)
+    backup = trap.backup and all(raw.get(name, allowed[0]) in allowed for name, allowed in trap.backup_when)
+    return TrapEvent(trap.kind, severity, message[:MESSAGE_MAX], data, trap.repoll, trap, backup)
 
 
 def _interface(fields: Mapping[str, Any]) -> str:

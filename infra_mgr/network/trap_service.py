@@ -10,7 +10,9 @@ Database work runs in a worker thread (``asyncio.to_thread``) in short transacti
 loop keeps receiving while SQLite or PostgreSQL commits; notifications that queue up meanwhile are
 written together in one transaction. After the commit, events whose trap kind asks for it call
 ``repoll(device_id)`` — the discovery service's "poll this device now" — coalesced per device so a
-flapping link does not start a poll per trap.
+flapping link does not start a poll per trap. A notification saying a device's configuration
+changed calls ``backup(device_id)`` (the configuration backup of that device) after
+``backup_debounce_s`` of quiet, so a burst of changes costs one backup, not one per change.
 """
 
 from __future__ import annotations
@@ -53,11 +55,16 @@ class TrapHandler:
     must be quick — e.g. enqueue a job). Its failures are logged, never raised into the handler.
     """
 
-    def __init__(self, engine: Engine, repoll: RepollFn | None = None) -> None:
+    def __init__(self, engine: Engine, repoll: RepollFn | None = None, *, backup: RepollFn | None = None,
+                 backup_debounce_s: float = 30.0) -> None:
         self.engine = engine
         self._repoll = repoll
         self._repoll_tasks: dict[int, asyncio.Task[None]] = {}
         self._repoll_again: set[int] = set()
+        self._backup = backup
+        self._backup_debounce_s = backup_debounce_s
+        self._backup_tasks: dict[int, asyncio.Task[None]] = {}
+        self._backup_again: set[int] = set()
 
     async def handle(self, facts: TrapFacts) -> EventRead:
         """Record one notification; returns the stored event."""
@@ -67,17 +74,22 @@ class TrapHandler:
         """Record several notifications in one transaction (off the event loop), then re-poll."""
         if not batch:
             return []
-        stored = await asyncio.to_thread(self.store, batch)
-        for event, repoll in stored:
+        stored = await asyncio.to_thread(self._store, batch)
+        for event, repoll, backup in stored:
             if repoll and event.device_id is not None:
                 self._schedule_repoll(event.device_id)
-        return [event for event, _ in stored]
+            if backup and event.device_id is not None:
+                self._schedule_backup(event.device_id)
+        return [event for event, _, _ in stored]
 
     def store(self, batch: Sequence[TrapFacts]) -> list[tuple[EventRead, bool]]:
         """Synchronous core: one short transaction for the whole batch. Returns each stored event
         with whether its trap kind asks for a re-poll."""
+        return [(event, repoll) for event, repoll, _ in self._store(batch)]
+
+    def _store(self, batch: Sequence[TrapFacts]) -> list[tuple[EventRead, bool, bool]]:
         addresses = {f.source_address for f in batch} | {f.agent_address for f in batch if f.agent_address}
-        pending: list[tuple[Event, bool]] = []
+        pending: list[tuple[Event, bool, bool]] = []
         with read_session(self.engine) as session:
             rows = session.exec(
                 select(col(Device.id), col(Device.site_id), col(Device.hostname), col(Device.management_address))
@@ -94,9 +106,9 @@ class TrapHandler:
                                site_id=device.site_id if device else None,
                                device_id=device.id if device else None, data=spec.data)
                 event.time = facts.received_at  # when it happened, not when the batch committed
-                pending.append((event, spec.repoll))
+                pending.append((event, spec.repoll, spec.backup))
             session.flush()
-        return [(EventRead.model_validate(ev), repoll) for ev, repoll in pending]
+        return [(EventRead.model_validate(ev), repoll, backup) for ev, repoll, backup in pending]
 
     # ..................................................................... re-polls
 
@@ -129,9 +141,41 @@ class TrapHandler:
             if self._repoll_tasks.get(device_id) is asyncio.current_task():
                 del self._repoll_tasks[device_id]
 
+    # ..................................................................... backups
+
+    def _schedule_backup(self, device_id: int) -> None:
+        if self._backup is None:
+            return
+        running = self._backup_tasks.get(device_id)
+        if running is not None and not running.done():
+            self._backup_again.add(device_id)  # changed again: one more backup after this one
+            return
+        self._backup_tasks[device_id] = asyncio.create_task(self._run_backup(device_id),
+                                                            name=f"trap-backup-{device_id}")
+
+    async def _run_backup(self, device_id: int) -> None:
+        assert self._backup is not None
+        try:
+            while True:
+                await asyncio.sleep(self._backup_debounce_s)  # traps meanwhile join this backup
+                self._backup_again.discard(device_id)
+                try:
+                    result = self._backup(device_id)
+                    if inspect.isawaitable(result):
+                        await result
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - a failing backup must not stop trap handling
+                    log.exception("backup of device %s after a configuration trap failed", device_id)
+                if device_id not in self._backup_again:
+                    return
+        finally:
+            if self._backup_tasks.get(device_id) is asyncio.current_task():
+                del self._backup_tasks[device_id]
+
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Let running re-polls finish (up to ``timeout``), then cancel what is left."""
-        tasks = [t for t in self._repoll_tasks.values() if not t.done()]
+        """Let running re-polls and backups finish (up to ``timeout``), then cancel what is left."""
+        tasks = [t for t in (*self._repoll_tasks.values(), *self._backup_tasks.values()) if not t.done()]
         if not tasks:
             return
         _, still = await asyncio.wait(tasks, timeout=timeout)
@@ -168,8 +212,9 @@ class TrapPipeline:
 
     def __init__(self, engine: Engine, config: ReceiverConfig, *, repoll: RepollFn | None = None,
                  on_event: EventCallback | None = None, queue_size: int = 10_000, batch_size: int = 200,
-                 store_attempts: int = 3, drain_timeout: float = 10.0) -> None:
-        self.handler = TrapHandler(engine, repoll)
+                 store_attempts: int = 3, drain_timeout: float = 10.0, backup: RepollFn | None = None,
+                 backup_debounce_s: float = 30.0) -> None:
+        self.handler = TrapHandler(engine, repoll, backup=backup, backup_debounce_s=backup_debounce_s)
         self.receiver = TrapReceiver(config, self._enqueue)
         self.stats = PipelineStats(self.receiver.stats)
         self._on_event = on_event
@@ -247,14 +292,17 @@ class TrapPipeline:
 
 async def run_trap_receiver(engine: Engine, config: ReceiverConfig, *, repoll: RepollFn | None = None,
                             on_event: EventCallback | None = None, stop: asyncio.Event | None = None,
-                            on_ready: Callable[[TrapPipeline], None] | None = None) -> PipelineStats:
+                            on_ready: Callable[[TrapPipeline], None] | None = None,
+                            backup: RepollFn | None = None, backup_debounce_s: float = 30.0) -> PipelineStats:
     """Receive notifications into the event log until ``stop`` is set (or the task is cancelled).
 
     Shutdown is clean either way: the socket closes, queued notifications are written, re-polls
-    finish or are cancelled. ``on_ready`` is called once listening (it gets the pipeline, whose
-    ``address`` is the bound port). Returns the final counters.
+    finish or are cancelled. ``backup(device_id)`` backs a device up after a configuration-changed
+    notification (debounced by ``backup_debounce_s``). ``on_ready`` is called once listening (it
+    gets the pipeline, whose ``address`` is the bound port). Returns the final counters.
     """
-    pipeline = TrapPipeline(engine, config, repoll=repoll, on_event=on_event)
+    pipeline = TrapPipeline(engine, config, repoll=repoll, on_event=on_event, backup=backup,
+                            backup_debounce_s=backup_debounce_s)
     async with pipeline:
         if on_ready is not None:
             on_ready(pipeline)

@@ -140,5 +140,14 @@ async def _listen(engine: Any, config: Any, show: Any) -> dict[str, Any]:
         if report is not None:
             typer.echo(f"re-polled device {device_id}: {report.events} change events", err=True)
 
-    stats = await run_trap_receiver(engine, config, on_event=show, stop=stop, on_ready=ready, repoll=repoll)
+    async def backup(device_id: int) -> None:
+        """A configuration-changed trap: back that device's configuration up now."""
+        from infra_mgr.network.ssh.backup import backup_device
+
+        run = await backup_device(engine, master, device_id)
+        typer.echo(f"backed up device {device_id}: {run.changed} new version(s), {run.failed} failed", err=True)
+
+    settings = get_settings()
+    stats = await run_trap_receiver(engine, config, on_event=show, stop=stop, on_ready=ready, repoll=repoll,
+                                    backup=backup, backup_debounce_s=settings.backup_trap_debounce_s)
     return stats.to_json()
