@@ -160,6 +160,15 @@ def _demo(settings: Any, engine: Any, host: str | None, port: int | None, exampl
             console.print(f"uplink design: {sum(1 for x in lines if x.action != 'skipped')} uplinks set from "
                           f"{plan.name}, {sum(1 for x in lines if x.action == 'skipped')} not in the inventory",
                           highlight=False)
+        first_backup()
+
+    def first_backup() -> None:
+        """The configurations of what discovery found, over SSH: the Configs pages start with a version."""
+        from infra_mgr.network.ssh.backup import run_backup
+
+        run = asyncio.run(run_backup(engine, settings.secret(), trigger="manual", actor="demo"))
+        console.print(f"first configuration backup: {run.devices} devices, {run.changed} new versions, "
+                      f"{run.failed} failed in {run.duration_s or 0:.1f} s", highlight=False)
 
     threading.Thread(target=first_discovery, name="first-discovery", daemon=True).start()
     console.print("first discovery of the lab city running (results below when done)")
@@ -421,6 +430,11 @@ def _mount_domains() -> None:
 
     app.add_typer(audit_app, name="audit", help="Audits of the estate: the branch links.")
     app.add_typer(uplinks_app, name="uplinks", help="Branch uplinks: list, set or clear by hand, import a plan.")
+    from infra_mgr.network.ssh.cli import backup_app, config_app, ssh_app
+
+    app.add_typer(backup_app, name="backup", help="Configuration backups over SSH: run, status.")
+    app.add_typer(config_app, name="config", help="Stored configurations: show, versions, diff, search, check.")
+    app.add_typer(ssh_app, name="ssh", help="SSH host keys: list, accept a changed key.")
     try:
         from infra_mgr.lab.cli import lab_app
     except ImportError:

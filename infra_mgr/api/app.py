@@ -341,8 +341,8 @@ def _install_metrics(app: FastAPI, engine: Engine) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work of a serving process: the power poller (live dashboards read its hub) and the
-    link poller (branch uplinks and reachability)."""
+    """Background work of a serving process: the power poller (live dashboards read its hub), the
+    link poller (branch uplinks and reachability) and the scheduled configuration backup."""
     settings: Settings = app.state.settings
     tasks: list[asyncio.Task[None]] = []
     poller = None
@@ -358,6 +358,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         link_poller = LinkPoller.from_settings(app.state.engine, app.state.master_key, settings)
         tasks.append(asyncio.create_task(link_poller.run()))
+    backups = None
+    if settings.backup_schedule:
+        from infra_mgr.network.ssh.schedule import BackupSchedule
+
+        backups = BackupSchedule(app.state.engine, app.state.master_key, settings.backup_interval_s)
+        tasks.append(asyncio.create_task(backups.run()))
     try:
         yield
     finally:
@@ -365,6 +371,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.stop()
         if link_poller is not None:
             link_poller.stop()
+        if backups is not None:
+            backups.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
@@ -390,10 +398,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from infra_mgr.inventory.api import router as inventory_router
     from infra_mgr.network.api import router as network_router
     from infra_mgr.network.link_api import router as links_router
+    from infra_mgr.network.ssh.api import router as config_router
     from infra_mgr.power.api import router as power_router
     from infra_mgr.web.routes import mount_web
 
-    for router in (auth_router, links_router, inventory_router, network_router, power_router, events_router):
+    for router in (auth_router, links_router, config_router, inventory_router, network_router, power_router,
+                   events_router):
         app.include_router(router, prefix=API)
     mount_web(app)
     _install_docs(app)

@@ -32,6 +32,7 @@ class Perm(StrEnum):
     import_write = "import.write"
     discovery_run = "discovery.run"
     power_write = "power.write"
+    config_manage = "config.manage"
 
 
 PERM_DOC: dict[Perm, str] = {
@@ -51,6 +52,8 @@ PERM_DOC: dict[Perm, str] = {
     Perm.import_write: "bulk import sites and prefixes",
     Perm.discovery_run: "manage discovery targets and run a discovery",
     Perm.power_write: "configure power devices, the power chain and fuel tanks",
+    Perm.config_manage: ("run configuration backups, accept a changed SSH host key, re-check the compliance "
+                         "rules (reading configurations needs only `inventory.read`: every stored one is masked)"),
 }
 
 _ALL = frozenset(Perm)
@@ -59,7 +62,7 @@ MATRIX: dict[Role, frozenset[Perm]] = {
     Role.netops: frozenset({
         Perm.inventory_read, Perm.sites_write, Perm.devices_write, Perm.ipam_write, Perm.ipam_manage,
         Perm.credentials_read, Perm.credentials_write, Perm.events_write, Perm.tokens_own,
-        Perm.import_write, Perm.discovery_run,
+        Perm.import_write, Perm.discovery_run, Perm.config_manage,
     }),
     Role.sysadmin: frozenset({
         Perm.inventory_read, Perm.ipam_write, Perm.credentials_read, Perm.events_write, Perm.tokens_own,

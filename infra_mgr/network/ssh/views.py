@@ -9,9 +9,39 @@ them. Every text here is masked (the collector masks before anything is stored).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import os
+import pickle
+import re
+import select as io_select
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import and_, func, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from infra_mgr.common import ListPage, page_window
+from infra_mgr.errors import Invalid, NotFound
+from infra_mgr.inventory.models import Device, Site
+from infra_mgr.network.ssh.models import (
+    BackupRun,
+    ComplianceFinding,
+    ConfigBackupState,
+    ConfigVersion,
+    SshHostKey,
+)
+
+T = TypeVar("T")
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}  # events.models.Severity, worst last
+BACKUP_STATUSES = ("never", "ok", "failed")
+# Search bounds: a pattern no longer than this, lines cut at this many characters before matching,
+# and the whole search (every config) given this many seconds before it is stopped and refused.
+MAX_PATTERN = 500
+MAX_LINE = 1000
+SEARCH_BUDGET_S = 5.0
 
 # --------------------------------------------------------------------------- models
 
@@ -137,6 +167,17 @@ class SiteCompliance(BaseModel):
     by_severity: dict[str, int]
 
 
+class ComplianceSummary(BaseModel):
+    """After re-checking every latest configuration: how many devices, findings now open, newly
+    opened and resolved by this check, and each site's standing."""
+
+    devices: int
+    findings: int
+    opened: int
+    resolved: int
+    sites: list[SiteCompliance]
+
+
 class BackupRunRow(BaseModel):
     id: int
     started_at: dt.datetime
@@ -154,6 +195,14 @@ class BackupRunRow(BaseModel):
     failures: list[dict[str, str | int | None]]
 
 
+class BackupStarted(BaseModel):
+    """The answer to starting a backup: the run to follow (``GET /api/v1/backup/runs/{run_id}``)."""
+
+    run_id: int
+    url: str
+    scope: str
+
+
 class HostKeyRow(BaseModel):
     id: int
     device_id: int | None
@@ -168,3 +217,433 @@ class HostKeyRow(BaseModel):
     offered_at: dt.datetime | None
     accepted_by: str
     accepted_at: dt.datetime | None
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def resolve_device(session: Session, ref: str | int) -> tuple[Device, Site]:
+    """A device named the way every device route names one: its id (digits) or its hostname.
+    Unknown → :class:`NotFound` naming ``device``."""
+    text = str(ref).strip()
+    found = None
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        found = session.exec(select(Device, Site).join(Site, col(Site.id) == col(Device.site_id))
+                             .where(col(Device.id) == int(text))).first()
+    if found is None and text:
+        found = session.exec(select(Device, Site).join(Site, col(Site.id) == col(Device.site_id))
+                             .where(func.lower(col(Device.hostname)) == text.lower())).first()
+    if found is None:
+        raise NotFound(f"no device {text!r} (give its hostname or id)", field="device")
+    return found[0], found[1]
+
+
+def _device_type(state_type: str, platform: str, vendor: str) -> str:
+    """The netmiko device type a backup uses: the device's own override, else the platform table's."""
+    if state_type:
+        return state_type
+    from infra_mgr.network.ssh.platforms import platform_table
+
+    found = platform_table().for_device(platform or "", vendor or "")
+    return found.device_type if found else ""
+
+
+def _finding_counts(session: Session, device_ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:
+    """Open findings per device and the worst severity among them: one grouped query."""
+    if not device_ids:
+        return {}
+    rows = session.exec(select(ComplianceFinding.device_id, ComplianceFinding.severity, func.count())
+                        .where(col(ComplianceFinding.device_id).in_(device_ids))
+                        .group_by(col(ComplianceFinding.device_id), col(ComplianceFinding.severity))).all()
+    out: dict[int, tuple[int, str | None]] = {}
+    for device_id, severity, n in rows:
+        count, worst = out.get(device_id, (0, None))
+        if worst is None or SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(worst, 0):
+            worst = severity
+        out[device_id] = (count + int(n), worst)
+    return out
+
+
+def _backup_stmt() -> Any:
+    return (sa_select(col(Device.id), col(Device.hostname), col(Device.management_address), col(Device.platform),
+                      col(Device.vendor), col(Site.id), col(Site.code), ConfigBackupState)
+            .join(Site, col(Site.id) == col(Device.site_id))
+            .outerjoin(ConfigBackupState, col(ConfigBackupState.device_id) == col(Device.id)))
+
+
+def _backup_rows(session: Session, rows: Sequence[Any]) -> list[DeviceBackupRow]:
+    counts = _finding_counts(session, [r[0] for r in rows])
+    out = []
+    for device_id, hostname, mgmt, platform, vendor, site_id, site_code, state in rows:
+        n, worst = counts.get(device_id, (0, None))
+        st = state or ConfigBackupState(device_id=device_id)
+        out.append(DeviceBackupRow(
+            device_id=device_id, hostname=hostname, site_code=site_code, site_id=site_id,
+            address=st.address or mgmt or "", device_type=_device_type(st.device_type, platform, vendor),
+            status=st.status if st.status in BACKUP_STATUSES else "never", reason_kind=st.reason_kind,
+            reason=st.reason, last_attempt=st.last_attempt, last_success=st.last_success,
+            last_change=st.last_change, versions=st.versions, findings=n, worst_severity=worst))
+    return out
+
+
+def backups(session: Session, site_code: str | None = None, status: str | None = None, page: int = 1,
+            size: int = 100) -> ListPage[DeviceBackupRow]:
+    """Every device's backup state by hostname (a device never tried is ``never``); three queries
+    whatever the fleet: the count, the page, the page's findings."""
+    conds: list[Any] = []
+    if site_code:
+        conds.append(func.lower(col(Site.code)) == site_code.lower())
+    if status == "never":
+        conds.append(or_(col(ConfigBackupState.device_id).is_(None), col(ConfigBackupState.status) == "never"))
+    elif status:
+        conds.append(col(ConfigBackupState.status) == status)
+    base = (select(func.count()).select_from(Device).join(Site, col(Site.id) == col(Device.site_id))
+            .outerjoin(ConfigBackupState, col(ConfigBackupState.device_id) == col(Device.id)).where(*conds))
+    total = int(session.exec(base).one())
+    page, offset = page_window(total, page, size)
+    rows = session.execute(_backup_stmt().where(*conds).order_by(col(Device.hostname)).offset(offset).limit(size)).all()
+    return ListPage[DeviceBackupRow](rows=_backup_rows(session, rows), total=total, page=page, size=size)
+
+
+def backup_row(session: Session, device_id: int) -> DeviceBackupRow:
+    rows = session.execute(_backup_stmt().where(col(Device.id) == device_id)).all()
+    if not rows:
+        raise NotFound(f"no device {device_id}", field="device")
+    return _backup_rows(session, rows)[0]
+
+
+# --------------------------------------------------------------------------- versions
+
+# Every column but the text: a list never loads a configuration.
+_VERSION_COLS = tuple(col(c) for c in (
+    ConfigVersion.id, ConfigVersion.number, ConfigVersion.collected_at, ConfigVersion.trigger, ConfigVersion.actor,
+    ConfigVersion.sha256, ConfigVersion.lines, ConfigVersion.size, ConfigVersion.changed_lines))
+
+
+def _version_row(row: Sequence[Any]) -> VersionRow:
+    return VersionRow(id=row[0], number=row[1], collected_at=row[2], trigger=row[3], actor=row[4], sha256=row[5],
+                      lines=row[6], size=row[7], changed_lines=row[8])
+
+
+def versions(session: Session, device: str | int, page: int = 1, size: int = 50) -> VersionList:
+    """A device's versions, newest first, without their texts (the (device, number) unique index
+    serves both the count and the page)."""
+    dev, _site = resolve_device(session, device)
+    total = int(session.exec(select(func.count()).select_from(ConfigVersion)
+                             .where(col(ConfigVersion.device_id) == dev.id)).one())
+    page, offset = page_window(total, page, size)
+    rows = session.execute(sa_select(*_VERSION_COLS).where(col(ConfigVersion.device_id) == dev.id)
+                        .order_by(col(ConfigVersion.number).desc()).offset(offset).limit(size)).all()
+    return VersionList(device=backup_row(session, dev.id or 0), versions=[_version_row(r) for r in rows],
+                       total=total, page=page, size=size)
+
+
+def _version_meta(session: Session, device_id: int, number: int | None, field: str) -> VersionRow:
+    """One version's row (no text): ``number`` None is the latest."""
+    stmt = sa_select(*_VERSION_COLS).where(col(ConfigVersion.device_id) == device_id)
+    if number is None:
+        stmt = stmt.order_by(col(ConfigVersion.number).desc()).limit(1)
+    else:
+        stmt = stmt.where(col(ConfigVersion.number) == number)
+    row = session.execute(stmt).first()
+    if row is None:
+        what = "no stored configuration" if number is None else f"no version {number}"
+        raise NotFound(f"{what} for this device", field=field)
+    return _version_row(row)
+
+
+def _text(session: Session, version_id: int) -> str:
+    return session.exec(select(ConfigVersion.text).where(col(ConfigVersion.id) == version_id)).one()
+
+
+def version_text(session: Session, device: str | int, number: int | None = None) -> VersionText:
+    """One version's masked text (the latest when ``number`` is None)."""
+    dev, _site = resolve_device(session, device)
+    meta = _version_meta(session, dev.id or 0, number, "number")
+    return VersionText(device_id=dev.id or 0, hostname=dev.hostname, version=meta, text=_text(session, meta.id))
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _compare(old: str, new: str, context: int, old_label: str, new_label: str
+             ) -> tuple[str, list[DiffLine], int, int]:
+    """(unified text, side-by-side rows, added, removed): one matching feeds all four."""
+    from infra_mgr.network.ssh import diff as diff_mod
+
+    comparison = diff_mod.compare(old, new)
+    return (diff_mod.unified(comparison, old_label, new_label, context), diff_mod.rows(comparison, context),
+            comparison.added, comparison.removed)
+
+
+def diff(session: Session, device: str | int, a: int | None = None, b: int | None = None,
+         context: int = 3) -> ConfigDiff:
+    """Version ``a`` against version ``b`` of a device. Defaults: ``b`` the latest, ``a`` the one
+    before ``b`` (a device with a single version is compared with itself: no change)."""
+    dev, _site = resolve_device(session, device)
+    new = _version_meta(session, dev.id or 0, b, "b")
+    if a is None:
+        prev = session.exec(select(ConfigVersion.number).where(col(ConfigVersion.device_id) == dev.id,
+                                                               col(ConfigVersion.number) < new.number)
+                            .order_by(col(ConfigVersion.number).desc()).limit(1)).first()
+        old = _version_meta(session, dev.id or 0, prev, "a") if prev is not None else new
+    else:
+        old = _version_meta(session, dev.id or 0, a, "a")
+    texts = dict(session.exec(select(ConfigVersion.id, ConfigVersion.text)
+                              .where(col(ConfigVersion.id).in_({old.id, new.id}))).all())
+    unified, rows, added, removed = _compare(texts[old.id], texts[new.id], max(0, context),
+                                             f"{dev.hostname} v{old.number}", f"{dev.hostname} v{new.number}")
+    return ConfigDiff(device_id=dev.id or 0, hostname=dev.hostname, old=old, new=new, added=added,
+                      removed=removed, unified=unified, rows=rows)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A search pattern, or :class:`Invalid` naming ``pattern`` with what is wrong in words."""
+    if not pattern:
+        raise Invalid("the pattern is empty", field="pattern")
+    if len(pattern) > MAX_PATTERN:
+        raise Invalid(f"the pattern is longer than {MAX_PATTERN} characters", field="pattern")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise Invalid(f"not a valid regular expression: {exc}", field="pattern") from None
+    except (RecursionError, OverflowError):
+        raise Invalid("the pattern is too deeply nested", field="pattern") from None
+
+
+# (device id, hostname, site code, version number, collected at, text)
+_Latest = tuple[int, str, str, int, dt.datetime, str]
+# per device: (matches, [(line number, text, matched)])
+_Found = list[tuple[int, int, list[tuple[int, str, bool]]]]
+
+
+def _match(configs: Sequence[tuple[int, str]], pattern: str, context: int, limit: int) -> tuple[_Found, bool]:
+    """Pure matching, line by line (``^``/``$`` are a line's ends), each line cut at ``MAX_LINE``."""
+    rx = re.compile(pattern)
+    found: _Found = []
+    shown = 0
+    truncated = False
+    for index, text in configs:
+        lines = text.splitlines()
+        hits = [i for i, line in enumerate(lines) if rx.search(line[:MAX_LINE])]
+        if not hits:
+            continue
+        keep: list[tuple[int, str, bool]] = []
+        if shown < limit:
+            wanted: set[int] = set()
+            for i in hits[: limit - shown]:
+                wanted.update(range(max(0, i - context), min(len(lines), i + context + 1)))
+            hit_set = set(hits)
+            keep = [(i + 1, lines[i], i in hit_set) for i in sorted(wanted)]
+            if len(hits) > limit - shown:
+                truncated = True
+            shown += min(len(hits), limit - shown)
+        else:
+            truncated = True
+        found.append((index, len(hits), keep))
+    return found, truncated
+
+
+def _bounded(fn: Callable[[], T], budget_s: float) -> T:
+    """Run ``fn`` in a forked child and give up (killing it) after ``budget_s``: Python's ``re``
+    cannot be interrupted, and a catastrophic pattern (``(a+)+$``) backtracks for ever. Where fork
+    is missing the work runs here, bounded only by the pattern and line caps."""
+    if not hasattr(os, "fork"):
+        return fn()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, leave without running the parent's clean-ups
+        code = 0
+        try:
+            os.close(read_fd)
+            data = pickle.dumps((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent as a failure
+            data = pickle.dumps((False, repr(exc)))
+            code = 1
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + budget_s
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                raise Invalid(f"the pattern took longer than {budget_s:g} s over the stored configurations; "
+                              "simplify it (nested repetitions such as (a+)+ backtrack without end)",
+                              field="pattern")
+            ready, _, _ = io_select.select([read_fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(read_fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    answer: tuple[bool, Any] = pickle.loads(b"".join(chunks)) if chunks else (False, "no answer")
+    if not answer[0]:
+        raise Invalid(f"the search failed: {answer[1]}", field="pattern")
+    result: T = answer[1]
+    return result
+
+
+def search(session: Session, pattern: str, site_code: str | None = None, context: int = 0,
+           limit: int = 1000, budget_s: float = SEARCH_BUDGET_S) -> SearchResult:
+    """Lines matching a regular expression (Python syntax, matched line by line) in every device's
+    latest configuration, with ``context`` lines around each. ``limit`` bounds the matching lines
+    returned (``truncated`` says more matched); every matched device is still counted. The pattern
+    is refused when it does not compile, is longer than ``MAX_PATTERN``, or takes longer than
+    ``budget_s`` over all the configurations."""
+    started = time.perf_counter()
+    compile_pattern(pattern)
+    context = max(0, min(context, 20))
+    conds: list[Any] = [col(ConfigBackupState.latest_version_id).is_not(None)]
+    if site_code:
+        conds.append(func.lower(col(Site.code)) == site_code.lower())
+    rows: list[_Latest] = [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in session.execute(
+        sa_select(col(Device.id), col(Device.hostname), col(Site.code), col(ConfigVersion.number),
+                  col(ConfigVersion.collected_at), col(ConfigVersion.text))
+        .join(Site, col(Site.id) == col(Device.site_id))
+        .join(ConfigBackupState, col(ConfigBackupState.device_id) == col(Device.id))
+        .join(ConfigVersion, col(ConfigVersion.id) == col(ConfigBackupState.latest_version_id))
+        .where(*conds).order_by(col(Device.hostname))).all()]
+    configs = [(i, r[5]) for i, r in enumerate(rows)]
+    found, truncated = _bounded(lambda: _match(configs, pattern, context, max(1, limit)), budget_s)
+    hits = []
+    for index, matches, lines in found:
+        device_id, hostname, code, number, collected, _text_ = rows[index]
+        if lines:
+            hits.append(SearchHit(device_id=device_id, hostname=hostname, site_code=code, version_number=number,
+                                  collected_at=collected, matches=matches,
+                                  lines=[SearchLine(number=n, text=t, match=m) for n, t, m in lines]))
+    return SearchResult(pattern=pattern, devices_searched=len(rows), devices_matched=len(found), hits=hits,
+                        truncated=truncated, seconds=round(time.perf_counter() - started, 4))
+
+
+# --------------------------------------------------------------------------- compliance
+
+
+def findings(session: Session, site_code: str | None = None, device: str | int | None = None,
+             severity: str | None = None) -> list[FindingRow]:
+    """Open findings, worst first, then by site, device and rule."""
+    conds: list[Any] = []
+    if site_code:
+        conds.append(func.lower(col(Site.code)) == site_code.lower())
+    if device is not None:
+        dev, _site = resolve_device(session, device)
+        conds.append(col(ComplianceFinding.device_id) == dev.id)
+    if severity:
+        conds.append(col(ComplianceFinding.severity) == severity)
+    rows = session.exec(
+        select(ComplianceFinding, Device.hostname, Site.code, ConfigVersion.number)
+        .join(Device, col(Device.id) == col(ComplianceFinding.device_id))
+        .join(Site, col(Site.id) == col(Device.site_id))
+        .outerjoin(ConfigVersion, col(ConfigVersion.id) == col(ComplianceFinding.version_id))
+        .where(*conds)).all()
+    out = [FindingRow(device_id=f.device_id, hostname=hostname, site_code=code, rule_id=f.rule_id,
+                      severity=f.severity, message=f.message, lines=list(f.lines or []), version_number=number,
+                      first_seen=f.first_seen, last_seen=f.last_seen) for f, hostname, code, number in rows]
+    out.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 0), r.site_code, r.hostname, r.rule_id))
+    return out
+
+
+def site_compliance(session: Session) -> list[SiteCompliance]:
+    """Per site with at least one stored configuration: devices backed up, how many break no rule,
+    findings by severity. Two grouped queries whatever the number of sites."""
+    stored = session.execute(
+        sa_select(col(Site.id), col(Site.code), col(Site.name_en), col(Site.name_ar), func.count())
+        .join(Device, col(Device.site_id) == col(Site.id))
+        .join(ConfigBackupState, col(ConfigBackupState.device_id) == col(Device.id))
+        .where(col(ConfigBackupState.latest_version_id).is_not(None))
+        .group_by(col(Site.id), col(Site.code), col(Site.name_en), col(Site.name_ar))
+        .order_by(col(Site.code))).all()
+    per = session.exec(
+        select(Device.site_id, ComplianceFinding.device_id, ComplianceFinding.severity, func.count())
+        .join(Device, col(Device.id) == col(ComplianceFinding.device_id))
+        .join(ConfigBackupState, and_(col(ConfigBackupState.device_id) == col(Device.id),
+                                      col(ConfigBackupState.latest_version_id).is_not(None)))
+        .group_by(col(Device.site_id), col(ComplianceFinding.device_id), col(ComplianceFinding.severity))).all()
+    bad: dict[int, set[int]] = {}
+    sev: dict[int, dict[str, int]] = {}
+    for site_id, device_id, severity, n in per:
+        bad.setdefault(site_id, set()).add(device_id)
+        by = sev.setdefault(site_id, {})
+        by[severity] = by.get(severity, 0) + int(n)
+    return [SiteCompliance(site_id=sid, site_code=code, site_name_en=en, site_name_ar=ar, devices=int(n),
+                           compliant=int(n) - len(bad.get(sid, ())), findings=sum(sev.get(sid, {}).values()),
+                           by_severity=sev.get(sid, {})) for sid, code, en, ar, n in stored]
+
+
+# --------------------------------------------------------------------------- runs and host keys
+
+
+def _run_row(r: BackupRun) -> BackupRunRow:
+    return BackupRunRow(id=r.id or 0, started_at=r.started_at, finished_at=r.finished_at, duration_s=r.duration_s,
+                        trigger=r.trigger, actor=r.actor, scope=r.scope, status=r.status, error=r.error,
+                        devices=r.devices, changed=r.changed, unchanged=r.unchanged, failed=r.failed,
+                        failures=list(r.failures or []))
+
+
+def runs(session: Session, limit: int = 50, before: int | None = None) -> list[BackupRunRow]:
+    """Backup runs, newest first; ``before``: only runs with a smaller id (the next page)."""
+    stmt = select(BackupRun)
+    if before is not None:
+        stmt = stmt.where(col(BackupRun.id) < before)
+    rows = session.exec(stmt.order_by(col(BackupRun.id).desc()).limit(limit)).all()
+    return [_run_row(r) for r in rows]
+
+
+def run(session: Session, run_id: int, field: str = "run_id") -> BackupRunRow:
+    found = session.get(BackupRun, run_id)
+    if found is None:
+        raise NotFound(f"no backup run {run_id}", field=field)
+    return _run_row(found)
+
+
+def host_keys(session: Session, pending_only: bool = False) -> list[HostKeyRow]:
+    """Recorded SSH host keys by address; ``pending_only``: those with a refused different key
+    waiting for an engineer."""
+    stmt = (select(SshHostKey, Device.hostname)
+            .outerjoin(Device, col(Device.id) == col(SshHostKey.device_id)))
+    if pending_only:
+        stmt = stmt.where(col(SshHostKey.offered_fingerprint) != "")
+    rows = session.exec(stmt.order_by(col(SshHostKey.address), col(SshHostKey.port))).all()
+    return _key_rows(rows)
+
+
+def host_key(session: Session, key_id: int, field: str = "key_id") -> HostKeyRow:
+    rows = session.exec(select(SshHostKey, Device.hostname)
+                        .outerjoin(Device, col(Device.id) == col(SshHostKey.device_id))
+                        .where(col(SshHostKey.id) == key_id)).all()
+    if not rows:
+        raise NotFound(f"no host key {key_id}", field=field)
+    return _key_rows(rows)[0]
+
+
+def _key_rows(rows: Sequence[Any]) -> list[HostKeyRow]:
+    return [HostKeyRow(id=k.id or 0, device_id=k.device_id, hostname=hostname, address=k.address, port=k.port,
+                       key_type=k.key_type, fingerprint=k.fingerprint, first_seen=k.first_seen,
+                       last_seen=k.last_seen, offered_fingerprint=k.offered_fingerprint, offered_at=k.offered_at,
+                       accepted_by=k.accepted_by, accepted_at=k.accepted_at) for k, hostname in rows]
+
+
+def host_key_id(session: Session, ref: str) -> int:
+    """A host key named by its id, or by its device (hostname or id): the device's key."""
+    text = ref.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 18 and session.get(SshHostKey, int(text)) is not None:
+        return int(text)
+    dev, _site = resolve_device(session, text)
+    found: int | None = session.exec(select(SshHostKey.id).where(col(SshHostKey.device_id) == dev.id)
+                         .order_by(col(SshHostKey.offered_fingerprint).desc())).first()
+    if found is None:
+        raise NotFound(f"no host key recorded for device {dev.hostname!r}", field="device")
+    return found
