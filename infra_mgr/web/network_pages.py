@@ -13,8 +13,8 @@ from infra_mgr.common import ListPage
 from infra_mgr.events import views as event_views
 from infra_mgr.inventory import views as inventory_views
 from infra_mgr.network import views as network_views
+from infra_mgr.web import config_pages, queries
 from infra_mgr.web import format as fmt
-from infra_mgr.web import queries
 from infra_mgr.web.i18n import Translator, pick_lang
 from infra_mgr.web.pages import User_, current_principal, error_page, html_router, render, web_state
 
@@ -152,6 +152,7 @@ def device_page(request: Request, device_id: str, session: DbSession, user: Prin
                           id=fmt.isolate(device_id[:32]))
     return render(request, "device.html", {
         **dict(detail), "poll_text": poll_text(Translator(pick_lang(request)), detail.poll),
+        **config_pages.device_backup(session, Translator(pick_lang(request)), detail.device.id),
         "speed": fmt.speed, "if_badge": fmt.if_badge, "state_badge": _STATE_BADGE,
         "poll_badge": lambda v: _POLL_BADGE.get(v, "secondary"),
     }, section="network", user=user)

@@ -46,6 +46,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("network", "/network"),
     ("links", "/links"),
     ("power", "/power"),
+    ("configs", "/configs"),
     ("cloud", "/cloud"),
     ("jobs", "/jobs"),
     ("alerts", "/alerts"),

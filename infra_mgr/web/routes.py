@@ -18,7 +18,7 @@ from starlette.types import Scope
 from infra_mgr.api.deps import DbSession
 from infra_mgr.auth.service import Principal
 from infra_mgr.network import views as network_views
-from infra_mgr.web import auth_pages, link_pages, network_pages, power_pages
+from infra_mgr.web import auth_pages, config_pages, link_pages, network_pages, power_pages
 from infra_mgr.web.assets import vendor_dir, web_dir
 from infra_mgr.web.pages import User_, WebState, empty_state, html_error_response, html_router, render
 
@@ -83,5 +83,6 @@ def mount_web(app: FastAPI) -> None:
         app.mount("/static", StaticFiles(directory=static), name="static")
     else:
         log.warning("dashboard static folder %s is missing: pages will render without our stylesheet", static)
-    for r in (auth_pages.router, network_pages.router, link_pages.router, power_pages.router, router):
+    for r in (auth_pages.router, network_pages.router, link_pages.router, power_pages.router, config_pages.router,
+              router):
         app.include_router(r)
