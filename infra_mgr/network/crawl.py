@@ -2,6 +2,11 @@
 probes every address with each SNMP credential in order and follows neighbours' management
 addresses as soon as they are read — only inside the allow-list, never outside — and returns
 what answered and what did not. It knows nothing of the database (``reconcile`` does).
+
+A device that answers no SNMP credential may still be read over SSH (CLI discovery): the crawl
+asks an injected function (``ssh``; built by ``discovery`` from the stored SSH credentials), and
+an address last read over SSH is asked over SSH first. Its answer is an :class:`Answer` like an
+SNMP one — the CLI's facts in the same shape — so its neighbours are followed alike.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
 from infra_mgr.snmp.target import PollProblem, SnmpTarget
@@ -39,14 +45,33 @@ class Answer:
     address: str
     credential_id: int | None
     result: ProbeResult
+    protocol: str = "snmp"  # snmp | ssh: how the device was read
+    host_key: Any = None  # ssh: the HostKey the device presented (recorded on first use)
+    port: int | None = None  # ssh: the port it was read on
+
+
+@dataclass
+class SshMiss:
+    """No SSH credential read the device: why (``problems``; kind ``hostkey_changed`` when its key
+    differs from the recorded one) and the key it offered, if any."""
+
+    problems: list[PollProblem] = field(default_factory=list)
+    host_key: Any = None
+    port: int | None = None
+
+
+# (address, preferred credential id) -> the CLI's answer, or why not
+SshFn = Callable[[str, int | None], Awaitable[Answer | SshMiss]]
 
 
 @dataclass
 class NoAnswer:
     address: str
-    reason: str  # "unreachable" | "wrong_credentials"
+    reason: str  # "unreachable" | "wrong_credentials" | "hostkey_changed" (SSH refused a changed key)
     name_hint: str | None = None  # a name neighbours gave it, if any
     problems: list[PollProblem] = field(default_factory=list)
+    host_key: Any = None  # hostkey_changed: the key the device offered
+    port: int | None = None
 
 
 @dataclass
@@ -77,7 +102,7 @@ class Crawler:
 
     def __init__(self, probe: ProbeFn, credentials: Sequence[CredentialOption], allow: Iterable[str],
                  concurrency: int = 64, alive: AliveFn | None = None, progress: Progress | None = None,
-                 early: bool = False) -> None:
+                 early: bool = False, ssh: SshFn | None = None) -> None:
         if not credentials:
             raise ValueError("no SNMP credential to try")
         self.probe = probe
@@ -90,6 +115,8 @@ class Crawler:
         # the crawl goes on to them while this device's interfaces are still being read
         self.early = early
         self.names: dict[str, str] = {}  # address -> sysName a neighbour reported for it
+        self.ssh = ssh
+        self.ssh_first: set[str] = set()  # addresses last read over SSH: asked over SSH first
 
     def allowed(self, address: str) -> bool:
         try:
@@ -103,7 +130,13 @@ class Crawler:
         order = sorted(self.credentials, key=lambda c: c.credential_id != preferred) if preferred else self.credentials
         problems: list[PollProblem] = []
         extra = {"on_neighbors": learn} if self.early else {}
+        miss: SshMiss | None = None
         async with self.sem:
+            if self.ssh is not None and address in self.ssh_first:
+                got = await self.ssh(address, preferred)
+                if isinstance(got, Answer):
+                    return got
+                miss = got
             for cred in order:
                 result = await self.probe(replace(cred.template, address=address), **extra)
                 if _answered(result):
@@ -112,16 +145,29 @@ class Crawler:
                 if not any(p.kind in _NO_ANSWER for p in result.errors) and result.reachable:
                     # It answered but with nothing useful: another credential will not help.
                     return Answer(address, cred.credential_id, result)
+            if self.ssh is not None and miss is None:
+                got = await self.ssh(address, preferred)
+                if isinstance(got, Answer):
+                    return got
+                miss = got
+            if miss is not None:
+                problems.extend(miss.problems)
+                if any(p.kind == "hostkey_changed" for p in miss.problems):
+                    return NoAnswer(address, "hostkey_changed", self.names.get(address), problems,
+                                    miss.host_key, miss.port)
             port = self.credentials[0].template.port
             timeout = self.credentials[0].template.timeout_s
             alive = await self.alive(address, port, timeout) if self.alive else False
+            if not alive and miss is not None:  # an SSH login that was refused is a live device too
+                alive = any(p.kind in ("auth", "command", "timeout", "dropped") for p in miss.problems)
         return NoAnswer(address, "wrong_credentials" if alive else "unreachable", self.names.get(address), problems)
 
-    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None, follow: bool = True
-                  ) -> CrawlResult:
+    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None, follow: bool = True,
+                  ssh_first: Iterable[str] = ()) -> CrawlResult:
         """Probe seeds, then (``follow``) every neighbour address as soon as it is learnt (no waiting
         for a whole wave: one slow or silent device never holds the others back)."""
         preferred = preferred or {}
+        self.ssh_first = set(ssh_first)
         out = CrawlResult()
         seen: set[str] = set()
         running: set[asyncio.Task[Answer | NoAnswer]] = set()

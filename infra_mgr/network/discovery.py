@@ -32,7 +32,7 @@ from infra_mgr.common import utcnow
 from infra_mgr.db import write_session
 from infra_mgr.inventory.credentials import reveal
 from infra_mgr.inventory.models import Credential, Device, Site
-from infra_mgr.network.crawl import Crawler, CredentialOption, range_hosts
+from infra_mgr.network.crawl import Answer, Crawler, CredentialOption, SshFn, SshMiss, range_hosts
 from infra_mgr.network.models import (
     DevicePoll,
     DiscoveryRun,
@@ -43,6 +43,7 @@ from infra_mgr.network.models import (
 )
 from infra_mgr.network.reconcile import DiscoveryReport, reconcile
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
+from infra_mgr.network.ssh.cli_facts import facts_from_cli
 from infra_mgr.snmp.target import PollProblem, SnmpTarget
 
 ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
@@ -75,6 +76,99 @@ def credential_options(session: Session, master: bytes, timeout_s: float = 1.0, 
                            priv_key=s.get("priv_key", ""), timeout_s=timeout_s, retries=retries)
         out.append(CredentialOption(c.id, t, c.name))
     return out
+
+
+SSH_KINDS = ("ssh_password", "ssh_key")
+
+
+@dataclass(frozen=True)
+class SshOption:
+    """One SSH credential to try, revealed (in memory only, for the run)."""
+
+    credential_id: int
+    username: str
+    port: int
+    secrets: dict[str, str]
+    device_type: str | None = None  # params.device_type: the platform to log in as, when known
+
+    def __repr__(self) -> str:  # never print a secret
+        return f"SshOption({self.credential_id}, {self.username}@:{self.port})"
+
+
+def ssh_options(session: Session, master: bytes) -> list[SshOption]:
+    """SSH credentials in the order to try them (``params.priority``, low first, then id); one
+    with ``params.discovery`` false is not tried."""
+    creds = session.exec(select(Credential).where(col(Credential.kind).in_(SSH_KINDS))).all()
+    creds = sorted((c for c in creds if c.params.get("discovery", True) is not False),
+                   key=lambda c: (int(c.params.get("priority", 100)), c.id or 0))
+    out = []
+    for c in creds:
+        s = reveal(session, master, c.id or 0)
+        port = int(s.get("port") or c.params.get("port") or 22)
+        out.append(SshOption(c.id or 0, s.get("username") or c.username, port,
+                             {k: str(v) for k, v in s.items() if k in ("password", "private_key", "passphrase",
+                                                                      "enable_secret") and v},
+                             c.params.get("device_type") or None))
+    return out
+
+
+def ssh_discovery(session: Session, master: bytes, timeout_s: float) -> SshFn | None:
+    """The crawl's SSH reader: for an address, each SSH credential in order (the device's own
+    first), logging in as the platform the credential names (``params.device_type``), else the
+    one the inventory knows for that address, else each platform with discovery commands in
+    ``platforms.yaml`` order until one's output names the device. The recorded host key is
+    required (TOFU): a changed key refuses the device. None when no SSH credential is stored."""
+    from infra_mgr.network.ssh.collector import cli_read_one
+    from infra_mgr.network.ssh.facts import SshFailure, SshTarget
+    from infra_mgr.network.ssh.hostkeys import known_keys
+    from infra_mgr.network.ssh.platforms import platform_table
+
+    options = ssh_options(session, master)
+    if not options:
+        return None
+    keys = known_keys(session)
+    table = platform_table()
+    known_types: dict[str, str] = {}
+    for poll, dev in session.exec(select(DevicePoll, Device).join(Device, col(Device.id) == col(DevicePoll.device_id))):
+        plat = table.for_device(dev.platform, dev.vendor)
+        if poll.address and plat is not None and plat.discovery:
+            known_types[poll.address] = plat.device_type
+    detect = [p.device_type for p in table.platforms if p.discovery]
+    wait = max(3.0, timeout_s * 3)
+
+    async def read(address: str, preferred: int | None) -> Answer | SshMiss:
+        order = sorted(options, key=lambda o: o.credential_id != preferred)
+        miss = SshMiss()
+        for opt in order:
+            types = [opt.device_type] if opt.device_type else (
+                [known_types[address]] if address in known_types else detect)
+            for device_type in types:
+                platform = table.get(device_type)
+                if platform is None or not platform.discovery:
+                    continue
+                target = SshTarget(address=address, port=opt.port, device_type=device_type, username=opt.username,
+                                   password=opt.secrets.get("password"), private_key=opt.secrets.get("private_key"),
+                                   passphrase=opt.secrets.get("passphrase"),
+                                   enable_secret=opt.secrets.get("enable_secret"),
+                                   known_key=keys.get((address, opt.port)), credential_id=opt.credential_id,
+                                   connect_timeout_s=wait, auth_timeout_s=wait, banner_timeout_s=wait,
+                                   command_timeout_s=max(10.0, wait))
+                got = await asyncio.to_thread(cli_read_one, target, dict(platform.discovery))
+                if got.problem is None:
+                    result = facts_from_cli(device_type, got.outputs, address, opt.port)
+                    if result.facts.sys_name or result.facts.serial:
+                        return Answer(address, opt.credential_id, result, "ssh", got.host_key, opt.port)
+                    continue  # logged in, but not this platform's output: try the next one
+                miss.problems.append(PollProblem(address, f"ssh {device_type}", got.problem.kind.value,
+                                                 got.problem.message))
+                if got.problem.kind in (SshFailure.unreachable, SshFailure.hostkey_changed):
+                    miss.host_key, miss.port = got.host_key, opt.port
+                    return miss  # nothing listens, or the key changed: no credential changes that
+                if got.problem.kind in (SshFailure.auth, SshFailure.no_credential):
+                    break  # this credential is refused: the next one
+        return miss
+
+    return read
 
 
 @dataclass
@@ -146,10 +240,13 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
                    seeds: Sequence[str] = (), follow: bool = True,
                    probe: ProbeFn | None = None, alive: AliveFn | None = None, concurrency: int = 64,
                    timeout_s: float = 1.0, retries: int = 1, progress: Progress | None = None,
-                   actor: str = "discovery", trigger: str = "manual") -> DiscoveryReport:
+                   actor: str = "discovery", trigger: str = "manual", ssh: SshFn | None | bool = True
+                   ) -> DiscoveryReport:
     """Crawl and reconcile one site (or all): the job behind ``infra-mgr discover`` and the API.
     Each run that gets as far as crawling is recorded (:class:`DiscoveryRun`), including one that
-    breaks: the Jobs page and the API show afterwards what it did and which devices failed."""
+    breaks: the Jobs page and the API show afterwards what it did and which devices failed.
+    ``ssh``: True reads a device no SNMP credential opens over SSH with the stored SSH credentials
+    (when there are any), False never, or the function to use."""
     import time
 
     from infra_mgr.errors import Invalid
@@ -174,20 +271,22 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     with Session(engine) as session:
         scope = scope_for(session, site_code, seeds, all_sites)
         options = credential_options(session, master, timeout_s, retries)
-        preferred = {p.address: p.credential_id for p in session.exec(select(DevicePoll)).all()
-                     if p.credential_id is not None}
+        polls = session.exec(select(DevicePoll)).all()
+        preferred = {p.address: p.credential_id for p in polls if p.credential_id is not None}
+        ssh_first = {p.address for p in polls if p.address and p.protocol == "ssh"}
+        ssh_fn = ssh_discovery(session, master, timeout_s) if ssh is True else (ssh or None)
         # Runs over a site or the city re-read what they know; a run of just some seeds reads those.
         known = known_addresses(session, scope.site_ids) if follow and (site_code or all_sites) else []
     if not options:
         raise Invalid("no SNMP credential stored: add one (kind snmp_v2c or snmp_v3)", field="credentials")
     crawler = Crawler(probe, options, scope.allow, concurrency=concurrency, alive=alive, progress=progress,
-                      early=early)
+                      early=early, ssh=ssh_fn)
     seeds = [*scope.seeds, *(a for a in known if crawler.allowed(a))]
     label = site_code or ("all sites" if all_sites else "seeds")
     run_id = await asyncio.to_thread(start_run, engine, trigger=trigger, actor=actor, scope=label,
                                      targets=[*scope.seeds[:50], *seeds_asked(seeds, scope.seeds)])
     try:
-        crawl = await crawler.run(seeds, preferred, follow)
+        crawl = await crawler.run(seeds, preferred, follow, ssh_first)
         crawled = time.perf_counter()
         report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
                                          scope_site_ids=scope.site_ids, actor=actor,

@@ -277,6 +277,9 @@ class Reconciler:
         addresses = [a.address for a in group]
         dev = self.index.find(group)
         site_id = self.placer.place(addresses, f.location) or (dev.site_id if dev else None) or self.default_site_id
+        if site_id is None:  # no prefix, no location (a CLI read has none): beside the neighbour that reported it
+            site_id = self.s.exec(select(Device.site_id).join(Neighbor, col(Neighbor.device_id) == col(Device.id))
+                                  .where(col(Neighbor.remote_address).in_(addresses))).first()
         hostname = _hostname(f.sys_name, best.address)
         if site_id is None:
             self.r.unplaced.append(hostname)
@@ -319,6 +322,7 @@ class Reconciler:
         poll = self.s.get(DevicePoll, dev.id) or DevicePoll(device_id=dev.id or 0)
         poll.address = best.address
         poll.credential_id = best.credential_id
+        poll.protocol = best.protocol  # the next discovery asks the same way first
         poll.sys_object_id = f.sys_object_id or ""
         poll.chassis_id = (f.chassis_id or "").lower()
         poll.location = (f.location or "")[:255]
@@ -328,6 +332,10 @@ class Reconciler:
         self.reachability(dev, poll, PollStatus.error.value if garbage else PollStatus.ok.value, message,
                           announce=not returned)
         self.s.add(poll)
+        if best.protocol == "ssh" and best.host_key is not None:  # trust on first use, as the backup does
+            from infra_mgr.network.ssh.hostkeys import record_seen
+
+            record_seen(self.s, best.address, best.port or 22, best.host_key, dev.id)
         self.index.add(dev, poll.chassis_id)
         self.r.found.append(dev.hostname)
         self.r.problems.extend(best.result.errors)
@@ -457,9 +465,12 @@ class Reconciler:
         site instead of only in this run's report. One that cannot be placed stays in the report."""
         polls = {p.address: p for p in self.s.exec(select(DevicePoll)).all() if p.address}
         for na in unanswered:
-            status = (PollStatus.auth if na.reason == "wrong_credentials" else PollStatus.timeout).value
+            status = (PollStatus.auth if na.reason in ("wrong_credentials", "hostkey_changed")
+                      else PollStatus.timeout).value
             detail = (f"{na.address} answers, but no stored SNMP credential opens it" if status == PollStatus.auth.value
                       else f"no answer from {na.address} to any SNMP credential")
+            if na.reason == "hostkey_changed":
+                detail = f"the SSH host key of {na.address} changed: refused until the new key is accepted"
             poll = polls.get(na.address)
             dev = self.s.get(Device, poll.device_id) if poll else self.index.by_address.get(na.address)
             if dev is not None and (dev.id in found_ids or (scope_site_ids is not None
@@ -474,6 +485,11 @@ class Reconciler:
                 poll = self.s.get(DevicePoll, dev.id) or DevicePoll(device_id=dev.id or 0, address=na.address)
             self.reachability(dev, poll, status, detail)
             self.s.add(poll)
+            if na.reason == "hostkey_changed" and na.host_key is not None:
+                from infra_mgr.network.ssh.hostkeys import record_offered
+
+                record_offered(self.s, na.address, na.port or 22, na.host_key, device_id=dev.id,
+                               site_id=dev.site_id, hostname=dev.hostname)
             found_ids.add(dev.id or 0)  # read or not, it was asked: not "missing"
 
     def _unread_device(self, na: NoAnswer) -> Device | None:
