@@ -9,15 +9,11 @@ them. Every text here is masked (the collector masks before anything is stored).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import pickle
-import re
-import select as io_select
-import signal
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal
 
+import regex
 from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
 from sqlalchemy import select as sa_select
@@ -34,7 +30,6 @@ from infra_mgr.network.ssh.models import (
     SshHostKey,
 )
 
-T = TypeVar("T")
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}  # events.models.Severity, worst last
 BACKUP_STATUSES = ("never", "ok", "failed")
 # Search bounds: a pattern no longer than this, lines cut at this many characters before matching,
@@ -400,15 +395,17 @@ def diff(session: Session, device: str | int, a: int | None = None, b: int | Non
 # --------------------------------------------------------------------------- search
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A search pattern, or :class:`Invalid` naming ``pattern`` with what is wrong in words."""
+def compile_pattern(pattern: str) -> regex.Pattern[str]:
+    """A search pattern, or :class:`Invalid` naming ``pattern`` with what is wrong in words. The
+    ``regex`` module (Python's syntax) is used for its timeout: ``re`` cannot be interrupted, and a
+    catastrophic pattern such as ``(x+x+)+y`` would otherwise hold a server thread for ever."""
     if not pattern:
         raise Invalid("the pattern is empty", field="pattern")
     if len(pattern) > MAX_PATTERN:
         raise Invalid(f"the pattern is longer than {MAX_PATTERN} characters", field="pattern")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return regex.compile(pattern)
+    except regex.error as exc:
         raise Invalid(f"not a valid regular expression: {exc}", field="pattern") from None
     except (RecursionError, OverflowError):
         raise Invalid("the pattern is too deeply nested", field="pattern") from None
@@ -420,15 +417,22 @@ _Latest = tuple[int, str, str, int, dt.datetime, str]
 _Found = list[tuple[int, int, list[tuple[int, str, bool]]]]
 
 
-def _match(configs: Sequence[tuple[int, str]], pattern: str, context: int, limit: int) -> tuple[_Found, bool]:
-    """Pure matching, line by line (``^``/``$`` are a line's ends), each line cut at ``MAX_LINE``."""
-    rx = re.compile(pattern)
+def _match(configs: Sequence[tuple[int, str]], rx: regex.Pattern[str], context: int, limit: int,
+           budget_s: float) -> tuple[_Found, bool]:
+    """Pure matching, line by line (``^``/``$`` are a line's ends), each line cut at ``MAX_LINE``;
+    the whole search may take ``budget_s`` (then :class:`Invalid` naming ``pattern``)."""
+    deadline = time.monotonic() + budget_s
     found: _Found = []
     shown = 0
     truncated = False
     for index, text in configs:
         lines = text.splitlines()
-        hits = [i for i, line in enumerate(lines) if rx.search(line[:MAX_LINE])]
+        try:
+            hits = [i for i, line in enumerate(lines)
+                    if rx.search(line[:MAX_LINE], timeout=max(0.001, deadline - time.monotonic()))]
+        except TimeoutError:
+            raise Invalid(f"the pattern took longer than {budget_s:g} s over the stored configurations; simplify "
+                          "it (nested repetitions such as (x+x+)+ backtrack without end)", field="pattern") from None
         if not hits:
             continue
         keep: list[tuple[int, str, bool]] = []
@@ -447,55 +451,6 @@ def _match(configs: Sequence[tuple[int, str]], pattern: str, context: int, limit
     return found, truncated
 
 
-def _bounded(fn: Callable[[], T], budget_s: float) -> T:
-    """Run ``fn`` in a forked child and give up (killing it) after ``budget_s``: Python's ``re``
-    cannot be interrupted, and a catastrophic pattern (``(a+)+$``) backtracks for ever. Where fork
-    is missing the work runs here, bounded only by the pattern and line caps."""
-    if not hasattr(os, "fork"):
-        return fn()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: compute, send, leave without running the parent's clean-ups
-        code = 0
-        try:
-            os.close(read_fd)
-            data = pickle.dumps((True, fn()))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent as a failure
-            data = pickle.dumps((False, repr(exc)))
-            code = 1
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_fd, view):]
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + budget_s
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                raise Invalid(f"the pattern took longer than {budget_s:g} s over the stored configurations; "
-                              "simplify it (nested repetitions such as (a+)+ backtrack without end)",
-                              field="pattern")
-            ready, _, _ = io_select.select([read_fd], [], [], min(left, 0.5))
-            if ready:
-                chunk = os.read(read_fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-    answer: tuple[bool, Any] = pickle.loads(b"".join(chunks)) if chunks else (False, "no answer")
-    if not answer[0]:
-        raise Invalid(f"the search failed: {answer[1]}", field="pattern")
-    result: T = answer[1]
-    return result
-
-
 def search(session: Session, pattern: str, site_code: str | None = None, context: int = 0,
            limit: int = 1000, budget_s: float = SEARCH_BUDGET_S) -> SearchResult:
     """Lines matching a regular expression (Python syntax, matched line by line) in every device's
@@ -504,7 +459,7 @@ def search(session: Session, pattern: str, site_code: str | None = None, context
     is refused when it does not compile, is longer than ``MAX_PATTERN``, or takes longer than
     ``budget_s`` over all the configurations."""
     started = time.perf_counter()
-    compile_pattern(pattern)
+    rx = compile_pattern(pattern)
     context = max(0, min(context, 20))
     conds: list[Any] = [col(ConfigBackupState.latest_version_id).is_not(None)]
     if site_code:
@@ -517,7 +472,7 @@ def search(session: Session, pattern: str, site_code: str | None = None, context
         .join(ConfigVersion, col(ConfigVersion.id) == col(ConfigBackupState.latest_version_id))
         .where(*conds).order_by(col(Device.hostname))).all()]
     configs = [(i, r[5]) for i, r in enumerate(rows)]
-    found, truncated = _bounded(lambda: _match(configs, pattern, context, max(1, limit)), budget_s)
+    found, truncated = _match(configs, rx, context, max(1, limit), budget_s)
     hits = []
     for index, matches, lines in found:
         device_id, hostname, code, number, collected, _text_ = rows[index]
