@@ -44,7 +44,7 @@ lint: venv
 # Every benchmark, one after the other (they share the machine's cores, so never in parallel). Each
 # writes bench/results/<bench>-<date>.txt; the root-only ones (network namespaces, upsd) say so and
 # fail when not run as root. `make bench BENCH_ARGS=--smoke` runs them all at tiny sizes.
-BENCHES := api_concurrency api_interfaces city_discovery city_scale conformance link_audit power_detect snmp_sweep
+BENCHES := api_concurrency api_interfaces city_discovery city_scale config_backup conformance link_audit power_detect snmp_sweep
 bench: setup
 	@status=0; for b in $(BENCHES); do \
 	  echo "== bench/$$b.py $(BENCH_ARGS)"; \

@@ -26,8 +26,8 @@ def _benches() -> list[str]:
     return sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_") and p.name not in helpers)
 
 
-SMOKED = ["api_concurrency", "api_interfaces", "city_discovery", "city_scale", "conformance", "link_audit",
-          "power_detect", "snmp_sweep"]
+SMOKED = ["api_concurrency", "api_interfaces", "city_discovery", "city_scale", "config_backup", "conformance",
+          "link_audit", "power_detect", "snmp_sweep"]
 
 
 def test_every_bench_is_smoked_and_in_make_bench() -> None:
