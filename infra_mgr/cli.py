@@ -6,7 +6,6 @@ exit status, never a traceback (``main`` catches what the commands raise).
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlmodel import Session
 
+from infra_mgr.common import cli_actor
 from infra_mgr.config import get_settings
 from infra_mgr.db import writer
 
@@ -48,13 +48,6 @@ def _ready_engine() -> Any:
     from infra_mgr.db import ready_engine
 
     return ready_engine()
-
-
-def _cli_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001
-        return "cli"
 
 
 # --------------------------------------------------------------------------- serve / db
@@ -272,7 +265,7 @@ def import_(file: Annotated[Path, typer.Argument(help="YAML or CSV file", exists
         err.print(f"error: {exc.message}", highlight=False, markup=False)
         raise typer.Exit(2) from None
     engine = _ready_engine()
-    with acting_as(_cli_actor()), Session(writer(engine)) as session, \
+    with acting_as(cli_actor()), Session(writer(engine)) as session, \
             Progress(console=err, transient=True, disable=as_json) as progress:
         progress.add_task(f"importing {len(rows)} rows from {file.name}", total=None)
         result = import_rows(session, rows, str(file), move=move, dry_run=dry_run)
@@ -367,7 +360,7 @@ def discover(site: Annotated[str | None, typer.Option(help="Site code (its disco
 
         report = asyncio.run(run_discovery(engine, get_settings().secret(), site_code=site, all_sites=all_sites,
                                            seeds=seed or [],
-                                           timeout_s=timeout, retries=retries, progress=tick, actor=_cli_actor(),
+                                           timeout_s=timeout, retries=retries, progress=tick, actor=cli_actor(),
                                            trigger="cli"))
     data = report.to_json()
     if as_json:

@@ -89,3 +89,13 @@ def page_window(total: int, page: int, size: int) -> tuple[int, int]:
     pages = max(1, -(-total // size))
     page = min(max(page, 1), pages)
     return page, (page - 1) * size
+
+
+def cli_actor() -> str:
+    """Who a command-line change is recorded as: ``cli:<login name>`` (``cli`` when there is none)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name is not an error
+        return "cli"

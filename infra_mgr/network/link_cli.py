@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra_mgr.common import cli_actor
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -44,14 +46,6 @@ def _engine():  # type: ignore[no-untyped-def]  # an Engine; imported late so --
 
     return ready_engine()
 
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name is not an error
-        return "cli"
 
 
 @audit_app.callback()
@@ -172,7 +166,7 @@ def uplinks_set(
     with write_session(_engine()) as session:
         iid = _interface_id(session, device, interface)
         set_manual(session, iid, is_uplink=not not_uplink, expected_neighbor=expected_neighbor,
-                   expected_speed_bps=speed, actor=_actor())
+                   expected_speed_bps=speed, actor=cli_actor())
         session.flush()
         row = link_views.uplink(session, iid)
     if row is not None:
@@ -191,7 +185,7 @@ def uplinks_clear(device: Annotated[str, typer.Argument(help="Device host name")
 
     with write_session(_engine()) as session:
         iid = _interface_id(session, device, interface)
-        row = clear_manual(session, iid, actor=_actor())
+        row = clear_manual(session, iid, actor=cli_actor())
         found = row is not None and row.is_uplink
     console.print(f"{device} {interface}: back to identification"
                   f" ({'identified as an uplink' if found else 'not identified as an uplink'})",
@@ -205,7 +199,7 @@ def uplinks_import(file: Annotated[Path, typer.Argument(help="Design file (YAML:
     from infra_mgr.network.uplinks import import_plan
 
     with write_session(_engine()) as session:
-        lines = import_plan(session, file, actor=_actor())
+        lines = import_plan(session, file, actor=cli_actor())
     for line in lines:
         console.print(f"{file}:{line.line}: {line.action} {line.device} {line.interface}", markup=False,
                       highlight=False)

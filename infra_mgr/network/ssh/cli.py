@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from infra_mgr.common import cli_actor
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from sqlalchemy import Engine
@@ -65,14 +67,6 @@ def _engine() -> Engine:
 
     return ready_engine()
 
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name is not an error
-        return "cli"
 
 
 def _json(value: BaseModel | list[Any]) -> None:
@@ -135,7 +129,7 @@ def backup_run(
 
         with _errors():
             result = asyncio.run(run_backup(engine, get_settings().secret(), site_code=site, device=hostname,
-                                            trigger="manual", actor=_actor(), concurrency=concurrency,
+                                            trigger="manual", actor=cli_actor(), concurrency=concurrency,
                                             progress=progress))
     if as_json:
         _json(result)
@@ -418,7 +412,7 @@ def ssh_accept(ref: Annotated[str, typer.Argument(help="Host key id, or the devi
 
     with _errors(), write_session(_engine()) as session:
         key_id = views.host_key_id(session, ref)
-        accept(session, key_id, _actor())
+        accept(session, key_id, cli_actor())
         session.flush()
         row = views.host_key(session, key_id)
     console.print(f"{row.hostname or row.address}: now trusting {row.key_type} {row.fingerprint}", markup=False,
