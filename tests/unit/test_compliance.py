@@ -142,3 +142,42 @@ def test_every_platform_reports_each_break(broken: str, monkeypatch: pytest.Monk
         rule_ids = {f.rule_id for f in evaluate(text, device_type, device.role)}
         wanted = set() if broken in NOT_VISIBLE.get(key, set()) else {BREAK_RULES[broken]}
         assert rule_ids == wanted, (key, broken)
+
+
+# RouterOS `/export` leaves defaults out: the built-in community `public` shows no line at all
+# unless it was renamed or disabled, so an enabled agent with an untouched default is a finding.
+ROS_SNMP_ON = "/snmp\nset contact=noc@jeddah.example enabled=yes location=\"Jeddah JED-B09\"\n"
+ROS_IDENTITY = "/system identity\nset name=jed-b09-rtr\n"
+
+
+@pytest.mark.parametrize(("community", "flagged"), [
+    ("", True),  # no community section: the default is untouched
+    ("/snmp community\nadd addresses=10.10.0.0/24 name=jed-noc-ro\n", True),  # added beside it
+    ("/snmp community\nset [ find default=yes ] addresses=10.10.0.0/24\n", True),  # restricted only
+    ("/snmp community\nset [ find default=yes ] disabled=yes\nadd addresses=10.10.0.0/24 name=jed-noc-ro\n",
+     False),
+    ("/snmp community\nset [ find default=yes ] addresses=10.10.0.0/24 \\\n    name=jed-noc-ro\n", False),
+])
+def test_routeros_default_community_left_in_place_is_reported(community: str, flagged: bool) -> None:
+    text = "/interface bridge\nadd name=br-lan\n" + community + ROS_SNMP_ON + ROS_IDENTITY
+    masked = mask(text, "mikrotik_routeros")
+    found = [f for f in evaluate(masked, "mikrotik_routeros") if f.rule_id == "snmp-default-community"]
+    if flagged:
+        assert [f.lines for f in found] == [['set contact=noc@jeddah.example enabled=yes location="Jeddah JED-B09"']]
+        assert found[0].severity == "critical"
+    else:
+        assert found == []
+
+
+def test_routeros_default_community_is_no_finding_while_snmp_is_off() -> None:
+    text = "/snmp community\nadd addresses=10.10.0.0/24 name=jed-noc-ro\n/snmp\nset contact=noc@jeddah.example\n"
+    found = [f.rule_id for f in evaluate(mask(text, "mikrotik_routeros"), "mikrotik_routeros")]
+    assert "snmp-default-community" not in found
+
+
+def test_routeros_explicit_public_is_still_reported_when_the_default_is_renamed() -> None:
+    text = ("/snmp community\nset [ find default=yes ] name=jed-noc-ro\nadd addresses=10.0.0.0/8 name=public\n"
+            + ROS_SNMP_ON)
+    found = [f for f in evaluate(mask(text, "mikrotik_routeros"), "mikrotik_routeros")
+             if f.rule_id == "snmp-default-community"]
+    assert [f.lines for f in found] == [["add addresses=10.0.0.0/8 name=public"]]

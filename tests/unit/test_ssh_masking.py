@@ -475,3 +475,109 @@ def test_rules_are_validated_when_loaded() -> None:
     ):
         with pytest.raises(ValueError):
             MaskingTable.model_validate(bad)
+
+
+# Lines that once slipped through a rule: each platform's corpus must come out with none of its
+# secrets, keep its non-secret words, and mask to itself a second time.
+REGRESSION_IOS = """\
+snmp-server host 10.20.0.31 vrf MGMT version 2c VrfTrapComm
+snmp-server host 10.20.0.32 vrf MGMT informs version 2c VrfInformComm
+snmp-server host 10.20.0.33 vrf MGMT public
+snmp-server community "Jed Shared RO" RO
+crypto keyring BRANCH-KR
+ pre-shared-key address 10.9.9.9 key KeyringPsk-1
+ pre-shared-key address 10.9.8.0 255.255.255.0 key 0 KeyringPsk-2
+ pre-shared-key hostname hq.jeddah.example key KeyringPsk-3
+interface Tunnel10
+ ip nhrp authentication NhrpAuth7
+ ip nhrp network-id 10
+ ipv6 nhrp authentication NhrpAuth6
+"""
+REGRESSION_IOS_SECRETS = ["VrfTrapComm", "VrfInformComm", "Jed Shared", "Shared RO\"", "KeyringPsk-1",
+                          "KeyringPsk-2", "KeyringPsk-3", "NhrpAuth7", "NhrpAuth6"]
+REGRESSION_IOS_KEPT = ["snmp-server host 10.20.0.31 vrf MGMT version 2c <secret hidden>",
+                       "snmp-server host 10.20.0.33 vrf MGMT public",
+                       " pre-shared-key address 10.9.9.9 key <secret hidden>",
+                       " pre-shared-key address 10.9.8.0 255.255.255.0 key 0 <secret hidden>",
+                       " pre-shared-key hostname hq.jeddah.example key <secret hidden>",
+                       " ip nhrp network-id 10", '" RO\n']
+
+REGRESSION_XR = """\
+username netops
+ group root-lr
+ secret 10 $6$XrSaltValue$XrUserHashValue
+!
+tacacs-server host 10.20.0.10 port 49
+ key 7 XrTacKey0822
+!
+radius-server host 10.20.0.11 auth-port 1812 acct-port 1813
+ key 7 XrRadKey1511
+!
+router bgp 65001
+ neighbor 10.0.0.2
+  remote-as 65000
+  password encrypted XrBgpPw0458
+!
+"""
+REGRESSION_XR_SECRETS = ["XrUserHashValue", "XrSaltValue", "XrTacKey0822", "XrRadKey1511", "XrBgpPw0458"]
+REGRESSION_XR_KEPT = ["tacacs-server host 10.20.0.10 port 49\n key 7 <secret hidden>", " group root-lr",
+                      " secret 10 <secret hidden>", "  remote-as 65000", "  password encrypted <secret hidden>"]
+
+REGRESSION_PROCURVE = """\
+snmp-server community "public" unrestricted
+snmp-server host 10.20.0.30 community "HpHostComm" trap-level critical
+snmp-server host 10.20.0.31 "HpHostComm2" Not-INFO
+snmp-server host 10.20.0.32 community HpHostComm3
+snmp-server host 10.20.0.33 community "public"
+"""
+REGRESSION_PROCURVE_SECRETS = ["HpHostComm", "HpHostComm2", "HpHostComm3"]
+REGRESSION_PROCURVE_KEPT = ['snmp-server host 10.20.0.30 community "<secret hidden>" trap-level critical',
+                            'snmp-server host 10.20.0.31 "<secret hidden>" Not-INFO',
+                            'snmp-server host 10.20.0.33 community "public"']
+
+REGRESSION_AOSCX = """\
+snmp-server host 10.20.0.30 trap version v2c community CxHostComm
+snmp-server host 10.20.0.31 inform version v2c community CxInformComm port 162 vrf mgmt
+snmp-server host 10.20.0.32 trap version v2c community public
+"""
+REGRESSION_AOSCX_SECRETS = ["CxHostComm", "CxInformComm"]
+REGRESSION_AOSCX_KEPT = ["snmp-server host 10.20.0.30 trap version v2c community <secret hidden>",
+                         "community <secret hidden> port 162 vrf mgmt", "community public"]
+
+REGRESSION_ROUTEROS = """\
+/interface l2tp-server server
+set enabled=yes ipsec-secret=RosL2tpIpsec use-ipsec=required
+/interface eoip
+add ipsec-secret="Ros Eoip Secret" name=eoip-hq remote-address=10.0.0.1 tunnel-id=7
+/interface wireguard peers
+add interface=wg-hq public-key="RosWgPublicKeyStays=" allowed-address=10.99.0.0/24
+/system ntp key
+add key=RosNtpKeyValue key-id=1
+/tool e-mail
+set from=noc@jeddah.example server=10.20.0.25 user=noc password=RosMailPass
+"""
+REGRESSION_ROUTEROS_SECRETS = ["RosL2tpIpsec", "Ros Eoip Secret", "RosNtpKeyValue", "RosMailPass"]
+REGRESSION_ROUTEROS_KEPT = ["set enabled=yes ipsec-secret=<secret hidden> use-ipsec=required",
+                            'public-key="RosWgPublicKeyStays="', "add key=<secret hidden> key-id=1",
+                            "name=eoip-hq remote-address=10.0.0.1 tunnel-id=7"]
+
+REGRESSIONS = {
+    "cisco_ios": (REGRESSION_IOS, REGRESSION_IOS_SECRETS, REGRESSION_IOS_KEPT),
+    "cisco_xe": (REGRESSION_IOS, REGRESSION_IOS_SECRETS, REGRESSION_IOS_KEPT),
+    "cisco_xr": (REGRESSION_XR, REGRESSION_XR_SECRETS, REGRESSION_XR_KEPT),
+    "hp_procurve": (REGRESSION_PROCURVE, REGRESSION_PROCURVE_SECRETS, REGRESSION_PROCURVE_KEPT),
+    "aruba_aoscx": (REGRESSION_AOSCX, REGRESSION_AOSCX_SECRETS, REGRESSION_AOSCX_KEPT),
+    "mikrotik_routeros": (REGRESSION_ROUTEROS, REGRESSION_ROUTEROS_SECRETS, REGRESSION_ROUTEROS_KEPT),
+}
+
+
+@pytest.mark.parametrize("device_type", sorted(REGRESSIONS))
+def test_no_known_secret_survives_the_regression_corpus(device_type: str) -> None:
+    text, secrets, kept = REGRESSIONS[device_type]
+    masked = mask(text, device_type)
+    leaked = [s for s in secrets if s in masked]
+    assert not leaked, f"{device_type} leaks {leaked}"
+    missing = [k for k in kept if k not in masked]
+    assert not missing, f"{device_type} lost {missing}"
+    assert mask(masked, device_type) == masked
+    assert secret_lines(masked, device_type) == []
