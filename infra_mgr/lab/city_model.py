@@ -42,8 +42,9 @@
 * **Run-time conditions** — ``infra-mgr lab link`` (``city_links.LinkControl``) changes a link's
   condition or a device's loss on the running city; the counters stay continuous across it.
 * **SSH-only switches** — :data:`SSH_ONLY`: three extra Cisco access switches (``jed-bNN-sw2`` at
-  127.2.<N>.3) with no SNMP agent, cabled to their branch switch; kept in ``City.ssh_only`` (not
-  ``devices``) and in expected.json under ``ssh_only``. The SSH lab (``ssh_sim``) serves them.
+  127.2.<N>.3) with no SNMP agent, cabled to their branch switch, whose LLDP/CDP tables list them
+  (so a crawl reaches them there); kept in ``City.ssh_only`` (not ``devices``) and in expected.json
+  under ``ssh_only``. The SSH lab (``ssh_sim``) serves them.
 * **Design file** — ``uplinks.yaml`` next to ``expected.json``: every branch uplink with its
   designed neighbour and speed (what ``infra-mgr uplinks import`` reads).
 * **expected.json** next to the recordings: every device (hostname, site, role, address,
@@ -58,7 +59,6 @@ recordings, ``city`` is the lab peer and ``city_snmpsim`` the fast snmpsim that 
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -609,18 +609,11 @@ SSH_ONLY: tuple[tuple[str, str, str], ...] = (
 ALIAS_SECOND_SWITCH = "وصلة إلى المبدل الإضافي"
 
 
-def ssh_only_in_lldp() -> bool:
-    """Whether the branch switch's SNMP LLDP/CDP tables list its SSH-only neighbour (how an SNMP
-    crawl finds it): env ``INFRA_MGR_LAB_SSH_ONLY_LLDP=1``. Off by default: an SNMP-only discovery
-    then records those switches as unreachable and the link audit degrades their branches. Off,
-    the SNMP city is exactly as without them, and the neighbour is only in the SSH-only switch's
-    own (CLI) LLDP table."""
-    return os.environ.get("INFRA_MGR_LAB_SSH_ONLY_LLDP", "").lower() in ("1", "true", "yes")
-
-
 def _add_ssh_only(city: City, by_code: dict[str, dict[str, Any]]) -> None:
     """Cable the SSH-only switches after traffic was drawn, so no other device's draws move; the
-    branch switch's port becomes up with an alias, and LLDP (settle_states) lists the neighbour."""
+    branch switch's port becomes up with an alias, and LLDP (settle_states) lists the neighbour:
+    LLDP is link-layer, so the branch switch's SNMP LLDP/CDP tables show the switch whatever it
+    speaks (an SNMP crawl reaches it there), and its own CLI lists the branch switch."""
     for hostname, code, model_key in SSH_ONLY:
         if code not in by_code:
             continue
@@ -636,12 +629,11 @@ def _add_ssh_only(city: City, by_code: dict[str, dict[str, Any]]) -> None:
         link = Link((parent, here), (device, there), "branch-lan")
         there.admin_up, there.oper, there.link_state = True, "up", "up"
         there.alias = ALIAS_SWITCH_UPLINK
-        device.lldp = [(there, parent, here)]  # its own CLI lists the branch switch either way
-        if ssh_only_in_lldp():
-            parent.used.add(here.if_index)
-            here.peer = (device, there)
-            here.admin_up, here.oper, here.link_state = True, "up", "up"
-            here.alias = ALIAS_SECOND_SWITCH
+        device.lldp = [(there, parent, here)]  # what its own CLI lists
+        parent.used.add(here.if_index)
+        here.peer = (device, there)
+        here.admin_up, here.oper, here.link_state = True, "up", "up"
+        here.alias = ALIAS_SECOND_SWITCH
         rng = device.rng
         for iface in device.interfaces:
             if iface.port and iface.peer is None:

@@ -16,7 +16,9 @@ Rules, per uplink (the interfaces leading from the branch toward headquarters or
 
 Per branch device (its reachability probes over ``loss_window_s``): no answer to ICMP nor SNMP in
 any cycle → ``unreachable`` (down); ICMP answers but SNMP never → ``no_snmp`` (degraded); the worse
-of ICMP and SNMP loss ≥ ``loss_pct`` → ``loss`` (degraded). A branch without uplinks is ``unknown``
+of ICMP and SNMP loss ≥ ``loss_pct`` → ``loss`` (degraded). A device read over SSH has no SNMP
+agent by design and is probed by ICMP alone (no SNMP loss: never ``no_snmp``, its loss is the
+echoes'). A branch without uplinks is ``unknown``
 (``no_uplink``): nothing says its way out is healthy.
 
 State = the worst severity (down > degraded > unknown > ok); score = 100 − 60 per down reason −

@@ -8,7 +8,8 @@ One cycle (every ``link_poll_interval_s``, 60 s by default):
    sees on each uplink now;
 2. ask every device once for all its uplinks (``ifpoll.poll_many``, bounded concurrency) and, at
    the same time, probe the reachability of every branch device (ICMP echoes where they may be
-   sent, and single SNMP GETs of sysUpTime without retry);
+   sent, and single SNMP GETs of sysUpTime without retry; a device read over SSH has no SNMP
+   agent by design and is probed by ICMP alone);
 3. judge in memory: rates against the stored counters (``counters.rates``: a counter reset, a
    reboot or a gap gives a marked sample, never a spike), oper-status transitions
    (``counters.transitions``), flaps over 24 h;
@@ -83,6 +84,7 @@ class DeviceJob:
     address: str
     target: SnmpTarget | None
     uplinks: list[UplinkRef] = field(default_factory=list)
+    ssh: bool = False  # read over SSH (DevicePoll.protocol): no SNMP agent, no counters
 
 
 @dataclass
@@ -210,13 +212,16 @@ class LinkPoller:
             rows = s.execute(
                 sa_select(col(Device.id), col(Device.hostname), col(Device.site_id), col(Device.status),
                           col(Device.management_address), col(Device.credential_id), col(DevicePoll.address),
-                          col(DevicePoll.credential_id))
+                          col(DevicePoll.credential_id), col(DevicePoll.protocol))
                 .outerjoin(DevicePoll, col(DevicePoll.device_id) == col(Device.id))
                 .where(col(Device.site_id).in_(branch_sites),
                        col(Device.status) != DeviceStatus.decommissioned.value)).all()
-            for d_id, host, site_id, _status, mgmt, dev_cred, poll_addr, poll_cred in rows:
+            for d_id, host, site_id, _status, mgmt, dev_cred, poll_addr, poll_cred, protocol in rows:
                 address = poll_addr or mgmt or ""
-                devices[d_id] = DeviceJob(d_id, host, site_id, address, target(poll_cred or dev_cred, address))
+                # a device read over SSH has no SNMP agent by design: probed by ICMP alone, never
+                # with some SNMP credential that was not what opened it
+                snmp = None if protocol == "ssh" else target(poll_cred or dev_cred, address)
+                devices[d_id] = DeviceJob(d_id, host, site_id, address, snmp, ssh=protocol == "ssh")
             ups = s.execute(
                 sa_select(col(Uplink.interface_id), col(Uplink.device_id), col(Uplink.site_id), col(Interface.name),
                           col(Interface.if_index), col(Interface.speed_bps))
@@ -306,6 +311,8 @@ class LinkPoller:
             row = poll.rows.get(up.if_index) if poll is not None and up.if_index is not None else None
             if up.if_index is None:
                 st.poll_status, st.note = "never", "interface index unknown: not read by discovery yet"
+            elif job.target is None and job.ssh:
+                st.poll_status, st.note = "never", "read over SSH: no SNMP counters to poll"
             elif job.target is None:
                 st.poll_status, st.note = "auth", "no SNMP credential to poll with"
             elif poll is None or poll.error_kind:

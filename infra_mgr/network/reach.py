@@ -7,7 +7,8 @@ down. The SNMP probe sends single GETs of sysUpTime *without retries* on purpose
 hide exactly the loss we want to measure.
 
 ICMP uses icmplib: unprivileged datagram sockets where ``net.ipv4.ping_group_range`` admits one
-of our groups, raw sockets when running as root. Where neither works (an unprivileged service on
+of our groups, raw sockets when running as root (then one raw socket carries every IPv4 echo of a
+probe: see :func:`_ping_all`). Where neither works (an unprivileged service on
 a host that forbids ICMP sockets) :func:`icmp_available` says so and the caller relies on SNMP
 alone. Nothing here raises for anything the network does.
 
@@ -27,6 +28,7 @@ import contextlib
 import ipaddress
 import os
 import socket
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -114,12 +116,24 @@ def _ping_in_thread(wanted: Sequence[str], count: int, interval_s: float, timeou
 
 async def _ping_all(wanted: Sequence[str], count: int, interval_s: float, timeout_s: float,
                     privileged: bool) -> dict[str, ReachResult]:
-    """The echoes of :func:`probe_icmp`, on the worker thread's own loop: icmplib's ``async_ping``
+    """The echoes of :func:`probe_icmp`, on the worker thread's own loop. With raw sockets (root)
+    the IPv4 addresses share one socket (:func:`_ping_raw_v4`); otherwise icmplib's ``async_ping``
     per address under one bound, as its ``async_multiping`` does, but one address's error never
-    voids the others."""
+    voids the others.
+
+    Why one raw socket: every raw ICMP socket receives a copy of every ICMP packet the host gets,
+    so a socket per address makes each of N sockets read and discard the echoes of all the others
+    (N² packets parsed in Python): past about 128 addresses the replies then wait longer than the
+    timeout and show as loss on every device. Datagram (unprivileged) sockets are matched to their
+    echoes by the kernel and need no such care."""
     from icmplib import async_ping
     from icmplib.exceptions import ICMPLibError
 
+    out: dict[str, ReachResult] = {}
+    if privileged:
+        v4 = [a for a in wanted if ipaddress.ip_address(a).version == 4]
+        out.update(await _ping_raw_v4(v4, count, interval_s, timeout_s))
+        wanted = [a for a in wanted if a not in out]
     gate = asyncio.Semaphore(ICMP_CONCURRENCY)
 
     async def one(address: str) -> ReachResult:
@@ -136,7 +150,94 @@ async def _ping_all(wanted: Sequence[str], count: int, interval_s: float, timeou
         return ReachResult(address, "icmp", count, received, round(float(host.avg_rtt), 3) if received else None)
 
     results = await asyncio.gather(*(one(a) for a in wanted))
-    return {r.address: r for r in results}
+    return {**out, **{r.address: r for r in results}}
+
+
+ECHO_REQUEST, ECHO_REPLY = 8, 0
+ECHO_PAYLOAD = bytes(range(56))  # ping's default size
+RAW_RCVBUF = 4 << 20  # room for every echo and its reply while the loop is busy sending
+SEND_BATCH = 16  # echoes sent before the reader gets its turn
+
+
+def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of an ICMP message."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _echo(ident: int, sequence: int) -> bytes:
+    header = struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, sequence)
+    return struct.pack("!BBHHH", ECHO_REQUEST, 0, _checksum(header + ECHO_PAYLOAD), ident, sequence) + ECHO_PAYLOAD
+
+
+async def _ping_raw_v4(wanted: Sequence[str], count: int, interval_s: float,
+                       timeout_s: float) -> dict[str, ReachResult]:
+    """``count`` echoes to each IPv4 address through one raw socket: the k-th round leaves
+    ``k × interval_s`` after the first, every reply is matched to its echo by source address,
+    identifier and sequence, and an echo counts when answered within ``timeout_s`` of leaving.
+    An echo that cannot be sent (no route) is lost; a socket that cannot be opened loses them all."""
+    from icmplib.utils import unique_identifier
+
+    if not wanted:
+        return {}
+    loop = asyncio.get_running_loop()
+    ident = {a: unique_identifier() for a in wanted}
+    rtts: dict[str, list[float]] = {a: [] for a in wanted}
+    pending: dict[tuple[str, int, int], float] = {}  # (address, id, sequence) -> when it left
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    except OSError:
+        return {a: ReachResult(a, "icmp", count, 0, None) for a in wanted}
+    sent_all = asyncio.Event()
+    last_sent = time.monotonic()
+
+    async def send() -> None:
+        nonlocal last_sent
+        start = time.monotonic()
+        for k in range(count):
+            if k:
+                await asyncio.sleep(max(0.0, start + k * interval_s - time.monotonic()))
+            for n, address in enumerate(wanted):
+                if n and n % SEND_BATCH == 0:
+                    await asyncio.sleep(0)  # let the reader drain the socket
+                with contextlib.suppress(OSError):  # not sent: lost
+                    pending[(address, ident[address], k)] = time.monotonic()
+                    await loop.sock_sendto(sock, _echo(ident[address], k), (address, 0))
+            last_sent = time.monotonic()
+        sent_all.set()
+
+    async def receive() -> None:
+        while pending or not sent_all.is_set():
+            left = (last_sent + timeout_s - time.monotonic()) if sent_all.is_set() else timeout_s
+            if left <= 0:
+                return
+            try:
+                packet, (source, _) = await asyncio.wait_for(loop.sock_recvfrom(sock, 2048), left)
+            except TimeoutError:
+                continue  # the loop's condition decides whether to wait more
+            now = time.monotonic()
+            ihl = (packet[0] & 0x0F) * 4 if packet else 0
+            if len(packet) < ihl + 8 or packet[ihl] != ECHO_REPLY:
+                continue  # an echo request seen on loopback, an error, another host's traffic
+            got_id, got_seq = struct.unpack("!HH", packet[ihl + 4:ihl + 8])
+            sent = pending.pop((source, got_id, got_seq), None)
+            if sent is not None and now - sent <= timeout_s:
+                rtts[source].append((now - sent) * 1000.0)
+
+    with sock:
+        sock.setblocking(False)
+        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if option is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, RAW_RCVBUF)
+                    break
+        await asyncio.gather(send(), receive())
+    return {a: ReachResult(a, "icmp", count, len(r), round(sum(r) / len(r), 3) if r else None)
+            for a, r in rtts.items()}
 
 
 async def _snmp_once(engine: SnmpEngine, target: SnmpTarget) -> float | None:

@@ -7,6 +7,10 @@ and a person must be able to overrule what was found:
   non-branch sites (headquarters, data centre) are found breadth-first; on a cable with a branch
   device at one end, the end *farther* from headquarters is the uplink (one end per cable, so a
   router's WAN port and its switch's port toward the router count, the router's LAN port does not).
+  A device read over SSH (``DevicePoll.protocol``) holds no uplink: it has no SNMP counters to
+  poll, so its end of a cable is never one; the other end is an uplink only where the rule above
+  makes it one (it is the farther end), so a switch hanging below the branch switch leaves its
+  cable unaudited, the device itself being watched by ICMP reachability.
 * **Aliases** (``uplink_aliases.yaml``): a branch interface whose cable cannot be placed that way
   (no link seen, e.g. because the link is down, or a branch cut off from headquarters) counts when
   its alias or description names an uplink.
@@ -42,7 +46,7 @@ from infra_mgr.common import utcnow
 from infra_mgr.errors import Invalid, NotFound
 from infra_mgr.inventory.history import current_actor
 from infra_mgr.inventory.models import Device, DeviceStatus, Interface, Link, ObjectChange, Site, SiteKind
-from infra_mgr.network.models import Neighbor, Uplink, UplinkSource
+from infra_mgr.network.models import DevicePoll, Neighbor, Uplink, UplinkSource
 
 HERE = Path(__file__).parent
 ALIASES_FILE = HERE / "uplink_aliases.yaml"
@@ -249,6 +253,11 @@ def current_neighbors(session: Session, interface_ids: Iterable[int]) -> dict[in
     return _neighbors_by_interface(session, interface_ids)
 
 
+def ssh_read_devices(session: Session) -> list[int]:
+    """Devices last read over SSH: they have no SNMP agent, so nothing of theirs is polled."""
+    return [int(d) for d in session.exec(select(DevicePoll.device_id).where(DevicePoll.protocol == "ssh")).all()]
+
+
 def find_candidates(session: Session) -> list[Candidate]:
     """Interfaces of branch devices that lead toward headquarters, by links first, then by alias."""
     sites = {s.id: s.kind for s in session.exec(select(Site)).all()}
@@ -258,6 +267,7 @@ def find_candidates(session: Session) -> list[Candidate]:
     branch_devices = {d for d, (site_id, _) in devices.items() if sites.get(site_id) == SiteKind.branch.value}
     if not branch_devices:
         return []
+    ssh_read = set(ssh_read_devices(session))
     ifaces: dict[int, tuple[int, str, str, str, int | None]] = {
         i_id: (dev, name, alias, descr, speed) for i_id, dev, name, alias, descr, speed in session.execute(
             sa_select(col(Interface.id), col(Interface.device_id), col(Interface.name), col(Interface.alias),
@@ -281,6 +291,9 @@ def find_candidates(session: Session) -> list[Candidate]:
             dev, other = ifaces[near_end][0], ifaces[far_end][0]
             if dev not in branch_devices or dev == other:
                 continue
+            if dev in ssh_read:
+                placed.add(near_end)  # no counters to poll: never an uplink, whatever its alias says
+                continue
             mine, theirs = dist.get(dev, far), dist.get(other, far)
             if mine == theirs:
                 continue  # neither end is nearer headquarters: the alias may tell
@@ -289,7 +302,8 @@ def find_candidates(session: Session) -> list[Candidate]:
                 found[near_end] = Candidate(near_end, dev, devices[dev][0], UplinkSource.lldp.value,
                                             peer_speed_bps=ifaces[far_end][4], neighbor=devices[other][1])
     for i_id, (dev, _name, alias, descr, _speed) in ifaces.items():
-        if dev in branch_devices and i_id not in placed and i_id not in found and alias_says_uplink(alias, descr):
+        if dev in branch_devices and dev not in ssh_read and i_id not in placed and i_id not in found \
+                and alias_says_uplink(alias, descr):
             found[i_id] = Candidate(i_id, dev, devices[dev][0], UplinkSource.alias.value)
     seen = _neighbors_by_interface(session, [c.interface_id for c in found.values() if not c.neighbor])
     for c in found.values():

@@ -80,8 +80,13 @@ def test_whole_city_from_the_hq_core(city_db: Engine, city: RunningCity, first_r
         polls = {p.device_id: p for p in s.exec(select(DevicePoll)).all()}
         ifname = {i.id: (i.device_id, i.name) for i in s.exec(select(Interface)).all()}
         links = s.exec(select(Link)).all()
-    # the devices no credential reads are devices too (down, with the reason), named by their neighbours
-    silent = {city.with_fault(f)["hostname"] for f in SILENT}
+    # the devices no credential reads are devices too (down, with the reason), named by their neighbours;
+    # the SSH-only switches are among them here (their branch switch's LLDP names them, and this
+    # database holds no SSH credential)
+    ssh_only = {d["hostname"]: d for d in city.expected["ssh_only"]["devices"]}
+    assert ssh_only and not set(ssh_only) & set(expected)
+    expected.update(ssh_only)
+    silent = {city.with_fault(f)["hostname"] for f in SILENT} | set(ssh_only)
     assert set(devices) == answering | silent, \
         f"missing {(answering | silent) - set(devices)}, extra {set(devices) - answering - silent}"
     for host in silent:
@@ -98,6 +103,7 @@ def test_whole_city_from_the_hq_core(city_db: Engine, city: RunningCity, first_r
     unreachable = {u["name"] for u in report["unreachable"]}
     wrong = {u["name"] for u in report["wrong_credentials"]}
     assert city.with_fault("unreachable")["hostname"] in unreachable
+    assert set(ssh_only) <= unreachable, unreachable
     assert city.with_fault("wrong_community")["hostname"] in wrong
     assert report["outside_allow_list"] == []
 

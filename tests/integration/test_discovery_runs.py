@@ -73,6 +73,9 @@ def test_the_run_is_recorded_with_its_failures(city_db: Engine, city: RunningCit
     assert run.found == first["found"] > 120 and run.new == run.found and run.links == first["links"] > 0
     reasons = {f.hostname: f.reason for f in run.failures}
     assert reasons[dead] == "unreachable" and reasons[locked] == "auth"
+    # the SSH-only switches, named by their branch switch's LLDP: silent without an SSH credential
+    ssh_only = {d["hostname"] for d in city.expected["ssh_only"]["devices"]}
+    assert ssh_only and all(reasons.get(h) == "unreachable" for h in ssh_only), reasons
     broken = city.with_fault("broken_walks")["hostname"]
     assert reasons.get(broken) == "garbage", reasons
     assert all(f.device_id for f in run.failures if f.hostname in (dead, locked))
@@ -110,8 +113,9 @@ def test_a_second_run_does_not_repeat_the_events(city_db: Engine, city: RunningC
     assert dead in {f["hostname"] for f in report["failures"]} and dead not in report["missing"]
     assert after.since == before.since and after.last_polled and before.last_polled \
         and after.last_polled > before.last_polled
+    silent = 1 + len(city.expected["ssh_only"]["devices"])  # the dead switch and the SSH-only ones
     with Session(city_db) as s:
-        assert len(s.exec(select(Event).where(Event.kind == "device.unreachable")).all()) == 1
+        assert len(s.exec(select(Event).where(Event.kind == "device.unreachable")).all()) == silent
 
 
 def test_recovery_clears_the_state_and_is_an_event(city_db: Engine, city: RunningCity, first: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 Discovery, the lab's design file, a few poll cycles of the real poller, roll-ups, then the audit:
 it must name exactly the branches the lab made wrong, each with the lab's reason, and call every
 other branch ok (``expected.json``'s ``link_audit``, written from the lab's own table of
-conditions). Then a condition changed at run time must show within two poll cycles, and go away
+conditions). The SSH-only switches, which their branch switch's LLDP names, are read over SSH once
+the lab's SSH credential is stored: probed by ICMP alone and holding no uplink, they leave their
+branches ok. Then a condition changed at run time must show within two poll cycles, and go away
 again once restored.
 """
 
@@ -16,13 +18,16 @@ from typing import Any
 import pytest
 from peers import city_database
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from infra_mgr.inventory.models import Device
 from infra_mgr.lab.city import RunningCity
 from infra_mgr.lab.setup import configure_branch_seeds
+from infra_mgr.lab.ssh_lab import RunningSsh, configure_ssh_credential
 from infra_mgr.network.discovery import discover
 from infra_mgr.network.link_poller import LinkPoller
 from infra_mgr.network.link_views import BranchAuditRead, audit_branches
+from infra_mgr.network.models import DevicePoll, DeviceReach
 from infra_mgr.network.uplinks import import_plan
 from infra_mgr.telemetry.store import TelemetryStore
 
@@ -31,7 +36,8 @@ GAP_S = 2.0  # between cycles: short, so the test is quick; the audit does not d
 
 
 @pytest.fixture(scope="module")
-def audited(city: RunningCity, tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, LinkPoller]:
+def audited(city: RunningCity, city_ssh: RunningSsh,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, LinkPoller]:
     engine = city_database(f"sqlite:///{tmp_path_factory.mktemp('audit') / 'city.db'}", MASTER, city)
     # as `infra-mgr lab configure` (and so the demo) does: every branch gateway is a seed too, so
     # branch 12, whose WAN is down, is found although no crawl from HQ crosses its dead link
@@ -39,6 +45,13 @@ def audited(city: RunningCity, tmp_path_factory: pytest.TempPathFactory) -> tupl
         assert "jed-b12-rtr" in configure_branch_seeds(s, city)
         s.commit()
     asyncio.run(discover(engine, MASTER, all_sites=True, timeout_s=1.0, retries=1))
+    # the SSH-only switches were named by LLDP and found silent; with an SSH credential stored
+    # they are read over SSH (only they: the SNMP faults of other branches stay what the lab made)
+    with Session(engine) as s:
+        configure_ssh_credential(s, MASTER, city_ssh)
+        s.commit()
+    ssh_only = [d["address"] for d in city.expected["ssh_only"]["devices"]]
+    asyncio.run(discover(engine, MASTER, seeds=ssh_only, follow=False, timeout_s=1.0, retries=1))
     with Session(engine) as s:
         import_plan(s, city.expected_path.parent / "uplinks.yaml", actor="test")
         s.commit()
@@ -83,6 +96,24 @@ def test_the_audit_names_exactly_what_the_lab_made_wrong(audited: tuple[Engine, 
     for a in ranked:
         for r in a.reasons:
             assert r.text and "{" not in r.text
+
+
+def test_ssh_only_switches_are_probed_by_icmp_alone(audited: tuple[Engine, LinkPoller], city: RunningCity) -> None:
+    engine, _ = audited
+    ssh_only = city.expected["ssh_only"]["devices"]
+    assert ssh_only
+    got = _audit(engine)
+    with Session(engine) as s:
+        for entry in ssh_only:
+            dev = s.exec(select(Device).where(Device.hostname == entry["hostname"])).one()
+            poll = s.get(DevicePoll, dev.id)
+            assert poll is not None and (poll.protocol, poll.status) == ("ssh", "ok"), entry["hostname"]
+            reach = s.get(DeviceReach, dev.id)
+            assert reach is not None and reach.snmp_sent == 0 and reach.icmp_sent > 0, entry["hostname"]
+            assert reach.icmp_received == reach.icmp_sent, entry["hostname"]
+            branch = got[entry["site"]]
+            assert branch.state.value == "ok" and not branch.reasons, (entry["site"], branch.reasons)
+            assert entry["hostname"] in {r.device for r in branch.reach}
 
 
 def test_reasons_carry_the_evidence(audited: tuple[Engine, LinkPoller]) -> None:

@@ -66,6 +66,19 @@ def test_icmp_to_loopback_is_answered() -> None:
     assert result.rtt_ms is not None and 0 < result.rtt_ms < 1000
 
 
+def test_icmp_to_hundreds_of_addresses_loses_nothing() -> None:
+    """A city's worth of branch devices at once (loopback answers every 127.x address): raw ICMP
+    sockets each receive every echo and reply, so one socket per address drowned the replies in
+    each other's traffic past about 128 addresses; nothing may be lost here."""
+    _need_root_icmp()
+    addresses = [f"127.77.{n // 200}.{n % 200 + 1}" for n in range(400)]
+    got = asyncio.run(probe_icmp(addresses, count=3, interval_s=0.2, timeout_s=2.0))
+    assert set(got) == set(addresses)
+    lost = {a: r.received for a, r in got.items() if r.received != 3}
+    assert not lost, f"{len(lost)} of {len(addresses)} addresses lost echoes"
+    assert all(r.rtt_ms is not None for r in got.values())
+
+
 BLOCK_S = 0.3  # how long each callback of the busy loop holds it
 
 

@@ -20,7 +20,7 @@ from infra_mgr.inventory.importer import ImportFailed
 from infra_mgr.inventory.models import Device, Interface, Link, ObjectChange, Site
 from infra_mgr.lab.city import RunningCity
 from infra_mgr.network.discovery import discover
-from infra_mgr.network.models import Uplink
+from infra_mgr.network.models import DevicePoll, Uplink
 from infra_mgr.network.uplinks import (
     alias_says_uplink,
     clear_manual,
@@ -233,6 +233,32 @@ def test_rules_on_a_small_network(engine: Engine) -> None:
     with Session(engine) as s:
         kept = s.get(Uplink, ids["b1-rtr:GigabitEthernet0/0/0"])
     assert kept is not None and kept.expected_neighbor == "hq-sw", "an uplink whose link vanished stays"
+
+
+def test_a_switch_read_over_ssh_holds_no_uplink(engine: Engine) -> None:
+    """An access switch below the branch switch, read over SSH (no SNMP counters): its end of the
+    cable is not an uplink, even with an uplink alias, and the branch switch's end is nearer
+    headquarters, so that cable is not audited at all; the branch's own uplinks stay."""
+    with Session(engine) as s:
+        ids = _branch(s)
+        sw2 = Device(hostname="b1-sw2", site_id=s.exec(select(Site.id).where(Site.code == "B1")).one() or 0)
+        s.add(sw2)
+        s.flush()
+        theirs = Interface(device_id=sw2.id or 0, name="Gi0/1", alias="uplink to b1-sw", speed_bps=10**9)
+        mine = Interface(device_id=ids["b1-sw"], name="Gi1/0/23", speed_bps=10**9)
+        s.add(theirs)
+        s.add(mine)
+        s.flush()
+        x, y = sorted((theirs.id or 0, mine.id or 0))
+        s.add(Link(a_interface_id=x, b_interface_id=y, source="lldp"))
+        s.add(DevicePoll(device_id=sw2.id or 0, address="127.0.0.9", protocol="ssh"))
+        cable = {x, y}
+        identify(s, actor="test")
+        s.commit()
+    with Session(engine) as s:
+        rows = {u.interface_id for u in s.exec(select(Uplink)).all()}
+    assert rows == {ids["b1-rtr:GigabitEthernet0/0/0"], ids["b1-sw:Gi1/0/24"], ids["b1-rtr:Cellular0/1/0"]}
+    assert not rows & cable
 
 
 def test_data_tables() -> None:
