@@ -4,9 +4,11 @@ addresses as soon as they are read — only inside the allow-list, never outside
 what answered and what did not. It knows nothing of the database (``reconcile`` does).
 
 A device that answers no SNMP credential may still be read over SSH (CLI discovery): the crawl
-asks an injected function (``ssh``; built by ``discovery`` from the stored SSH credentials), and
-an address last read over SSH is asked over SSH first. Its answer is an :class:`Answer` like an
-SNMP one — the CLI's facts in the same shape — so its neighbours are followed alike.
+asks an injected function (``ssh``; built by ``discovery`` from the stored SSH credentials) after
+SNMP, every time: SNMP stays first even for an address last read over SSH, so a device that was
+silent for one run is read over SNMP again as soon as it answers (SSH facts are fewer). Its answer
+is an :class:`Answer` like an SNMP one — the CLI's facts in the same shape — so its neighbours
+are followed alike.
 """
 
 from __future__ import annotations
@@ -116,7 +118,6 @@ class Crawler:
         self.early = early
         self.names: dict[str, str] = {}  # address -> sysName a neighbour reported for it
         self.ssh = ssh
-        self.ssh_first: set[str] = set()  # addresses last read over SSH: asked over SSH first
 
     def allowed(self, address: str) -> bool:
         try:
@@ -132,11 +133,6 @@ class Crawler:
         extra = {"on_neighbors": learn} if self.early else {}
         miss: SshMiss | None = None
         async with self.sem:
-            if self.ssh is not None and address in self.ssh_first:
-                got = await self.ssh(address, preferred)
-                if isinstance(got, Answer):
-                    return got
-                miss = got
             for cred in order:
                 result = await self.probe(replace(cred.template, address=address), **extra)
                 if _answered(result):
@@ -145,7 +141,7 @@ class Crawler:
                 if not any(p.kind in _NO_ANSWER for p in result.errors) and result.reachable:
                     # It answered but with nothing useful: another credential will not help.
                     return Answer(address, cred.credential_id, result)
-            if self.ssh is not None and miss is None:
+            if self.ssh is not None:
                 got = await self.ssh(address, preferred)
                 if isinstance(got, Answer):
                     return got
@@ -159,15 +155,15 @@ class Crawler:
             timeout = self.credentials[0].template.timeout_s
             alive = await self.alive(address, port, timeout) if self.alive else False
             if not alive and miss is not None:  # an SSH login that was refused is a live device too
-                alive = any(p.kind in ("auth", "command", "timeout", "dropped") for p in miss.problems)
+                alive = any(p.kind in ("auth", "command", "timeout", "dropped", "paging", "unsupported")
+                            for p in miss.problems)
         return NoAnswer(address, "wrong_credentials" if alive else "unreachable", self.names.get(address), problems)
 
-    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None, follow: bool = True,
-                  ssh_first: Iterable[str] = ()) -> CrawlResult:
+    async def run(self, seeds: Iterable[str], preferred: dict[str, int] | None = None, follow: bool = True
+                  ) -> CrawlResult:
         """Probe seeds, then (``follow``) every neighbour address as soon as it is learnt (no waiting
         for a whole wave: one slow or silent device never holds the others back)."""
         preferred = preferred or {}
-        self.ssh_first = set(ssh_first)
         out = CrawlResult()
         seen: set[str] = set()
         running: set[asyncio.Task[Answer | NoAnswer]] = set()

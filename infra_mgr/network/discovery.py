@@ -24,6 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -44,7 +45,12 @@ from infra_mgr.network.models import (
 from infra_mgr.network.reconcile import DiscoveryReport, reconcile
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
 from infra_mgr.network.ssh.cli_facts import facts_from_cli
+from infra_mgr.network.ssh.facts import SshFailure, SshProblem, SshTarget
+from infra_mgr.network.ssh.platforms import PlatformTable, SshPlatform
 from infra_mgr.snmp.target import PollProblem, SnmpTarget
+
+if TYPE_CHECKING:  # the collector loads netmiko: only a run that reads over SSH pays for it
+    from infra_mgr.network.ssh.collector import CliRead
 
 ProbeFn = Callable[..., Awaitable[ProbeResult]]  # (target[, on_neighbors=…]) -> result
 AliveFn = Callable[[str, int, float], Awaitable[bool]]
@@ -112,14 +118,71 @@ def ssh_options(session: Session, master: bytes) -> list[SshOption]:
     return out
 
 
+MAX_SSH_LOGINS = 3  # logins CLI discovery tries on one address per run, whatever the credentials
+
+
+def detect_and_read(target: SshTarget, table: PlatformTable) -> tuple[SshPlatform | None, CliRead]:
+    """One session to a device whose platform is not known: logged in with the generic driver
+    (``detection.login``), the detection commands run one after the other until one's output
+    names a platform (``detect`` in ``platforms.yaml``), then that platform's discovery commands
+    run in the same session. One login per credential, whatever the platform: guessing the
+    platform by logging in as each one in turn would be a password spray on anything answering
+    on port 22 (and lock accounts). The platform is None when the device named none."""
+    from infra_mgr.network.ssh.collector import CliRead, _Failed, _rejected, _Session
+
+    read = CliRead(address=target.address, port=target.port, device_type=target.device_type)
+    found: SshPlatform | None = None
+    session: _Session | None = None
+    try:
+        if not target.password and not target.private_key:
+            raise _Failed(SshFailure.no_credential, "no password or key to log in with")
+        session = _Session(target, table.login_platform())
+        try:
+            session.open()
+        finally:
+            read.host_key = session.offered
+        read.prompt = session.prompt
+        seen: dict[str, str] = {}
+        for command in table.detection_commands():
+            output = session.run(command)
+            if _rejected(command, output):
+                continue
+            seen[command] = output
+            found = table.recognise(command, output)
+            if found is not None:
+                break
+        if found is None:
+            raise _Failed(SshFailure.unsupported, "its CLI names no platform CLI discovery reads")
+        read.device_type = found.device_type
+        for role, command in found.discovery.items():
+            output = seen[command] if command in seen else session.run(command)
+            if not _rejected(command, output):
+                read.outputs[role] = output
+        if not read.outputs:
+            raise _Failed(SshFailure.command, "the device rejected every discovery command")
+    except _Failed as failed:
+        read.problem = SshProblem(failed.kind, failed.message)
+    except Exception as exc:  # noqa: BLE001 - a crawl must go on; a foreign text may quote device output
+        logging.getLogger("infra_mgr.network").warning("ssh detect %s:%s: unexpected %s", target.address,
+                                                       target.port, type(exc).__name__)
+        read.problem = SshProblem(SshFailure.error, f"unexpected {type(exc).__name__}")
+    finally:
+        if session is not None:
+            read.host_key = read.host_key or session.offered
+            session.close()
+    return found, read
+
+
 def ssh_discovery(session: Session, master: bytes, timeout_s: float) -> SshFn | None:
     """The crawl's SSH reader: for an address, each SSH credential in order (the device's own
-    first), logging in as the platform the credential names (``params.device_type``), else the
-    one the inventory knows for that address, else each platform with discovery commands in
-    ``platforms.yaml`` order until one's output names the device. The recorded host key is
-    required (TOFU): a changed key refuses the device. None when no SSH credential is stored."""
+    first; only those whose ``params.discovery`` is not false; at most :data:`MAX_SSH_LOGINS`),
+    one login each. It logs in as the platform the credential names (``params.device_type``),
+    else the one the inventory knows for that address, else once with the generic driver and
+    recognises the platform from its answer (:func:`detect_and_read`). The recorded host key is
+    required (TOFU), and on first contact the first key seen is pinned for the rest of the run:
+    no later credential goes to a different key. A changed key refuses the device. None when no
+    SSH credential is stored."""
     from infra_mgr.network.ssh.collector import cli_read_one
-    from infra_mgr.network.ssh.facts import SshFailure, SshTarget
     from infra_mgr.network.ssh.hostkeys import known_keys
     from infra_mgr.network.ssh.platforms import platform_table
 
@@ -133,39 +196,42 @@ def ssh_discovery(session: Session, master: bytes, timeout_s: float) -> SshFn | 
         plat = table.for_device(dev.platform, dev.vendor)
         if poll.address and plat is not None and plat.discovery:
             known_types[poll.address] = plat.device_type
-    detect = [p.device_type for p in table.platforms if p.discovery]
     wait = max(3.0, timeout_s * 3)
 
+    def login(address: str, opt: SshOption) -> tuple[SshPlatform | None, CliRead]:
+        device_type = opt.device_type or known_types.get(address)
+        platform = table.get(device_type) if device_type else None
+        target = SshTarget(address=address, port=opt.port, device_type=device_type or table.detection.login,
+                           username=opt.username, password=opt.secrets.get("password"),
+                           private_key=opt.secrets.get("private_key"), passphrase=opt.secrets.get("passphrase"),
+                           enable_secret=opt.secrets.get("enable_secret"), known_key=keys.get((address, opt.port)),
+                           credential_id=opt.credential_id, connect_timeout_s=wait, auth_timeout_s=wait,
+                           banner_timeout_s=wait, command_timeout_s=max(10.0, wait))
+        if platform is None or not platform.discovery:
+            return detect_and_read(replace(target, device_type=table.detection.login), table)
+        return platform, cli_read_one(target, dict(platform.discovery))
+
     async def read(address: str, preferred: int | None) -> Answer | SshMiss:
-        order = sorted(options, key=lambda o: o.credential_id != preferred)
+        order = sorted(options, key=lambda o: o.credential_id != preferred)[:MAX_SSH_LOGINS]
         miss = SshMiss()
         for opt in order:
-            types = [opt.device_type] if opt.device_type else (
-                [known_types[address]] if address in known_types else detect)
-            for device_type in types:
-                platform = table.get(device_type)
-                if platform is None or not platform.discovery:
-                    continue
-                target = SshTarget(address=address, port=opt.port, device_type=device_type, username=opt.username,
-                                   password=opt.secrets.get("password"), private_key=opt.secrets.get("private_key"),
-                                   passphrase=opt.secrets.get("passphrase"),
-                                   enable_secret=opt.secrets.get("enable_secret"),
-                                   known_key=keys.get((address, opt.port)), credential_id=opt.credential_id,
-                                   connect_timeout_s=wait, auth_timeout_s=wait, banner_timeout_s=wait,
-                                   command_timeout_s=max(10.0, wait))
-                got = await asyncio.to_thread(cli_read_one, target, dict(platform.discovery))
-                if got.problem is None:
-                    result = facts_from_cli(device_type, got.outputs, address, opt.port)
-                    if result.facts.sys_name or result.facts.serial:
-                        return Answer(address, opt.credential_id, result, "ssh", got.host_key, opt.port)
-                    continue  # logged in, but not this platform's output: try the next one
-                miss.problems.append(PollProblem(address, f"ssh {device_type}", got.problem.kind.value,
-                                                 got.problem.message))
-                if got.problem.kind in (SshFailure.unreachable, SshFailure.hostkey_changed):
-                    miss.host_key, miss.port = got.host_key, opt.port
-                    return miss  # nothing listens, or the key changed: no credential changes that
-                if got.problem.kind in (SshFailure.auth, SshFailure.no_credential):
-                    break  # this credential is refused: the next one
+            platform, got = await asyncio.to_thread(login, address, opt)
+            if got.host_key is not None and (address, opt.port) not in keys:
+                keys[(address, opt.port)] = got.host_key  # first contact: pinned for this run
+            if got.problem is None and platform is not None:
+                result = facts_from_cli(platform.device_type, got.outputs, address, opt.port)
+                if result.facts.sys_name or result.facts.serial:
+                    return Answer(address, opt.credential_id, result, "ssh", got.host_key, opt.port)
+                miss.problems.append(PollProblem(address, f"ssh {platform.device_type}", SshFailure.command.value,
+                                                 "logged in, but the output names no device"))
+                return miss  # the credential works: another one reads the same output
+            problem = got.problem or SshProblem(SshFailure.error, "no platform")
+            miss.problems.append(PollProblem(address, f"ssh {got.device_type}", problem.kind.value, problem.message))
+            if problem.kind in (SshFailure.unreachable, SshFailure.hostkey_changed):
+                miss.host_key, miss.port = got.host_key, opt.port
+                return miss  # nothing listens, or the key changed: no credential changes that
+            if problem.kind not in (SshFailure.auth, SshFailure.no_credential):
+                return miss  # logged in (or as good as): another credential reads no better
         return miss
 
     return read
@@ -273,7 +339,6 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
         options = credential_options(session, master, timeout_s, retries)
         polls = session.exec(select(DevicePoll)).all()
         preferred = {p.address: p.credential_id for p in polls if p.credential_id is not None}
-        ssh_first = {p.address for p in polls if p.address and p.protocol == "ssh"}
         ssh_fn = ssh_discovery(session, master, timeout_s) if ssh is True else (ssh or None)
         # Runs over a site or the city re-read what they know; a run of just some seeds reads those.
         known = known_addresses(session, scope.site_ids) if follow and (site_code or all_sites) else []
@@ -286,7 +351,7 @@ async def discover(engine: Engine, master: bytes, *, site_code: str | None = Non
     run_id = await asyncio.to_thread(start_run, engine, trigger=trigger, actor=actor, scope=label,
                                      targets=[*scope.seeds[:50], *seeds_asked(seeds, scope.seeds)])
     try:
-        crawl = await crawler.run(seeds, preferred, follow, ssh_first)
+        crawl = await crawler.run(seeds, preferred, follow)
         crawled = time.perf_counter()
         report = await asyncio.to_thread(reconcile, engine, crawl, default_site_id=scope.default_site_id,
                                          scope_site_ids=scope.site_ids, actor=actor,

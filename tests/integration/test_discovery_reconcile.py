@@ -201,3 +201,34 @@ def test_crawl_goes_on_to_neighbours_reported_before_the_probe_ends() -> None:
     assert result.outside_allow == {"198.51.100.7": "isp-router"}
     core = next(a for a in result.answers if a.address == "127.1.0.1")
     assert {n.local_interface for n in core.result.neighbors} == {"Gi1/0/1"}  # the complete ones are kept
+
+
+def test_crawl_asks_snmp_before_ssh_every_time() -> None:
+    """SSH is the fall-back of an address no SNMP credential answers, never the first question: a
+    device read over SSH once (one silent run) is read over SNMP again as soon as its agent answers."""
+    from infra_mgr.network.crawl import Answer, SshMiss
+
+    order: list[tuple[str, str]] = []
+    snmp_answers = {"127.1.0.1"}
+
+    async def probe(target: SnmpTarget) -> ProbeResult:
+        order.append(("snmp", target.address))
+        if target.address in snmp_answers:
+            return ProbeResult(target.address, 161, DeviceFacts(sys_name="core", sys_object_id="1.3.6.1.4.1.9"))
+        from infra_mgr.snmp.target import PollProblem
+
+        return ProbeResult(target.address, 161, reachable=False,
+                           errors=[PollProblem(target.address, "facts", "timeout", "no answer")])
+
+    async def ssh(address: str, preferred: int | None) -> Answer | SshMiss:
+        order.append(("ssh", address))
+        return Answer(address, 9, ProbeResult(address, 22, DeviceFacts(sys_name="sw2")))
+
+    async def alive(address: str, port: int, timeout: float) -> bool:
+        return False
+
+    crawler = Crawler(probe, [CredentialOption(1, SnmpTarget(address=""))], ["127.0.0.0/8"], alive=alive, ssh=ssh)
+    result = asyncio.run(crawler.run(["127.1.0.1", "127.2.3.3"], preferred={"127.1.0.1": 9, "127.2.3.3": 9}))
+    assert sorted(a.address for a in result.answers) == ["127.1.0.1", "127.2.3.3"]
+    assert ("ssh", "127.1.0.1") not in order  # answered over SNMP: never asked over SSH
+    assert order.index(("snmp", "127.2.3.3")) < order.index(("ssh", "127.2.3.3"))

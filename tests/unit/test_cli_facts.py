@@ -509,3 +509,72 @@ def test_outputs_may_be_keyed_by_command() -> None:
 def test_unknown_device_type() -> None:
     r = facts_from_cli("no_such_os", {"version": CISCO_VERSION})
     assert r.facts.sys_name is None and r.errors and "no_such_os" in r.errors[0].message
+
+
+# --------------------------------------------------------------------------- platforms as data
+
+
+def test_vendor_and_rewrites_are_platform_data() -> None:
+    """The maker's name and the output fixes come from platforms.yaml, not from tables in code."""
+    import infra_mgr.network.ssh.cli_facts as cli_facts
+
+    assert not hasattr(cli_facts, "VENDOR_OF") and not hasattr(cli_facts, "REWRITES")
+    table = platform_table()
+    assert all(p.vendor for p in table.platforms)
+    junos = table.get("juniper_junos")
+    assert junos is not None and junos.rewrites
+    r = facts_from_cli("juniper_junos", {"version": JUNOS_VERSION})
+    assert r.facts.vendor == junos.vendor == "Juniper"
+    # the rewrite reads an administratively down port the template alone would not
+    down = ("Physical interface: ge-0/0/9, Administratively down, Physical link is Down\n"
+            "  Interface index: 137, SNMP ifIndex: 520\n  Link-level type: Ethernet, MTU: 1514, Speed: 1000mbps\n")
+    r = facts_from_cli("juniper_junos", {"interfaces": down})
+    assert [(i.name, i.admin_status) for i in r.interfaces] == [("ge-0/0/9", "down")]
+
+
+def test_a_pattern_that_does_not_compile_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from infra_mgr.network.ssh.platforms import Detect, Rewrite
+
+    with pytest.raises(ValidationError):
+        Detect(command="show version", pattern="(unclosed")
+    with pytest.raises(ValidationError):
+        Rewrite(pattern="[", replace="")
+
+
+def _detect(answer: dict[str, str | None]) -> str | None:
+    """What CLI discovery does on an unknown device: detection commands in order until one's
+    output names a platform (None: the device rejected the command)."""
+    table = platform_table()
+    for command in table.detection_commands():
+        output = answer.get(command)
+        if output is None:
+            continue
+        found = table.recognise(command, output)
+        if found is not None:
+            return found.device_type
+    return None
+
+
+@pytest.mark.parametrize("key", sorted(DEVICE_TYPE))
+def test_each_lab_platform_is_recognised_from_its_detection_output(city: City, key: str) -> None:
+    device = next(d for d in city.devices if d.platform.key == key)
+    answers = {c: render_show(device, city, c) for c in platform_table().detection_commands()}
+    assert _detect(answers) == DEVICE_TYPE[key]
+
+
+def test_real_detection_outputs_name_their_platform() -> None:
+    xe = ("Cisco IOS XE Software, Version 17.09.04a\nCisco IOS Software [Cupertino], Catalyst L3 Switch "
+          "Software (CAT9K_IOSXE), Version 17.9.4a, RELEASE SOFTWARE (fc3)\n")
+    nxos = "Cisco Nexus Operating System (NX-OS) Software\nTAC support: http://www.cisco.com/tac\n"
+    arista = "Arista DCS-7050SX3-48YC8-R\nHardware version: 11.00\nSoftware image version: 4.30.1F\n"
+    forti = "Version: FortiGate-60F v7.2.5,build1517,230606 (GA.F)\nSerial-Number: FGT60FTK00000000\n"
+    assert _detect({"show version": CISCO_VERSION}) == "cisco_ios"
+    assert _detect({"show version": xe}) == "cisco_xe"
+    assert _detect({"show version": nxos}) == "cisco_nxos"
+    assert _detect({"show version": JUNOS_VERSION}) == "juniper_junos"
+    assert _detect({"show version": arista}) == "arista_eos"
+    assert _detect({"get system status": forti}) == "fortinet"
+    # a Linux shell names no platform with discovery commands
+    assert _detect({c: "-bash: x: command not found\n" for c in platform_table().detection_commands()}) is None

@@ -4,7 +4,8 @@ SNMP discovery returns (:class:`~infra_mgr.network.snmp.facts.ProbeResult`).
 Each output is parsed by ntc-templates (TextFSM) for the platform's ``textfsm_platform``; what the
 templates call a value differs by platform (``HOSTNAME`` on Cisco, ``NAME`` on RouterOS …), so one
 table per kind of fact lists the template columns that feed each field, first non-empty wins —
-a new platform is a new row in ``platforms.yaml`` and, at most, a new column name here, never a
+a new platform is a new row in ``platforms.yaml`` (with its maker's name, ``vendor``, and any
+``rewrites`` of output its templates do not read) and, at most, a new column name here, never a
 branch on the vendor. The device is never contacted from here, and nothing here knows the database.
 
 CLI output has no ifIndex: interfaces get a synthetic index derived from their name (stable from
@@ -65,12 +66,6 @@ NEIGHBOR_PLATFORM: dict[str, tuple[str, ...]] = {
     "lldp": ("neighbor_description", "system_description", "platform"),
     "cdp": ("platform", "neighbor_description"),
 }
-# The maker's name as SNMP discovery records it (vendors.yaml), by netmiko device_type.
-VENDOR_OF: dict[str, str] = {
-    "cisco_ios": "Cisco", "cisco_xe": "Cisco", "cisco_nxos": "Cisco", "juniper_junos": "Juniper",
-    "arista_eos": "Arista", "mikrotik_routeros": "MikroTik", "hp_procurve": "HPE", "aruba_aoscx": "HPE Aruba",
-    "fortinet": "Fortinet", "linux": "Linux",
-}
 # Long interface-name prefixes and the short form ifName/LLDP use (longest first).
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     ("TwentyFiveGigabitEthernet", "Twe"), ("TwentyFiveGigE", "Twe"), ("HundredGigabitEthernet", "Hu"),
@@ -78,12 +73,6 @@ ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     ("AppGigabitEthernet", "Ap"), ("GigabitEthernet", "Gi"), ("FastEthernet", "Fa"), ("Port-channel", "Po"),
     ("Loopback", "Lo"), ("Tunnel", "Tu"), ("Vlan", "Vl"), ("Null", "Nu"), ("Ethernet", "Et"),
 )
-
-# Real output a template does not read, rewritten before parsing (template platform -> (regex,
-# replacement)): Junos prints "Administratively down" where its template expects one word.
-REWRITES: dict[str, tuple[tuple[str, str], ...]] = {
-    "juniper_junos": ((r"(?m)^(Physical interface: \S+), Administratively down,", r"\1, Disabled,"),),
-}
 
 _UP = {"up", "r", "running", "connected", "yes", "enabled"}
 _MAC_RE = re.compile(r"^(?:[0-9a-f]{2}[:\- ]?){5}[0-9a-f]{2}$|^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$|"
@@ -170,8 +159,8 @@ def parse_role(platform: SshPlatform, role: str, output: str) -> list[Row]:
     """Rows of one command's output (ntc-templates). Raises when the template rejects the text."""
     from ntc_templates.parse import parse_output  # type: ignore[import-untyped]
 
-    for pattern, replacement in REWRITES.get(platform.textfsm_platform, ()):
-        output = re.sub(pattern, replacement, output)
+    for rewrite in platform.rewrites:  # real output its template does not read (platforms.yaml)
+        output = re.sub(rewrite.pattern, rewrite.replace, output)
     rows = parse_output(platform=platform.textfsm_platform, command=platform.discovery[role], data=output)
     return [dict(r) for r in rows]
 
@@ -201,7 +190,7 @@ def device_facts(platform: SshPlatform, rows_by_role: Mapping[str, list[Row]]) -
     return DeviceFacts(
         sys_name=values.get("sys_name"),
         sys_descr=sys_descr or None,
-        vendor=VENDOR_OF.get(platform.device_type),
+        vendor=platform.vendor,
         platform=platform.match.platforms[0] if platform.match.platforms else None,
         model=model,
         serial=values.get("serial"),
