@@ -5,11 +5,14 @@ failing device named with its reason, host keys pinned before the password is se
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncssh
@@ -19,12 +22,14 @@ from infra_mgr.lab.city_model import Device, build_city
 from infra_mgr.lab.ssh_configs import running_config
 from infra_mgr.lab.ssh_lab import RunningSsh
 from infra_mgr.network.ssh.collector import (
+    MAX_OUTPUT_BYTES,
     _clean,
     _screen,
     backup,
     backup_one,
     cli_probe_one,
     cli_read_one,
+    command_deadline,
 )
 from infra_mgr.network.ssh.facts import HostKey, JumpHost, SshFailure, SshTarget
 from infra_mgr.network.ssh.masking import MARKER, mask, secret_lines
@@ -390,3 +395,217 @@ def test_the_whole_lab_at_concurrency_16(city_ssh: RunningSsh) -> None:
             assert result.ok, (hostname, result.problem)
             assert result.config
     print(f"\n{len(results)} devices at concurrency 16 in {elapsed:.1f} s")
+
+
+# --- devices that misbehave on purpose ----------------------------------------------------------
+
+ODD_PROMPT = "odd9#"
+ODD_PASSWORD = "odd-device-pass"  # a value made up for this test server
+# What the `escapes` user's device prints as its configuration: terminal control sequences that
+# would retitle a window, hide text or plant a link on the operator's screen if they were kept.
+ESCAPING_CONFIG = (
+    "hostname odd9\n"
+    "\x1b]0;pwned-title\x07banner motd ^hello^\n"
+    "interface Gi0/1\n"
+    " description \x1b]8;;http://example.invalid/\x1b\\link\x1b]8;;\x1b\\ uplink\n"
+    " description2 bell\x07nul\x00del\x7fvt\x0bff\x0cend\n"
+    " description3 \x1bPdevice-control\x1b\\\x1b[31mred\x1b[0m \x9b31mc1\x1b(Bcharset\n"
+    " description4 \x1b]2;unterminated title\n"
+    "!\nend\n"
+)
+ESCAPING_CONFIG_SHOWN = (
+    "hostname odd9\n"
+    "banner motd ^hello^\n"
+    "interface Gi0/1\n"
+    " description link uplink\n"
+    " description2 bellnuldelvtffend\n"
+    " description3 red c1charset\n"
+    " description4\n"
+    "!\nend\n"
+)
+
+
+class OddDevice(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return password == ODD_PASSWORD
+
+
+async def odd_shell(process: asyncssh.SSHServerProcess[str]) -> None:
+    """A Cisco-like shell whose `show running-config` depends on the user name: ``flood`` never
+    stops sending, ``trickle`` sends a line now and then forever, ``escapes`` prints
+    :data:`ESCAPING_CONFIG`."""
+    mode = process.get_extra_info("username")
+
+    def write(text: str) -> None:
+        process.stdout.write(text.replace("\n", "\r\n"))
+
+    async def show_run() -> None:
+        if mode == "escapes":
+            write(ESCAPING_CONFIG)
+            return
+        line = 0
+        while True:
+            line += 1
+            if mode == "flood":
+                write("".join(f" description line {line} of a configuration that never ends {n}\n"
+                              for n in range(500)))
+                await process.stdout.drain()
+            else:
+                write(f" description line {line}\n")
+                await asyncio.sleep(0.05)
+
+    with contextlib.suppress(asyncssh.Error, BrokenPipeError, ConnectionError, OSError):
+        write("\n" + ODD_PROMPT)
+        typed = ""
+        while True:
+            data = await process.stdin.read(4096)
+            if not data:
+                break
+            for ch in data:
+                if ch not in "\r\n":
+                    typed += ch
+                    write(ch)
+                    continue
+                command, typed = " ".join(typed.split()), ""
+                write("\n")
+                if command == "show running-config":
+                    await show_run()
+                elif command and not command.startswith("terminal "):
+                    write("% Invalid input detected at '^' marker.\n")
+                write(ODD_PROMPT)
+    with contextlib.suppress(Exception):
+        process.exit(0)
+
+
+@pytest.fixture(scope="module")
+def odd_device() -> Iterator[dict[str, Any]]:
+    """A Cisco-like device on 127.0.0.1 that floods, trickles or prints escape sequences."""
+    loop = LoopThread()
+    server_key = asyncssh.generate_private_key("ssh-ed25519")
+    port = free_port()
+
+    async def start() -> asyncssh.SSHAcceptor:
+        return await asyncssh.create_server(OddDevice, "127.0.0.1", port, server_host_keys=[server_key],
+                                            process_factory=odd_shell, line_editor=False, encoding="utf-8")
+
+    acceptor = loop.run(start())
+    yield {"port": port}
+    acceptor.close()
+    loop.stop()
+
+
+def odd_target(odd_device: dict[str, Any], mode: str, **overrides: Any) -> SshTarget:
+    fields: dict[str, Any] = {"port": odd_device["port"], "password": ODD_PASSWORD, "banner_timeout_s": 10.0,
+                              "command_timeout_s": 10.0, "connect_timeout_s": 5.0}
+    fields.update(overrides)
+    return SshTarget("127.0.0.1", "cisco_ios", mode, **fields)
+
+
+def test_a_device_that_never_stops_sending_is_cut_at_the_byte_cap(odd_device: dict[str, Any]) -> None:
+    result = backup_one(odd_target(odd_device, "flood"))
+    assert result.problem is not None and result.problem.kind is SshFailure.error
+    assert result.problem.message == (f"`show running-config` sent more than {MAX_OUTPUT_BYTES // 2**20} MB: "
+                                      "the output was abandoned")
+    assert result.config is None
+
+
+def test_a_device_that_keeps_trickling_is_cut_at_the_command_deadline(odd_device: dict[str, Any]) -> None:
+    result = backup_one(odd_target(odd_device, "trickle", command_deadline_s=3.0))
+    assert result.problem is not None and result.problem.kind is SshFailure.timeout
+    assert result.problem.message == "`show running-config` was still sending after 3 s: the output was abandoned"
+    assert result.config is None
+
+
+def test_the_command_deadline_defaults_to_four_command_timeouts_and_at_least_two_minutes() -> None:
+    assert command_deadline(SshTarget("a", "cisco_ios", "u", command_timeout_s=30.0)) == 120.0
+    assert command_deadline(SshTarget("a", "cisco_ios", "u", command_timeout_s=60.0)) == 240.0
+    assert command_deadline(SshTarget("a", "cisco_ios", "u", command_deadline_s=5.0)) == 5.0
+
+
+def test_terminal_escape_sequences_never_reach_the_stored_configuration(odd_device: dict[str, Any]) -> None:
+    result = backup_one(odd_target(odd_device, "escapes"))
+    assert result.ok, result.problem
+    assert result.config == ESCAPING_CONFIG_SHOWN
+    assert not [ch for ch in result.config if (ord(ch) < 32 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F]
+
+
+def test_clean_removes_every_control_but_tab_and_newline() -> None:
+    raw = ("show run\r\na\x1b]0;t\x07b\x1b]1;t\x1b\\c\x1b_apc\x1b\\d\x1b^pm\x1b\\e\x1bXsos\x1b\\f"
+           "\x1b7g\x1b8\tz\x05\x9d\r\nR1#")
+    assert _clean("show run", raw, "R1#") == "abcdefg\tz"
+
+
+# --- secrets never printed ------------------------------------------------------------------------
+
+
+def test_targets_and_jump_hosts_never_print_a_secret() -> None:
+    jump = JumpHost("10.0.0.1", 22, "hop", password="jump-pw-made-up", private_key="KEY-TEXT-made-up",
+                    passphrase="jump-phrase-made-up")
+    target_ = SshTarget("10.0.0.2", "cisco_ios", "u", password="dev-pw-made-up", private_key="DEV-KEY-made-up",
+                        passphrase="dev-phrase-made-up", enable_secret="enable-made-up", jump=jump)
+    secrets = ["jump-pw-made-up", "KEY-TEXT-made-up", "jump-phrase-made-up", "dev-pw-made-up", "DEV-KEY-made-up",
+               "dev-phrase-made-up", "enable-made-up"]
+    for shown in (repr(jump), str(jump), repr(target_), str(target_), repr(dataclasses.asdict(target_)),
+                  str(dataclasses.asdict(jump)), f"{[target_, jump]}"):
+        assert not [s for s in secrets if s in shown], shown
+    assert target_.jump is not None and target_.jump.password == "jump-pw-made-up"  # still usable as text
+    assert target_.password == "dev-pw-made-up" and target_.password + "" == "dev-pw-made-up"
+
+
+# --- jump host keys and the collection time ---------------------------------------------------------
+
+
+def test_a_jump_host_key_is_recorded_on_first_contact_and_pinned_after(city_ssh: RunningSsh,
+                                                                       jump_server: dict[str, Any]) -> None:
+    hostname = plain_device(city_ssh, "cisco_ios")
+    first = backup_one(target(city_ssh, hostname, jump=JumpHost("127.0.0.1", jump_server["port"], JUMP_USER,
+                                                                 password=jump_server["password"])))
+    assert first.ok, first.problem
+    assert first.jump_key == jump_server["host_key"]
+    pinned = JumpHost("127.0.0.1", jump_server["port"], JUMP_USER, password=jump_server["password"],
+                      known_key=jump_server["host_key"])
+    again = backup_one(target(city_ssh, hostname, jump=pinned))
+    assert again.ok, again.problem
+    assert again.jump_key == jump_server["host_key"]
+    read = cli_read_one(target(city_ssh, hostname, jump=pinned), {"version": "show version"})
+    assert read.problem is None and read.jump_key == jump_server["host_key"]
+
+
+def test_a_changed_jump_host_key_is_refused_before_any_credential(city_ssh: RunningSsh,
+                                                                  jump_server: dict[str, Any]) -> None:
+    hostname = plain_device(city_ssh, "cisco_ios")
+    attempts: list[str] = jump_server["attempts"]
+    attempts.clear()
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    wrong = HostKey(other.get_algorithm(), other.export_public_key("openssh").split()[1].decode())
+    jump = JumpHost("127.0.0.1", jump_server["port"], JUMP_USER, password=jump_server["password"], known_key=wrong)
+    result = backup_one(target(city_ssh, hostname, jump=jump))
+    assert result.problem is not None and result.problem.kind is SshFailure.hostkey_changed
+    offered = jump_server["host_key"]
+    assert result.problem.message == (f"the jump host 127.0.0.1 port {jump_server['port']}: host key changed from "
+                                      f"{wrong.fingerprint} to {offered.fingerprint}: "
+                                      "accept it if the change is expected")
+    assert result.jump_key == offered
+    assert result.host_key is None and result.config is None
+    assert attempts == []
+    read = cli_read_one(target(city_ssh, hostname, jump=jump), {"version": "show version"})
+    assert read.problem is not None and read.problem.kind is SshFailure.hostkey_changed
+    assert read.jump_key == offered and attempts == []
+
+
+def test_the_result_carries_when_the_session_was_opened(city_ssh: RunningSsh) -> None:
+    hostname = plain_device(city_ssh, "cisco_xe")
+    before = datetime.now(UTC)
+    result = backup_one(target(city_ssh, hostname))
+    after = datetime.now(UTC)
+    assert result.ok, result.problem
+    assert result.started_at is not None and result.started_at.utcoffset() == timedelta(0)
+    assert before <= result.started_at <= after
+    failed = backup_one(target(city_ssh, hostname, port=free_port()))
+    assert failed.problem is not None and failed.started_at is not None

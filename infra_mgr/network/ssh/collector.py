@@ -11,7 +11,9 @@ is built the way it is:
   recorded key in an in-memory ``HostKeys`` (no file anywhere), and paramiko compares the key the
   server presents with it right after the key exchange and before any authentication, so no
   credential is ever sent to a server whose key changed. On first contact the presented key is
-  recorded and returned. This costs nothing extra: it is the same handshake.
+  recorded and returned. A jump host's key is checked the same way, before the jump credential
+  is sent (``JumpHost.known_key``, returned as ``jump_key``). This costs nothing extra: it is the
+  same handshake.
 * **Reading without netmiko's reader.** netmiko logs everything it reads at DEBUG; the backup
   output is read from the paramiko channel directly, so no log level can write an unmasked
   configuration anywhere. Pager prompts (``--More--``) are answered and their artefacts removed
@@ -41,6 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import paramiko
@@ -61,6 +64,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
 MAX_PAGES = 5000  # a pager that keeps asking past this is not a configuration any more
+MAX_OUTPUT_BYTES = 32 * 2**20  # one command's output beyond this is a device that never stops, not a config
 _RECV = 65536
 
 # Pager prompts a device may stop at (at the very end of what it sent): answered with a space.
@@ -69,7 +73,18 @@ _PAGER = re.compile(r"(?i)(?:-+ ?\(?more\b[^\n]*|<-+ ?more ?-+>[^\n]*|press any 
 # anywhere else (the output cannot be trusted: fail with `paging`).
 _PAGER_LEFT = re.compile(r"(?i)^[ \t]*-+ ?\(?more\b[^-\n]*-+\)?-*[ \t]?")
 _PAGER_LINE = re.compile(r"(?i)-- ?\(?more\b[^\n]*--")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-B0-9]|\x1bE")
+# Terminal escape sequences, all of them: a device's output is shown on operators' terminals and
+# pages, and a kept OSC could retitle a window, plant a link or (on some terminals) write files.
+# CSI (colours, cursor, erase), the string sequences OSC/DCS/SOS/PM/APC up to BEL or ST (or the
+# line end, when a device never terminates one), and the short ESC sequences (charset, cursor
+# save …); the 8-bit C1 forms too, since some terminals honour them.
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]"
+)
+# What is left after the sequences: every C0/C1 control but tab (and newline, which splits lines).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # How CLIs say "I do not know that command", whatever the vendor: looked for in the first lines only.
 _REJECTED = re.compile(
     r"(?im)^(?:\s*% ?(?:Invalid input|Unknown command|Incomplete command|Ambiguous command)"
@@ -91,7 +106,8 @@ class _Failed(Exception):
 
 @dataclass
 class CliRead:
-    """Raw outputs of one CLI session (by role), with the host key seen. Not masked: discovery
+    """Raw outputs of one CLI session (by role), with the host keys seen (the jump host's in
+    ``jump_key``, when there is one, also on a refusal). Not masked: discovery
     commands (``show version``, interfaces, neighbours) carry no secrets, and the parsers need
     the text as the device printed it."""
 
@@ -103,6 +119,7 @@ class CliRead:
     problem: SshProblem | None = None
     seconds: float = 0.0
     prompt: str = ""
+    jump_key: HostKey | None = None
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -175,17 +192,41 @@ def _tcp(address: str, port: int, timeout: float) -> socket.socket:
         raise _Failed(SshFailure.unreachable, f"cannot connect to {address} port {port} ({reason})") from None
 
 
-def _through_jump(jump: JumpHost, target: SshTarget) -> tuple[paramiko.SSHClient, paramiko.Channel]:
-    """A ``direct-tcpip`` channel from the jump host to the target, used as netmiko's socket."""
-    sock = _tcp(jump.address, jump.port, target.connect_timeout_s)
+def _pinned_client(address: str, port: int, known: HostKey | None) -> tuple[paramiko.SSHClient, _Recorder | _Pinned]:
+    """A paramiko client that knows only ``known`` (in memory): paramiko compares the server's key
+    with it after the key exchange and before any authentication. None: first contact, recorded."""
     client = paramiko.SSHClient()
-    # The jump host's key is not pinned by the contract (JumpHost has no known key): accept it.
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    policy: _Recorder | _Pinned
+    if known is None:
+        policy = _Recorder()
+    else:
+        client.get_host_keys().add(address if port == 22 else f"[{address}]:{port}", known.key_type, _pkey(known))
+        policy = _Pinned(known)
+    client.set_missing_host_key_policy(policy)
+    return client, policy
+
+
+def _through_jump(jump: JumpHost, target: SshTarget,
+                  seen: Callable[[HostKey], None]) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+    """A ``direct-tcpip`` channel from the jump host to the target, used as netmiko's socket.
+
+    The jump host's key is checked like the target's, before its credential is sent: a bastion
+    impersonated would otherwise collect the jump credential and every device's login through it.
+    ``seen`` gets the key the jump host presented (also when it is refused as changed)."""
+    sock = _tcp(jump.address, jump.port, target.connect_timeout_s)
+    client, policy = _pinned_client(jump.address, jump.port, jump.known_key)
     pkey = load_private_key(jump.private_key, jump.passphrase) if jump.private_key else None
     try:
         client.connect(jump.address, jump.port, username=jump.username, password=jump.password, pkey=pkey,
                        sock=sock, timeout=target.connect_timeout_s, auth_timeout=target.auth_timeout_s,
                        banner_timeout=target.banner_timeout_s, look_for_keys=False, allow_agent=False)
+    except paramiko.BadHostKeyException as bad:
+        client.close()
+        offered = host_key_of(bad.key)
+        seen(offered)
+        assert jump.known_key is not None
+        raise _Failed(SshFailure.hostkey_changed,
+                      f"the jump host {jump.address} port {jump.port}: {_changed(jump.known_key, offered)}") from None
     except paramiko.AuthenticationException:
         client.close()
         what = "key" if pkey else "password"
@@ -195,6 +236,7 @@ def _through_jump(jump: JumpHost, target: SshTarget) -> tuple[paramiko.SSHClient
         raise _Failed(SshFailure.unreachable, f"the jump host {jump.address} did not complete the SSH login") from None
     transport = client.get_transport()
     assert transport is not None
+    seen(host_key_of(transport.get_remote_server_key()))
     try:
         channel = transport.open_channel("direct-tcpip", (target.address, target.port), ("127.0.0.1", 0),
                                          timeout=target.connect_timeout_s)
@@ -227,26 +269,19 @@ class _Session:
         self.conn: Any = None
         self.policy: _Recorder | _Pinned | None = None
         self.offered: HostKey | None = None
+        self.jump_offered: HostKey | None = None
         self.prompt = ""
 
     # netmiko calls these two instead of its own: an in-memory known key, no key files or agent
     def _client(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        known = self.target.known_key
-        if known is None:
-            self.policy = _Recorder()
-        else:
-            name = self.target.address if self.target.port == 22 else f"[{self.target.address}]:{self.target.port}"
-            client.get_host_keys().add(name, known.key_type, _pkey(known))
-            self.policy = _Pinned(known)
-        client.set_missing_host_key_policy(self.policy)
+        client, self.policy = _pinned_client(self.target.address, self.target.port, self.target.known_key)
         return client
 
     def open(self) -> None:
         t = self.target
         pkey = load_private_key(t.private_key, t.passphrase) if t.private_key else None
         if t.jump is not None:
-            self.jump, sock = _through_jump(t.jump, t)
+            self.jump, sock = _through_jump(t.jump, t, self._jump_seen)
         else:
             sock = _tcp(t.address, t.port, t.connect_timeout_s)
         params: dict[str, Any] = {
@@ -287,6 +322,9 @@ class _Session:
             self.prompt = conn.find_prompt().strip()
         except (ReadException, ValueError, OSError, EOFError):
             raise _Failed(SshFailure.timeout, f"no prompt within {t.command_timeout_s:g} s after login") from None
+
+    def _jump_seen(self, key: HostKey) -> None:
+        self.jump_offered = key
 
     def _quiet_cleanup(self, command: str = "exit") -> None:
         """Leave without reading: a hung device must not cost another timeout on the way out."""
@@ -330,7 +368,11 @@ class _Session:
         return _Failed(SshFailure.error, f"unexpected {type(root).__name__} during login")
 
     def run(self, command: str) -> str:
-        """One command's output: echo, pager artefacts and the closing prompt removed."""
+        """One command's output: echo, pager artefacts and the closing prompt removed.
+
+        The quiet-time limit alone never ends a device that keeps sending (each chunk restarts
+        it), so the whole command also has a deadline and a byte cap; past either the output is
+        abandoned with a reason instead of holding a pool slot and memory for ever."""
         t = self.target
         channel: paramiko.Channel = self.conn.remote_conn
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -345,6 +387,10 @@ class _Session:
             raise _Failed(SshFailure.dropped, f"the device closed the session before `{command}`") from None
         channel.settimeout(0.2)
         quiet_since = time.monotonic()
+        limit_s = command_deadline(t)
+        deadline = quiet_since + limit_s
+        received = 0
+        head = ""  # the first few kB, where the echo is: never the whole output on every chunk
         prompt = self.prompt
         # The output ends at a prompt that follows the command's echo: a prompt left over from the
         # session preparation, arriving before the echo, would otherwise end an empty backup. A device
@@ -360,14 +406,22 @@ class _Session:
                 raise _Failed(SshFailure.dropped, f"the session dropped during `{command}`") from None
             if data == b"":
                 raise _Failed(SshFailure.dropped, f"the device closed the session during `{command}`")
+            if time.monotonic() > deadline:
+                raise _Failed(SshFailure.timeout,
+                              f"`{command}` was still sending after {limit_s:g} s: the output was abandoned")
             if data:
+                received += len(data)
+                if received > MAX_OUTPUT_BYTES:
+                    raise _Failed(SshFailure.error, f"`{command}` sent more than {MAX_OUTPUT_BYTES // 2**20} MB: "
+                                  "the output was abandoned")
                 quiet_since = time.monotonic()
                 bare_prompt_at = None
                 text = decoder.decode(data)
                 chunks.append(text)
                 tail = (tail + text)[-2048:]
-                if not echoed:
-                    echoed = command in _screen("".join(chunks).replace("\r\n", "\n"))
+                if not echoed and len(head) < _ECHO_WITHIN:
+                    head = (head + text)[:_ECHO_WITHIN]
+                    echoed = command in _screen(head.replace("\r\n", "\n"))
                 clean_tail = _screen(tail.rsplit("\n", 1)[-1]).rstrip(" ")
                 if _ends_with_prompt(clean_tail, prompt):
                     if echoed:
@@ -405,6 +459,7 @@ class _Session:
             self.jump = None
 
 
+_ECHO_WITHIN = 8192  # the echo of a command is looked for in this many first characters of its output
 _NO_ECHO_QUIET_S = 1.0  # a device that does not echo: its output has ended when its prompt stays last this long
 
 
@@ -429,7 +484,7 @@ def _screen(line: str) -> str:
         if ch == "\x1b":
             found = _ANSI.match(line, i)
             if found is not None:
-                if found.group(0).endswith("K"):
+                if found.group(0).startswith("\x1b[") and found.group(0).endswith("K"):
                     del cells[pos:]
                 i = found.end()
                 continue
@@ -449,8 +504,9 @@ def _screen(line: str) -> str:
 
 
 def _clean(command: str, raw: str, prompt: str) -> str:
-    """Normalise line ends, apply pager erasures, drop the echoed command and the trailing prompt."""
-    lines = [_ANSI.sub("", _screen(line)) for line in raw.replace("\r\n", "\n").split("\n")]
+    """Normalise line ends, apply pager erasures, remove escape sequences and control characters
+    (they would reach storage and operators' terminals), drop the echoed command and the trailing prompt."""
+    lines = [_CONTROLS.sub("", _ANSI.sub("", _screen(line))) for line in raw.replace("\r\n", "\n").split("\n")]
     lines = [_PAGER_LEFT.sub("", line) for line in lines]
     if any(_PAGER_LINE.search(line) for line in lines):
         raise _Failed(SshFailure.paging, f"the output of `{command}` kept pager prompts that could not be removed")
@@ -468,6 +524,14 @@ def _rejected(command: str, output: str) -> str | None:
     return found.group(0).strip() if found else None
 
 
+def command_deadline(target: SshTarget) -> float:
+    """How long one command may keep sending: the target's own limit, else four command timeouts
+    and at least two minutes (a large configuration on a slow link is not a runaway device)."""
+    if target.command_deadline_s is not None:
+        return target.command_deadline_s
+    return max(target.command_timeout_s * 4, 120.0)
+
+
 def _platform(device_type: str) -> SshPlatform:
     platform = platform_table().get(device_type)
     if platform is None:
@@ -478,10 +542,11 @@ def _platform(device_type: str) -> SshPlatform:
 # --- one device ---------------------------------------------------------------------------------
 
 
-def backup_one(target: SshTarget) -> BackupResult:
-    """Back up one device: its configuration, volatile lines dropped, masked. Never raises."""
-    started = time.monotonic()
-    result = BackupResult(address=target.address, port=target.port, device_type=target.device_type)
+def _in_session(target: SshTarget, into: BackupResult | CliRead, what: str,
+                body: Callable[[_Session, SshPlatform], None]) -> None:
+    """Run ``body`` in one session to ``target``: the host key it offered and its prompt land in
+    ``into`` (also when the login fails), a failure becomes ``into.problem`` in words, and the session
+    is closed whatever happens. The text of a foreign exception is never shown: it may quote input."""
     session: _Session | None = None
     try:
         platform = _platform(target.device_type)
@@ -491,8 +556,30 @@ def backup_one(target: SshTarget) -> BackupResult:
         try:
             session.open()
         finally:
-            result.host_key = session.offered
-        result.prompt = session.prompt
+            into.host_key = session.offered
+            into.jump_key = session.jump_offered
+        into.prompt = session.prompt
+        body(session, platform)
+    except _Failed as failed:
+        into.problem = SshProblem(failed.kind, failed.message)
+    except Exception as exc:  # noqa: BLE001 - a run must go on
+        log.warning("ssh %s %s:%s: unexpected %s", what, target.address, target.port, type(exc).__name__)
+        into.problem = SshProblem(SshFailure.error, f"unexpected {type(exc).__name__}")
+    finally:
+        if session is not None:
+            into.host_key = into.host_key or session.offered
+            session.close()
+
+
+def backup_one(target: SshTarget) -> BackupResult:
+    """Back up one device: its configuration, volatile lines dropped, masked. Never raises.
+    ``started_at`` is taken before the session opens: the text read is at least that recent, which
+    is what lets the service refuse to store an older read over a newer one."""
+    started = time.monotonic()
+    result = BackupResult(address=target.address, port=target.port, device_type=target.device_type,
+                          started_at=datetime.now(UTC))
+
+    def body(session: _Session, platform: SshPlatform) -> None:
         parts = []
         for command in platform.backup:
             output = session.run(command)
@@ -506,16 +593,8 @@ def backup_one(target: SshTarget) -> BackupResult:
         while kept and not kept[-1].strip():
             kept.pop()
         result.config = mask("\n".join(kept) + "\n", target.device_type)
-        del parts, kept
-    except _Failed as failed:
-        result.problem = SshProblem(failed.kind, failed.message)
-    except Exception as exc:  # noqa: BLE001 - a run must go on; the text of a foreign exception is not shown
-        log.warning("ssh backup %s:%s: unexpected %s", target.address, target.port, type(exc).__name__)
-        result.problem = SshProblem(SshFailure.error, f"unexpected {type(exc).__name__}")
-    finally:
-        if session is not None:
-            result.host_key = result.host_key or session.offered
-            session.close()
+
+    _in_session(target, result, "backup", body)
     if result.problem is not None:
         result.config = None
     result.seconds = round(time.monotonic() - started, 3)
@@ -526,17 +605,8 @@ def cli_read_one(target: SshTarget, commands: dict[str, str]) -> CliRead:
     """Run discovery commands (role -> command) in one session; a rejected command is left out."""
     started = time.monotonic()
     read = CliRead(address=target.address, port=target.port, device_type=target.device_type)
-    session: _Session | None = None
-    try:
-        platform = _platform(target.device_type)
-        if not target.password and not target.private_key:
-            raise _Failed(SshFailure.no_credential, "no password or key to log in with")
-        session = _Session(target, platform)
-        try:
-            session.open()
-        finally:
-            read.host_key = session.offered
-        read.prompt = session.prompt
+
+    def body(session: _Session, _platform_: SshPlatform) -> None:
         refusals = []
         for role, command in commands.items():
             output = session.run(command)
@@ -547,15 +617,8 @@ def cli_read_one(target: SshTarget, commands: dict[str, str]) -> CliRead:
             read.outputs[role] = output
         if commands and not read.outputs:
             raise _Failed(SshFailure.command, "the device rejected every command (" + "; ".join(refusals) + ")")
-    except _Failed as failed:
-        read.problem = SshProblem(failed.kind, failed.message)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("ssh read %s:%s: unexpected %s", target.address, target.port, type(exc).__name__)
-        read.problem = SshProblem(SshFailure.error, f"unexpected {type(exc).__name__}")
-    finally:
-        if session is not None:
-            read.host_key = read.host_key or session.offered
-            session.close()
+
+    _in_session(target, read, "read", body)
     read.seconds = round(time.monotonic() - started, 3)
     return read
 

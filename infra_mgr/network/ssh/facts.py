@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from infra_mgr.network.snmp.facts import ProbeResult
@@ -44,6 +45,24 @@ class HostKey:
         return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+class Secret(str):
+    """A secret as text: it works wherever text does (paramiko, netmiko), but its repr is a
+    placeholder, so a target printed whole, or turned into a dict by ``dataclasses.asdict`` and
+    printed, shows no password or key."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
+
+
+def _hide(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not isinstance(value, Secret):
+            object.__setattr__(obj, name, Secret(value))  # frozen dataclass: set once, at creation
+
+
 @dataclass(frozen=True)
 class JumpHost:
     """A bastion the session is tunnelled through (direct-tcpip)."""
@@ -51,9 +70,13 @@ class JumpHost:
     address: str
     port: int = 22
     username: str = ""
-    password: str | None = None
-    private_key: str | None = None
-    passphrase: str | None = None
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+    known_key: HostKey | None = None  # None: first contact, the key seen is returned as ``jump_key``
+
+    def __post_init__(self) -> None:
+        _hide(self, "password", "private_key", "passphrase")
 
 
 @dataclass(frozen=True)
@@ -64,10 +87,10 @@ class SshTarget:
     device_type: str
     username: str
     port: int = 22
-    password: str | None = None
-    private_key: str | None = None  # PEM/OpenSSH text
-    passphrase: str | None = None
-    enable_secret: str | None = None
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)  # PEM/OpenSSH text
+    passphrase: str | None = field(default=None, repr=False)
+    enable_secret: str | None = field(default=None, repr=False)
     jump: JumpHost | None = None
     known_key: HostKey | None = None  # None: first contact, the key seen is recorded (and returned)
     credential_id: int | None = None
@@ -75,6 +98,12 @@ class SshTarget:
     auth_timeout_s: float = 10.0
     command_timeout_s: float = 30.0
     banner_timeout_s: float = 15.0
+    # A command whose output is still arriving after this long is abandoned (a device that never
+    # stops sending resets every quiet-time limit). None: four command timeouts, at least 120 s.
+    command_deadline_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _hide(self, "password", "private_key", "passphrase", "enable_secret")
 
     def __repr__(self) -> str:  # never print a secret, whatever logs the target
         return f"SshTarget({self.username}@{self.address}:{self.port}, {self.device_type})"
@@ -98,6 +127,8 @@ class BackupResult:
     problem: SshProblem | None = None
     seconds: float = 0.0
     prompt: str = ""  # the device prompt seen (its hostname, mostly)
+    started_at: datetime | None = None  # UTC, when the session was opened: the text is as of then
+    jump_key: HostKey | None = None  # the key the jump host presented (also on a hostkey_changed refusal)
 
     @property
     def ok(self) -> bool:
