@@ -31,6 +31,7 @@ from infra_mgr.lab.ssh_sim import (
     SLOW_BANNER_S,
     fingerprint,
     fleet_address,
+    ssh_served,
 )
 from infra_mgr.lab.supervisor import LabError, PeerRecord, PeerSpec, free_port
 
@@ -62,7 +63,7 @@ def pick_tcp_port(hosts: list[str]) -> int:
 def ssh_expectations(city: City, fleet: int = 0) -> dict[str, Any]:
     """What the SSH lab is, for tests: every device's address, device_type and host-key
     fingerprint, the behaviours and baseline breaks by device, the SSH-only devices."""
-    devices = [*city.devices, *city.ssh_only]
+    devices = ssh_served(city)
     return {
         "user": LAB_SSH_USER,
         "password": "lab constant infra_mgr.lab.ssh_sim.LAB_SSH_PASSWORD",
@@ -108,7 +109,7 @@ def city_ssh_spec(
     model = build_city(yaml_path)
     from infra_mgr.lab.ssh_sim import fleet_address as fa
 
-    hosts = [d.address for d in (*model.devices, *model.ssh_only)] if city else []
+    hosts = [d.address for d in ssh_served(model)] if city else []
     hosts += [fa(i) for i in range(fleet)]
     if not hosts:
         raise LabError("city-ssh: nothing to serve (no city and no fleet)")

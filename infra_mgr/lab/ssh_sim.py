@@ -179,10 +179,20 @@ class SimDevice:
         return self._cache[generation]
 
 
+# A device the lab made silent answers SSH no more than SNMP (it is down), and the device that
+# answers only an unknown community stays a "no working credential" case for discovery.
+SSH_SILENT_FAULTS = frozenset({"unreachable", "wrong_community"})
+
+
+def ssh_served(city: City) -> list[Device]:
+    """The city devices the SSH lab serves: every device and the SSH-only ones, but the silent."""
+    return [d for d in (*city.devices, *city.ssh_only) if d.fault not in SSH_SILENT_FAULTS]
+
+
 def city_devices(city: City) -> list[SimDevice]:
-    """Every city device (and the SSH-only ones) as the simulator serves it."""
+    """Every served city device (:func:`ssh_served`) as the simulator serves it."""
     out = []
-    for device in [*city.devices, *getattr(city, "ssh_only", [])]:
+    for device in ssh_served(city):
         flags = frozenset(n for n, hosts in BEHAVIOURS.items() if device.hostname in hosts)
         out.append(SimDevice(
             hostname=device.hostname,

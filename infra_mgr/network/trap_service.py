@@ -11,8 +11,11 @@ loop keeps receiving while SQLite or PostgreSQL commits; notifications that queu
 written together in one transaction. After the commit, events whose trap kind asks for it call
 ``repoll(device_id)`` — the discovery service's "poll this device now" — coalesced per device so a
 flapping link does not start a poll per trap. A notification saying a device's configuration
-changed calls ``backup(device_id)`` (the configuration backup of that device) after
-``backup_debounce_s`` of quiet, so a burst of changes costs one backup, not one per change.
+changed calls ``backup(device_id)`` (the configuration backup of that device) once
+``backup_debounce_s`` have passed without another such notification from it (at most
+``backup_max_delay_s`` after the first), so a burst of changes costs one backup of the end state,
+not one per change. Backups started by notifications share one limit (``backup_concurrency``): a
+storm of changes across the city opens at most that many SSH sessions at a time.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class TrapHandler:
     """
 
     def __init__(self, engine: Engine, repoll: RepollFn | None = None, *, backup: RepollFn | None = None,
-                 backup_debounce_s: float = 30.0) -> None:
+                 backup_debounce_s: float = 30.0, backup_max_delay_s: float | None = None,
+                 backup_concurrency: int = 16) -> None:
         self.engine = engine
         self._repoll = repoll
         self._repoll_tasks: dict[int, asyncio.Task[None]] = {}
@@ -65,6 +69,10 @@ class TrapHandler:
         self._backup_debounce_s = backup_debounce_s
         self._backup_tasks: dict[int, asyncio.Task[None]] = {}
         self._backup_again: set[int] = set()
+        # a device that never stops changing is still backed up, this long after its first change
+        self._backup_max_delay_s = backup_max_delay_s if backup_max_delay_s is not None else 10 * backup_debounce_s
+        self._backup_last: dict[int, float] = {}  # device -> loop time of its latest change notification
+        self._backup_slots = asyncio.Semaphore(max(1, backup_concurrency))
 
     async def handle(self, facts: TrapFacts) -> EventRead:
         """Record one notification; returns the stored event."""
@@ -146,6 +154,7 @@ class TrapHandler:
     def _schedule_backup(self, device_id: int) -> None:
         if self._backup is None:
             return
+        self._backup_last[device_id] = asyncio.get_running_loop().time()
         running = self._backup_tasks.get(device_id)
         if running is not None and not running.done():
             self._backup_again.add(device_id)  # changed again: one more backup after this one
@@ -157,12 +166,13 @@ class TrapHandler:
         assert self._backup is not None
         try:
             while True:
-                await asyncio.sleep(self._backup_debounce_s)  # traps meanwhile join this backup
+                await self._quiet(device_id)  # traps meanwhile join this backup
                 self._backup_again.discard(device_id)
                 try:
-                    result = self._backup(device_id)
-                    if inspect.isawaitable(result):
-                        await result
+                    async with self._backup_slots:
+                        result = self._backup(device_id)
+                        if inspect.isawaitable(result):
+                            await result
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - a failing backup must not stop trap handling
@@ -172,6 +182,17 @@ class TrapHandler:
         finally:
             if self._backup_tasks.get(device_id) is asyncio.current_task():
                 del self._backup_tasks[device_id]
+
+    async def _quiet(self, device_id: int) -> None:
+        """Wait until ``backup_debounce_s`` passed since the device's latest change notification,
+        or ``backup_max_delay_s`` since this wait began, whichever comes first."""
+        loop = asyncio.get_running_loop()
+        limit = loop.time() + self._backup_max_delay_s
+        while True:
+            due = min(self._backup_last.get(device_id, loop.time()) + self._backup_debounce_s, limit)
+            if loop.time() >= due:
+                return
+            await asyncio.sleep(due - loop.time())
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Let running re-polls and backups finish (up to ``timeout``), then cancel what is left."""
@@ -213,8 +234,9 @@ class TrapPipeline:
     def __init__(self, engine: Engine, config: ReceiverConfig, *, repoll: RepollFn | None = None,
                  on_event: EventCallback | None = None, queue_size: int = 10_000, batch_size: int = 200,
                  store_attempts: int = 3, drain_timeout: float = 10.0, backup: RepollFn | None = None,
-                 backup_debounce_s: float = 30.0) -> None:
-        self.handler = TrapHandler(engine, repoll, backup=backup, backup_debounce_s=backup_debounce_s)
+                 backup_debounce_s: float = 30.0, backup_concurrency: int = 16) -> None:
+        self.handler = TrapHandler(engine, repoll, backup=backup, backup_debounce_s=backup_debounce_s,
+                                   backup_concurrency=backup_concurrency)
         self.receiver = TrapReceiver(config, self._enqueue)
         self.stats = PipelineStats(self.receiver.stats)
         self._on_event = on_event
@@ -293,16 +315,18 @@ class TrapPipeline:
 async def run_trap_receiver(engine: Engine, config: ReceiverConfig, *, repoll: RepollFn | None = None,
                             on_event: EventCallback | None = None, stop: asyncio.Event | None = None,
                             on_ready: Callable[[TrapPipeline], None] | None = None,
-                            backup: RepollFn | None = None, backup_debounce_s: float = 30.0) -> PipelineStats:
+                            backup: RepollFn | None = None, backup_debounce_s: float = 30.0,
+                            backup_concurrency: int = 16) -> PipelineStats:
     """Receive notifications into the event log until ``stop`` is set (or the task is cancelled).
 
     Shutdown is clean either way: the socket closes, queued notifications are written, re-polls
     finish or are cancelled. ``backup(device_id)`` backs a device up after a configuration-changed
-    notification (debounced by ``backup_debounce_s``). ``on_ready`` is called once listening (it
-    gets the pipeline, whose ``address`` is the bound port). Returns the final counters.
+    notification (debounced by ``backup_debounce_s``; at most ``backup_concurrency`` at a time).
+    ``on_ready`` is called once listening (it gets the pipeline, whose ``address`` is the bound
+    port). Returns the final counters.
     """
     pipeline = TrapPipeline(engine, config, repoll=repoll, on_event=on_event, backup=backup,
-                            backup_debounce_s=backup_debounce_s)
+                            backup_debounce_s=backup_debounce_s, backup_concurrency=backup_concurrency)
     async with pipeline:
         if on_ready is not None:
             on_ready(pipeline)

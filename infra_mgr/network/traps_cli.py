@@ -149,5 +149,6 @@ async def _listen(engine: Any, config: Any, show: Any) -> dict[str, Any]:
 
     settings = get_settings()
     stats = await run_trap_receiver(engine, config, on_event=show, stop=stop, on_ready=ready, repoll=repoll,
-                                    backup=backup, backup_debounce_s=settings.backup_trap_debounce_s)
+                                    backup=backup, backup_debounce_s=settings.backup_trap_debounce_s,
+                                    backup_concurrency=settings.backup_concurrency)
     return stats.to_json()

@@ -6,6 +6,7 @@ findings for exactly the devices the lab made non-compliant, git export, and con
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import difflib
 import re
@@ -20,13 +21,13 @@ from sqlmodel import Session, col, select
 
 from infra_mgr.config import Settings
 from infra_mgr.db import write_session
-from infra_mgr.errors import NotFound
+from infra_mgr.errors import Conflict, NotFound
 from infra_mgr.events.models import Event
 from infra_mgr.inventory.credentials import CredentialCreate, build
 from infra_mgr.inventory.models import CredentialKind, Device, ObjectChange, Site
 from infra_mgr.lab.city_model import build_city
 from infra_mgr.lab.ssh_lab import RunningSsh, configure_ssh_credential
-from infra_mgr.lab.ssh_sim import fingerprint
+from infra_mgr.lab.ssh_sim import fingerprint, ssh_served
 from infra_mgr.network.ssh import gitexport, hostkeys
 from infra_mgr.network.ssh.backup import check_all, run_backup
 from infra_mgr.network.ssh.facts import BackupResult, SshTarget
@@ -49,12 +50,13 @@ BREAK_RULES = {"snmp_community_public": "snmp-default-community", "snmp_communit
 
 
 def _seed(engine: Engine, ssh: RunningSsh, *, sites: set[str] | None = None) -> dict[str, int]:
-    """The lab's devices (SNMP-discovered and SSH-only) as inventory rows, and the lab credential."""
+    """The devices the SSH lab serves (SNMP-discovered and SSH-only; not the ones the lab made
+    silent) as inventory rows, and the lab credential."""
     city = build_city()
     ids: dict[str, int] = {}
     with Session(engine) as session:
         site_ids: dict[str, int] = {}
-        for device in [*city.devices, *city.ssh_only]:
+        for device in ssh_served(city):
             if sites is not None and device.site not in sites:
                 continue
             if device.site not in site_ids:
@@ -182,7 +184,9 @@ def test_backup_versions_failures_hostkeys_compliance_and_git(engine: Engine, ci
     with write_session(engine) as session:
         row = session.exec(select(SshHostKey).where(SshHostKey.address == address)).one()
         assert row.offered_fingerprint == new_fp and row.fingerprint != new_fp
-        accepted = hostkeys.accept(session, (address, row.port), "bob")
+        with pytest.raises(Conflict):  # only the fingerprint the engineer checked is trusted
+            hostkeys.accept(session, (address, row.port), "bob", row.fingerprint)
+        accepted = hostkeys.accept(session, (address, row.port), "bob", new_fp)
     assert accepted.fingerprint == new_fp and accepted.accepted_by == "bob" and not accepted.offered_fingerprint
     back = asyncio.run(run_backup(engine, MASTER, device=rekeyed, settings=SETTINGS))
     assert back.failed == 0 and _states(engine)[ids[rekeyed]].status == "ok"
@@ -388,3 +392,214 @@ def test_an_empty_configuration_is_a_failure_not_a_version(sqlite_engine: Engine
     assert run.failed == 1 and run.failures[0]["kind"] == "error"
     with Session(sqlite_engine) as session:
         assert session.exec(select(ConfigVersion)).all() == []
+
+
+def _one_device(engine: Engine, code: str, address: str, **params: Any) -> int:
+    """A site with one IOS-XE router and a password credential (``params`` added to it)."""
+    with Session(engine) as session:
+        site = Site(code=code, name_en=code)
+        session.add(site)
+        session.flush()
+        assert site.id is not None
+        dev = Device(site_id=site.id, hostname=f"{code.lower()}-rtr", management_address=address,
+                     platform="ios-xe")
+        session.add(dev)
+        cred = build(MASTER, CredentialCreate(name=f"{code}-ssh", kind=CredentialKind.ssh_password,
+                                              username="netops", password="pw", port=2222))
+        cred.params = {**cred.params, **params}
+        session.add(cred)
+        session.commit()
+        assert dev.id is not None
+        return dev.id
+
+
+def test_a_read_older_than_the_latest_version_is_not_stored_as_newer(sqlite_engine: Engine) -> None:
+    """Two overlapping runs: the one that read before a change stores last. Its text is older
+    than the latest version, so it must not become version N+1; versions are dated when read."""
+    device_id = _one_device(sqlite_engine, "JED-B11", "127.2.11.1")
+    early = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
+    late = early + dt.timedelta(minutes=5)
+
+    def reading(text: str, started: dt.datetime) -> Any:
+        async def collect(targets: list[SshTarget], *, concurrency: int = 16,
+                          on_done: Any = None) -> list[BackupResult]:
+            return [BackupResult(t.address, t.port, t.device_type, config=text, started_at=started) for t in targets]
+        return collect
+
+    asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id, collect=reading("hostname r\nntp server 1\n",
+                                                                                     early - dt.timedelta(hours=1)),
+                           settings=SETTINGS))
+    asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id,
+                           collect=reading("hostname r\nntp server 2\n", late), settings=SETTINGS))
+    stale = asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id,
+                                   collect=reading("hostname r\nntp server 1\n", early), settings=SETTINGS))
+    assert stale.failed == 0 and stale.changed == 0
+    versions = _versions(sqlite_engine)[device_id]
+    assert [v.text for v in versions] == ["hostname r\nntp server 1\n", "hostname r\nntp server 2\n"]
+    assert versions[-1].collected_at.replace(tzinfo=dt.UTC) == late  # the time it was read, not stored
+    assert _states(sqlite_engine)[device_id].latest_version_id == versions[-1].id
+
+
+def test_one_backup_of_a_device_at_a_time(sqlite_engine: Engine) -> None:
+    """A second run for a device already being backed up waits for the first to finish, so it
+    reads after the first one's read, never interleaved with it."""
+    device_id = _one_device(sqlite_engine, "JED-B12", "127.2.12.1")
+    log: list[str] = []
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        def collecting(name: str) -> Any:
+            async def collect(targets: list[SshTarget], *, concurrency: int = 16,
+                              on_done: Any = None) -> list[BackupResult]:
+                log.append(f"{name} reads")
+                if name == "first":
+                    await release.wait()
+                log.append(f"{name} done")
+                return [BackupResult(t.address, t.port, t.device_type, config=f"hostname {name}\n",
+                                     started_at=dt.datetime.now(dt.UTC)) for t in targets]
+            return collect
+
+        first = asyncio.create_task(run_backup(sqlite_engine, MASTER, device=device_id,
+                                               collect=collecting("first"), settings=SETTINGS))
+        while "first reads" not in log:
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(run_backup(sqlite_engine, MASTER, device=device_id,
+                                                collect=collecting("second"), settings=SETTINGS))
+        for _ in range(50):  # let the second run plan and reach the device
+            await asyncio.sleep(0.01)
+        assert "second reads" not in log
+        release.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(scenario())
+    assert log == ["first reads", "first done", "second reads", "second done"]
+    assert [v.text for v in _versions(sqlite_engine)[device_id]] == ["hostname first\n", "hostname second\n"]
+
+
+def test_a_jump_host_key_is_trusted_on_first_use_and_a_change_refused(sqlite_engine: Engine) -> None:
+    """The jump host's key is handed to the collector once known, recorded on first contact, and
+    a different key is kept as offered (refused) with a critical event, as for a device."""
+    from infra_mgr.network.ssh.facts import HostKey, SshFailure, SshProblem
+
+    device_id = _one_device(sqlite_engine, "JED-B13", "127.2.13.1", jump_host="127.2.13.254", jump_port=2200)
+    first_key = HostKey("ssh-ed25519", base64.b64encode(b"the jump host's first key").decode())
+    other_key = HostKey("ssh-ed25519", base64.b64encode(b"another key on that address").decode())
+    seen: list[HostKey | None] = []
+
+    def answering(key: HostKey, problem: SshProblem | None = None) -> Any:
+        async def collect(targets: list[SshTarget], *, concurrency: int = 16,
+                          on_done: Any = None) -> list[BackupResult]:
+            assert all(t.jump is not None and (t.jump.address, t.jump.port) == ("127.2.13.254", 2200)
+                       for t in targets)
+            seen.extend(t.jump.known_key for t in targets if t.jump is not None)
+            return [BackupResult(t.address, t.port, t.device_type, config=None if problem else "hostname r\n",
+                                 problem=problem, jump_key=key) for t in targets]
+        return collect
+
+    asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id, collect=answering(first_key), settings=SETTINGS))
+    asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id, collect=answering(first_key), settings=SETTINGS))
+    refused = asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id, settings=SETTINGS, collect=answering(
+        other_key, SshProblem(SshFailure.hostkey_changed, "the jump host's key changed"))))
+    assert seen == [None, first_key, first_key]
+    assert refused.failed == 1 and refused.failures[0]["kind"] == "hostkey_changed"
+    with Session(sqlite_engine) as session:
+        row = session.exec(select(SshHostKey).where(SshHostKey.address == "127.2.13.254")).one()
+    assert (row.port, row.fingerprint, row.offered_fingerprint) == (2200, first_key.fingerprint,
+                                                                   other_key.fingerprint)
+    alarms = _events(sqlite_engine, "ssh.hostkey_changed")
+    assert len(alarms) == 1 and alarms[0].severity == "critical" and alarms[0].data["address"] == "127.2.13.254"
+
+
+def test_other_writers_are_not_held_while_a_configuration_is_compared(sqlite_engine: Engine,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comparing a large configuration with the latest version can take long: it runs before the
+    write transaction, so another writer (an inventory edit, a poller) can commit meanwhile."""
+    from sqlalchemy.exc import OperationalError
+
+    from infra_mgr.network.ssh import backup as backup_mod
+
+    device_id = _one_device(sqlite_engine, "JED-B14", "127.2.14.1")
+    real_compare = backup_mod.diff.compare
+    writes: list[str] = []
+
+    def compare_while_someone_writes(old: str, new: str) -> Any:
+        try:
+            with write_session(sqlite_engine) as session:
+                session.add(Site(code=f"JED-W{len(writes)}", name_en="written meanwhile"))
+            writes.append("committed")
+        except OperationalError:
+            writes.append("locked out")
+        return real_compare(old, new)
+
+    monkeypatch.setattr(backup_mod.diff, "compare", compare_while_someone_writes)
+
+    async def collect(targets: list[SshTarget], *, concurrency: int = 16, on_done: Any = None) -> list[BackupResult]:
+        return [BackupResult(t.address, t.port, t.device_type, config="hostname r\n") for t in targets]
+
+    run = asyncio.run(run_backup(sqlite_engine, MASTER, device=device_id, collect=collect, settings=SETTINGS))
+    assert run.changed == 1 and writes and set(writes) == {"committed"}
+
+
+def test_git_export_reads_only_new_versions_and_keeps_colliding_names_apart(sqlite_engine: Engine, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rtr/1`` and ``rtr_1`` both give the file name ``rtr_1.cfg``: each keeps its own file. A
+    second export reads the texts of the new versions only, a batch at a time."""
+    with Session(sqlite_engine) as session:
+        site = Site(code="JED-B15", name_en="Branch 15")
+        session.add(site)
+        session.flush()
+        assert site.id is not None
+        slash = Device(site_id=site.id, hostname="rtr/1", management_address="127.2.15.1")
+        under = Device(site_id=site.id, hostname="rtr_1", management_address="127.2.15.2")
+        session.add_all([slash, under])
+        session.flush()
+        assert slash.id is not None and under.id is not None
+        start = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+        for n in range(1, 4):
+            for dev in (slash, under):
+                text = f"hostname {dev.hostname}\nversion {n}\n"
+                session.add(ConfigVersion(device_id=dev.id, number=n, sha256=f"{dev.id}-{n}", text=text,
+                                          lines=2, size=len(text), collected_at=start + dt.timedelta(minutes=n),
+                                          trigger="manual", device_type="cisco_xe"))
+        session.commit()
+        ids = (slash.id, under.id)
+    asked: list[list[int]] = []
+    real_texts = gitexport._texts
+
+    def texts(engine: Engine, version_ids: list[int]) -> dict[int, str]:
+        asked.append(list(version_ids))
+        return real_texts(engine, version_ids)
+
+    monkeypatch.setattr(gitexport, "_texts", texts)
+    monkeypatch.setattr(gitexport, "TEXT_BATCH", 4)
+    repo_path = tmp_path / "configs"
+    assert gitexport.export(sqlite_engine, repo_path) == 6
+    assert [len(a) for a in asked] == [4, 2]
+    with Session(sqlite_engine) as session:
+        text = "hostname rtr_1\nversion 4\n"
+        session.add(ConfigVersion(device_id=ids[1], number=4, sha256="new", text=text, lines=2, size=len(text),
+                                  collected_at=dt.datetime(2026, 5, 2, tzinfo=dt.UTC), trigger="trap",
+                                  device_type="cisco_xe"))
+        session.commit()
+        newest = session.exec(select(ConfigVersion.id).where(ConfigVersion.sha256 == "new")).one()
+    asked.clear()
+    assert gitexport.export(sqlite_engine, repo_path) == 1
+    assert asked == [[newest]]
+    repo = Repo(str(repo_path))
+    try:
+        head = repo[repo.head()]
+        assert isinstance(head, Commit)
+        tree = repo[head.tree]
+        assert isinstance(tree, Tree)
+        folder = repo[tree[b"JED-B15"][1]]
+        assert isinstance(folder, Tree)
+        contents = {}
+        for entry in folder.iteritems():
+            blob = repo[entry.sha]
+            assert isinstance(blob, Blob)
+            contents[entry.path.decode()] = blob.data.decode()
+    finally:
+        repo.close()
+    assert contents == {"rtr_1.cfg": "hostname rtr/1\nversion 3\n",
+                        f"rtr_1-{ids[1]}.cfg": "hostname rtr_1\nversion 4\n"}

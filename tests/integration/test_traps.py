@@ -399,3 +399,96 @@ def test_cli_listen_prints_events_as_json_lines(tmp_path: Path, senders: dict[st
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+CONFIG_CHANGED = "1.3.6.1.4.1.9.9.43.2.0.1"  # ciscoConfigManEvent
+CONFIG_DEST = "1.3.6.1.4.1.9.9.43.1.1.6.1.5.17"
+
+
+def _config_trap(address: str) -> TrapFacts:
+    import datetime as dt
+
+    return TrapFacts(source_address=address, source_port=162, received_at=dt.datetime.now(dt.UTC), version="2c",
+                     pdu_type="trap", trap_oid=CONFIG_CHANGED, varbinds={CONFIG_DEST: 3})
+
+
+def _routers(engine: Engine, count: int) -> dict[str, int]:
+    with Session(engine) as session:
+        site = Site(code="JED-B30", name_en="Branch 30")
+        session.add(site)
+        session.flush()
+        assert site.id is not None
+        devices = [Device(site_id=site.id, hostname=f"jed-b30-rtr{n:02}", management_address=f"127.3.30.{n}")
+                   for n in range(1, count + 1)]
+        session.add_all(devices)
+        session.commit()
+        return {d.management_address or "": d.id or 0 for d in devices}
+
+
+def test_a_trap_storm_backs_up_within_the_shared_concurrency(sqlite_engine: Engine) -> None:
+    """Twenty routers announcing a change at once: never more backups at a time than allowed."""
+    from infra_mgr.network.trap_service import TrapHandler
+
+    ids = _routers(sqlite_engine, 20)
+    running: list[int] = []
+    most: list[int] = [0]
+    done: list[int] = []
+
+    async def backup(device_id: int) -> None:
+        running.append(device_id)
+        most[0] = max(most[0], len(running))
+        await asyncio.sleep(0.05)
+        running.remove(device_id)
+        done.append(device_id)
+
+    async def scenario() -> None:
+        handler = TrapHandler(sqlite_engine, backup=backup, backup_debounce_s=0.05, backup_concurrency=3)
+        await handler.handle_batch([_config_trap(address) for address in ids])
+        while len(done) < len(ids):
+            await asyncio.sleep(0.05)
+        await handler.aclose(timeout=5)
+
+    asyncio.run(scenario())
+    assert sorted(done) == sorted(ids.values()) and most[0] == 3
+
+
+def test_the_backup_waits_for_quiet_after_the_last_change_up_to_a_limit(sqlite_engine: Engine) -> None:
+    """Changes keep coming (an engineer typing commands): the backup starts only once the quiet
+    time has passed after the last of them, so it records the end state; a device changing without
+    end is still backed up at the limit."""
+    from infra_mgr.network.trap_service import TrapHandler
+
+    ids = _routers(sqlite_engine, 2)
+    quiet_addr, busy_addr = list(ids)
+    called_at: list[tuple[int, float]] = []
+    debounce = 2.0
+
+    async def backup(device_id: int) -> None:
+        called_at.append((device_id, asyncio.get_running_loop().time()))
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        handler = TrapHandler(sqlite_engine, backup=backup, backup_debounce_s=debounce, backup_max_delay_s=60.0)
+        last = 0.0
+        for _ in range(3):  # each well within the quiet time of the one before
+            last = loop.time()  # no later than the handler notes the change
+            await handler.handle(_config_trap(quiet_addr))
+            await asyncio.sleep(0.3)
+        while not called_at:
+            await asyncio.sleep(0.1)
+        await handler.aclose(timeout=5)
+        return last
+
+    last = asyncio.run(scenario())
+    assert len(called_at) == 1 and called_at[0][0] == ids[quiet_addr]
+    assert called_at[0][1] >= last + debounce  # counted from the last change, not the first
+
+    async def endless() -> None:
+        handler = TrapHandler(sqlite_engine, backup=backup, backup_debounce_s=1.0, backup_max_delay_s=2.0)
+        while len(called_at) < 2:
+            await handler.handle(_config_trap(busy_addr))
+            await asyncio.sleep(0.3)
+        await handler.aclose(timeout=5)
+
+    asyncio.run(endless())
+    assert called_at[1][0] == ids[busy_addr]

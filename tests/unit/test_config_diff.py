@@ -7,6 +7,7 @@ import difflib
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,73 @@ def test_large_config_with_scattered_changes_is_correct() -> None:
     assert len(rows) < 200  # unchanged runs folded
     assert sum(r.count for r in rows if r.kind == "skipped") + sum(1 for r in rows if r.left_no and
                                                                     r.kind != "skipped") == 5000
+
+
+def test_search_returns_the_match_spans_so_the_page_never_matches_again() -> None:
+    from infra_mgr.network.ssh import views
+    from infra_mgr.web.config_pages import match_pieces
+
+    found, _ = views._match([(0, "hostname r1\nsnmp-server community public RO\n")],
+                            views.compile_pattern(r"community (public|private)"), 0, 10, 5.0)
+    (_, matches, lines), = found
+    assert matches == 1 and lines == [(2, "snmp-server community public RO", True, [(12, 28)])]
+    pieces = match_pieces("snmp-server community public RO", [(12, 28)])
+    assert [(p.text, p.mark) for p in pieces] == [("snmp-server ", False), ("community public", True),
+                                                   (" RO", False)]
+
+
+def test_a_pattern_slow_only_after_its_first_match_is_refused_within_the_budget() -> None:
+    """``^ description`` matches at once; the rest of the line makes ``(-|--)+y`` backtrack
+    exponentially. Marking every match on the line must stay within the search's budget."""
+    from infra_mgr.errors import Invalid
+    from infra_mgr.network.ssh import views
+
+    line = " description " + "-" * 60
+    with pytest.raises(Invalid, match="took longer"):
+        views._match([(0, f"interface Gi1\n{line}\n")], views.compile_pattern(r"^ description|(-|--)+y"),
+                     0, 10, 0.2)
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record the size of every middle section handed to difflib's quadratic matcher."""
+    sizes: list[tuple[int, int]] = []
+    real = diff.difflib.SequenceMatcher
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, isjunk: Any, a: Any, b: Any, autojunk: bool = True) -> None:
+            sizes.append((len(a), len(b)))
+            super().__init__(isjunk, a, b, autojunk=autojunk)
+
+    monkeypatch.setattr(diff.difflib, "SequenceMatcher", Counting)
+    return sizes
+
+
+def test_a_large_scattered_change_never_reaches_the_quadratic_matcher_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other line of 20,000 changed: the matcher only ever sees bounded sections, and the
+    counts are still exact (each changed line is one removed and one added)."""
+    sizes = _count_calls(monkeypatch)
+    old = [f"line {n}" for n in range(20_000)]
+    new = [f"line {n}" if n % 2 else f"edited {n}" for n in range(20_000)]
+    comparison = diff.compare("\n".join(old) + "\n", "\n".join(new) + "\n")
+    assert (comparison.added, comparison.removed) == (10_000, 10_000)
+    assert all(x * y <= diff.MATCH_CELLS for x, y in sizes)
+    assert diff.counts("\n".join(old), "\n".join(new)) == (10_000, 10_000)
+
+
+def test_bounded_matching_still_gives_a_valid_diff() -> None:
+    """Whatever path the matcher takes, applying the opcodes to the old text gives the new one."""
+    old = [f"x{n % 7}" if n % 5 else f"u{n}" for n in range(3000)]
+    new = list(old)
+    new[100:140] = [f"new{n}" for n in range(10)]
+    del new[2000:2100]
+    new.insert(2500, "!")
+    comparison = diff.compare("\n".join(old), "\n".join(new))
+    rebuilt: list[str] = []
+    for tag, i1, i2, j1, j2 in comparison.opcodes:
+        if tag == "equal":
+            assert old[i1:i2] == new[j1:j2]
+            rebuilt.extend(old[i1:i2])
+        else:
+            rebuilt.extend(new[j1:j2])
+    assert rebuilt == new
+    assert [op[1] for op in comparison.opcodes] == sorted(op[1] for op in comparison.opcodes)

@@ -13,6 +13,14 @@ Why it is shaped this way:
   the next number. Two runs at once (a schedule and a trap, or two workers on PostgreSQL) cannot
   both store number N: the unique (device, number) constraint refuses the second and its
   transaction is retried, re-reading the latest version (which by then has the same hash).
+* The comparison with the latest version (quadratic in the worst case) runs before the write
+  transaction; inside it only the latest version's id is checked again (another run stored one
+  meanwhile: compared again). A version is dated when its session opened, and a text read before
+  the latest version was collected is not stored as newer than it: two overlapping runs (a trap
+  and the schedule) cannot turn a stale read into the newest version. Within one process a device
+  is backed up by one run at a time; a second run waits for it.
+* A jump host's key is trusted on first use like a device's: recorded the first time, a different
+  one refused (and kept as offered, with the same critical event) until an engineer accepts it.
 * A device without a stored credential override tries the SSH credentials in their ``priority``
   order, moving on only after a refused login; the one that worked is remembered in its state and
   tried first the next time.
@@ -21,8 +29,10 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +53,7 @@ from infra_mgr.inventory.credentials import reveal
 from infra_mgr.inventory.models import Credential, CredentialKind, Device, DeviceStatus, Site
 from infra_mgr.network.models import DevicePoll
 from infra_mgr.network.ssh import compliance, diff, hostkeys
-from infra_mgr.network.ssh.facts import BackupResult, JumpHost, SshFailure, SshProblem, SshTarget
+from infra_mgr.network.ssh.facts import BackupResult, HostKey, JumpHost, SshFailure, SshProblem, SshTarget
 from infra_mgr.network.ssh.models import (
     BackupRun,
     BackupStatus,
@@ -80,6 +90,7 @@ class _Job:
     credentials: list[int] = field(default_factory=list)  # to try, in order
     attempt: int = 0  # index into ``credentials``
     problem: SshProblem | None = None  # set when the device cannot even be tried
+    jump: tuple[str, int] | None = None  # the jump host's endpoint of the current credential
 
     @property
     def credential_id(self) -> int | None:
@@ -94,6 +105,40 @@ class _Tally:
     failed: int = 0
     done: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Stale(Exception):
+    """Another run stored a version between the comparison and the write: compare again."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What storing a configuration needs from its comparison with the latest version, computed
+    outside the write transaction."""
+
+    latest_id: int | None
+    digest: str
+    lines: int
+    added: int
+    removed: int
+
+
+_busy: set[int] = set()  # device ids a run in this process is backing up now
+_busy_lock = threading.Lock()
+BUSY_POLL_S = 0.2
+
+
+def _claim(device_ids: Sequence[int]) -> list[int]:
+    """Take the devices no other run holds; returns those taken (released by :func:`_release`)."""
+    with _busy_lock:
+        free = [d for d in device_ids if d not in _busy]
+        _busy.update(free)
+        return free
+
+
+def _release(device_ids: Sequence[int]) -> None:
+    with _busy_lock:
+        _busy.difference_update(device_ids)
 
 
 class ComplianceCheck(BaseModel):
@@ -132,10 +177,20 @@ async def run_backup(engine: Engine, master: bytes, *, site_code: str | None = N
             assert job.problem is not None
             await _write(engine, job, BackupResult(job.address, 22, job.device_type, problem=job.problem),
                          trigger, actor, tally, progress)
-        pending = [j for j in jobs if j.problem is None]
-        while pending:
-            pending = await _round(engine, master, pending, trigger, actor, tally, progress, collect,
-                                   concurrency or settings.backup_concurrency, settings)
+        waiting = [j for j in jobs if j.problem is None]
+        while waiting:  # a device another run is backing up waits for it (its read may be older)
+            taken = set(_claim([j.device_id for j in waiting]))
+            if not taken:
+                await asyncio.sleep(BUSY_POLL_S)
+                continue
+            pending = [j for j in waiting if j.device_id in taken]
+            waiting = [j for j in waiting if j.device_id not in taken]
+            try:
+                while pending:
+                    pending = await _round(engine, master, pending, trigger, actor, tally, progress, collect,
+                                           concurrency or settings.backup_concurrency, settings)
+            finally:
+                _release(list(taken))
     except BaseException as exc:
         try:  # synchronously: a cancelled run must still be marked failed before it unwinds
             _finish_run(engine, run_id, tally, time.monotonic() - started,
@@ -337,7 +392,8 @@ def _targets(engine: Engine, master: bytes, jobs: list[_Job],
                 if not cred or cred.get("kind") not in SSH_KINDS:
                     problems[job.device_id] = SshProblem(SshFailure.no_credential, "the SSH credential is gone")
                     continue
-                jump = _jump(plain, cred)
+                jump = _jump(plain, cred, keys)
+                job.jump = (jump.address, jump.port) if jump is not None else None
             except Exception as exc:  # noqa: BLE001 - an unreadable secret fails this device, not the run
                 problems[job.device_id] = SshProblem(SshFailure.no_credential,
                                                      f"the stored credential cannot be read ({type(exc).__name__})")
@@ -354,14 +410,19 @@ def _targets(engine: Engine, master: bytes, jobs: list[_Job],
     return targets, problems
 
 
-def _jump(plain: Callable[[int], dict[str, Any]], cred: dict[str, Any]) -> JumpHost | None:
+def _jump(plain: Callable[[int], dict[str, Any]], cred: dict[str, Any],
+          keys: dict[tuple[str, int], HostKey]) -> JumpHost | None:
+    """The credential's jump host with its recorded key: the jump's credentials go only to the
+    host that answered the first time."""
     host = cred.get("jump_host")
     if not host:
         return None
     jump_cred = plain(int(cred["jump_credential_id"])) if cred.get("jump_credential_id") else cred
-    return JumpHost(address=str(host), port=int(cred.get("jump_port") or 22),
+    port = int(cred.get("jump_port") or 22)
+    return JumpHost(address=str(host), port=port,
                     username=str(jump_cred.get("username", "")), password=jump_cred.get("password"),
-                    private_key=jump_cred.get("private_key"), passphrase=jump_cred.get("passphrase"))
+                    private_key=jump_cred.get("private_key"), passphrase=jump_cred.get("passphrase"),
+                    known_key=keys.get((str(host), port)))
 
 
 # ----------------------------------------------------------------------------------- storing
@@ -399,13 +460,61 @@ def store_result(engine: Engine, job: _Job, result: BackupResult, trigger: str,
                  actor: str) -> tuple[str, SshProblem | None]:
     """Write one device's result; returns ``changed`` | ``unchanged`` | ``failed`` and, when
     failed, the problem as stored."""
-    return _retrying(engine, lambda session: _store(session, job, result, trigger, actor))
+    for _attempt in range(STORE_ATTEMPTS):
+        prepared = _prepare(engine, job, result)
+
+        def work(session: Session, prepared: _Prepared | None = prepared) -> tuple[str, SshProblem | None]:
+            return _store(session, job, result, trigger, actor, prepared)
+
+        try:
+            return _retrying(engine, work)
+        except _Stale:
+            continue
+    raise RuntimeError(f"{job.hostname}: other runs kept storing versions; this result was not stored")
 
 
-def _store(session: Session, job: _Job, result: BackupResult, trigger: str,
-           actor: str) -> tuple[str, SshProblem | None]:
+def _prepare(engine: Engine, job: _Job, result: BackupResult) -> _Prepared | None:
+    """Compare the result with the device's latest version before any write transaction: the
+    comparison may take long on a large configuration, and other writers must not wait for it."""
+    if not result.ok or result.config is None or not result.config.strip():
+        return None
+    text = result.config
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    with read_session(engine) as session:
+        latest = session.exec(select(ConfigVersion.id, ConfigVersion.sha256, ConfigVersion.lines)
+                              .where(ConfigVersion.device_id == job.device_id)
+                              .order_by(col(ConfigVersion.number).desc()).limit(1)).first()
+        if latest is not None and latest[1] == digest:
+            return _Prepared(latest[0], digest, latest[2], 0, 0)
+        old_text = session.get(ConfigVersion, latest[0]).text if latest is not None else ""  # type: ignore[union-attr]
+    comparison = diff.compare(old_text, text)
+    return _Prepared(latest[0] if latest is not None else None, digest, len(comparison.new), comparison.added,
+                     comparison.removed)
+
+
+def _naive(when: dt.datetime) -> dt.datetime:
+    """UTC without tzinfo: SQLite hands stored times back naive."""
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+def _record_jump_key(session: Session, job: _Job, result: BackupResult) -> None:
+    """The jump host's key: recorded on first contact, kept as offered (refused) when different."""
+    if job.jump is None or result.jump_key is None:
+        return
+    address, port = job.jump
+    known = hostkeys.known_key(session, address, port)
+    if known is None or known.fingerprint == result.jump_key.fingerprint:
+        hostkeys.record_seen(session, address, port, result.jump_key, None)
+    else:
+        hostkeys.record_offered(session, address, port, result.jump_key, device_id=None, site_id=job.site_id,
+                                hostname=f"jump host {address}")
+
+
+def _store(session: Session, job: _Job, result: BackupResult, trigger: str, actor: str,
+           prepared: _Prepared | None = None) -> tuple[str, SshProblem | None]:
     now = utcnow()
     state = _lock_state(session, job.device_id)
+    _record_jump_key(session, job, result)
     state.last_attempt = now
     state.duration_s = result.seconds or None
     state.address = job.address
@@ -434,27 +543,36 @@ def _store(session: Session, job: _Job, result: BackupResult, trigger: str,
     if result.host_key is not None:
         hostkeys.record_seen(session, result.address, result.port, result.host_key, job.device_id)
     text = result.config
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if prepared is None:  # called directly (tests): compare here
+        prepared = _prepare_text(session, job, text)
+    digest = prepared.digest
     latest = session.exec(select(ConfigVersion).where(ConfigVersion.device_id == job.device_id)
                           .order_by(col(ConfigVersion.number).desc()).limit(1)).first()
+    if (latest.id if latest is not None else None) != prepared.latest_id:
+        raise _Stale()
+    collected = result.started_at or now
     outcome = "unchanged"
     version = latest
-    if latest is None or latest.sha256 != digest:
-        comparison = diff.compare(latest.text if latest else "", text)
+    stale = latest is not None and _naive(latest.collected_at) > _naive(collected)
+    if stale:  # read before the latest version was collected: that one is newer, whatever this says
+        outcome = "stale"
+        log.info("%s: a configuration read at %s is older than version %s; not stored", job.hostname,
+                 collected.isoformat(), latest.number if latest else "")
+    elif latest is None or latest.sha256 != digest:
         version = ConfigVersion(device_id=job.device_id, number=(latest.number + 1) if latest else 1, sha256=digest,
-                                text=text, lines=len(comparison.new), size=len(text.encode("utf-8")),
-                                collected_at=now, trigger=trigger, actor=actor, device_type=job.device_type,
-                                changed_lines=comparison.changed_lines if latest else 0)
+                                text=text, lines=prepared.lines, size=len(text.encode("utf-8")),
+                                collected_at=collected, trigger=trigger, actor=actor, device_type=job.device_type,
+                                changed_lines=(prepared.added + prepared.removed) if latest else 0)
         session.add(version)
         session.flush()  # a concurrent run that stored this number first makes this fail: retried
         state.last_change = now
         outcome = "changed"
         if latest is not None:
             record(session, "config.changed", f"{job.hostname}: configuration changed (version {version.number}, "
-                   f"+{comparison.added} −{comparison.removed} lines)", severity=Severity.info, site_id=job.site_id,
+                   f"+{prepared.added} −{prepared.removed} lines)", severity=Severity.info, site_id=job.site_id,
                    device_id=job.device_id, data={"hostname": job.hostname, "version": version.number,
-                                                  "previous": latest.number, "added": comparison.added,
-                                                  "removed": comparison.removed, "trigger": trigger, "actor": actor})
+                                                  "previous": latest.number, "added": prepared.added,
+                                                  "removed": prepared.removed, "trigger": trigger, "actor": actor})
     assert version is not None
     state.latest_version_id = version.id
     state.versions = version.number
@@ -465,9 +583,21 @@ def _store(session: Session, job: _Job, result: BackupResult, trigger: str,
     if previous_status != BackupStatus.ok.value:
         state.since = now
     session.add(state)
+    if outcome == "stale":
+        return "unchanged", None  # the latest version and its findings stay as they are
     _replace_findings(session, job.device_id, job.site_id, job.hostname, version,
                       compliance.evaluate(text, job.device_type, job.role), now)
     return outcome, None
+
+
+def _prepare_text(session: Session, job: _Job, text: str) -> _Prepared:
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    latest = session.exec(select(ConfigVersion).where(ConfigVersion.device_id == job.device_id)
+                          .order_by(col(ConfigVersion.number).desc()).limit(1)).first()
+    if latest is not None and latest.sha256 == digest:
+        return _Prepared(latest.id, digest, latest.lines, 0, 0)
+    comparison = diff.compare(latest.text if latest else "", text)
+    return _Prepared(latest.id if latest else None, digest, len(comparison.new), comparison.added, comparison.removed)
 
 
 def _replace_findings(session: Session, device_id: int, site_id: int | None, hostname: str,

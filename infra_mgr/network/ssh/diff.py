@@ -5,17 +5,28 @@ milliseconds even for a 5,000-line configuration, so the matching runs once (:fu
 its opcodes feed the counts, the unified text and the side-by-side rows. Configurations mostly
 change in a few places: the common head and tail are cut off before ``difflib`` looks at the rest,
 which keeps the matcher's work proportional to the changed middle, not to the whole text.
+
+``difflib``'s matcher is quadratic in the middle's length (a 20,000-line configuration with every
+other line edited takes seconds, 100,000 lines minutes), so it only ever sees sections of at most
+``MATCH_CELLS`` line pairs. A larger middle is first cut at anchors — lines that occur exactly once
+on each side, kept in the order both sides agree on (the longest increasing run, as patience diff
+does) — and each section between anchors is matched in turn; a section that stays too large and
+has no anchor is reported as replaced whole, which bounds the work at the cost of a coarser diff.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
+from collections import Counter
 from dataclasses import dataclass
 
 from infra_mgr.network.ssh.views import DiffLine
 
 # (tag, i1, i2, j1, j2) as difflib returns them; tags: equal | replace | delete | insert
 Opcode = tuple[str, int, int, int, int]
+MATCH_CELLS = 1_000_000  # the largest (old lines × new lines) section given to difflib's matcher
+ANCHOR_DEPTH = 12  # how many times a section is cut at its own anchors before it counts as replaced
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,61 @@ def compare(old_text: str, new_text: str) -> Comparison:
         elif not b_mid:
             opcodes.append(("delete", head, head + len(a_mid), head, head))
         else:
-            matcher = difflib.SequenceMatcher(None, a_mid, b_mid, autojunk=True)
-            opcodes.extend((tag, i1 + head, i2 + head, j1 + head, j2 + head)
-                           for tag, i1, i2, j1, j2 in matcher.get_opcodes())
+            opcodes.extend(_section(a_mid, b_mid, head, head, 0))
     if tail:
         opcodes.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
     return Comparison(a, b, _merge(opcodes))
+
+
+def _section(a: list[str], b: list[str], ia: int, ib: int, depth: int) -> list[Opcode]:
+    """Opcodes for ``a`` against ``b`` (which start at ``ia``/``ib`` in the whole texts)."""
+    if not a and not b:
+        return []
+    if not a:
+        return [("insert", ia, ia, ib, ib + len(b))]
+    if not b:
+        return [("delete", ia, ia + len(a), ib, ib)]
+    if len(a) * len(b) <= MATCH_CELLS:
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=True)
+        return [(tag, i1 + ia, i2 + ia, j1 + ib, j2 + ib) for tag, i1, i2, j1, j2 in matcher.get_opcodes()]
+    anchors = _anchors(a, b) if depth < ANCHOR_DEPTH else []
+    if not anchors:
+        return [("replace", ia, ia + len(a), ib, ib + len(b))]
+    out: list[Opcode] = []
+    pa = pb = 0
+    for i, j in anchors:
+        out.extend(_section(a[pa:i], b[pb:j], ia + pa, ib + pb, depth + 1))
+        out.append(("equal", ia + i, ia + i + 1, ib + j, ib + j + 1))
+        pa, pb = i + 1, j + 1
+    out.extend(_section(a[pa:], b[pb:], ia + pa, ib + pb, depth + 1))
+    return _merge(out)
+
+
+def _anchors(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+    """Lines found exactly once in ``a`` and once in ``b``, as (index in a, index in b) pairs,
+    the longest run in which both indexes increase (O(n log n))."""
+    count_a, count_b = Counter(a), Counter(b)
+    where_b = {line: j for j, line in enumerate(b) if count_b[line] == 1}
+    pairs = [(i, where_b[line]) for i, line in enumerate(a) if count_a[line] == 1 and line in where_b]
+    if not pairs:
+        return []
+    tails: list[int] = []  # tails[k]: the smallest b index ending an increasing run of length k+1
+    tail_at: list[int] = []  # the pair index of that tail
+    back: list[int] = [-1] * len(pairs)
+    for n, (_, j) in enumerate(pairs):
+        k = bisect.bisect_left(tails, j)
+        if k == len(tails):
+            tails.append(j)
+            tail_at.append(n)
+        else:
+            tails[k], tail_at[k] = j, n
+        back[n] = tail_at[k - 1] if k else -1
+    run: list[tuple[int, int]] = []
+    n = tail_at[-1]
+    while n >= 0:
+        run.append(pairs[n])
+        n = back[n]
+    return run[::-1]
 
 
 def _merge(opcodes: list[Opcode]) -> list[Opcode]:

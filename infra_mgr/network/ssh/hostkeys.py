@@ -104,11 +104,19 @@ def _audit(session: Session, actor: str, action: str, row: SshHostKey, before: M
                                        after=dict(after) if after else None)])
 
 
-def accept(session: Session, ref: KeyRef, actor: str) -> HostKeyRow:
-    """Trust the key the endpoint offered (after an engineer checked it): the next backup connects."""
+def accept(session: Session, ref: KeyRef, actor: str, fingerprint: str) -> HostKeyRow:
+    """Trust the key the endpoint offered (after an engineer checked it): the next backup connects.
+
+    ``fingerprint`` is the one the engineer checked. The offered key is replaced by any newer
+    refused key (:func:`record_offered`), so accepting "whatever is offered now" could trust a key
+    nobody looked at; a different fingerprint is refused with the one actually waiting."""
     row = _find(session, ref)
     if not row.offered_fingerprint:
         raise Conflict(f"{row.address}:{row.port} has no refused key to accept")
+    given = fingerprint.strip()
+    if given != row.offered_fingerprint:
+        raise Conflict(f"{row.address}:{row.port} offers {row.offered_fingerprint}, not {given or '(none)'}; "
+                       "check that key and accept it by its fingerprint", field="fingerprint")
     before = {"fingerprint": row.fingerprint, "key_type": row.key_type}
     now = utcnow()
     row.key_type, row.key_b64, row.fingerprint = row.offered_key_type, row.offered_key_b64, row.offered_fingerprint
