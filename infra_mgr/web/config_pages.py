@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,19 +114,20 @@ def _merged(pieces: list[Piece]) -> list[Piece]:
     return out
 
 
-def match_pieces(pattern: re.Pattern[str] | None, text: str) -> list[Piece]:
-    """A line cut where the search pattern matched, the matches marked (an empty match marks nothing)."""
-    if pattern is None:
-        return [Piece(text, False)]
+def match_pieces(text: str, spans: Sequence[tuple[int, int]]) -> list[Piece]:
+    """A line cut at the match spans the search found, the matches marked. The page never runs the
+    pattern itself: the search found the spans within its time budget, a second unbounded pass
+    over the line could backtrack for minutes."""
     out: list[Piece] = []
     at = 0
-    for m in pattern.finditer(text):
-        if m.end() == m.start():
+    for start, end in spans:
+        start, end = max(start, at), min(end, len(text))
+        if end <= start:
             continue
-        if m.start() > at:
-            out.append(Piece(text[at:m.start()], False))
-        out.append(Piece(text[m.start():m.end()], True))
-        at = m.end()
+        if start > at:
+            out.append(Piece(text[at:start], False))
+        out.append(Piece(text[start:end], True))
+        at = end
     if at < len(text) or not out:
         out.append(Piece(text[at:], False))
     return out
@@ -140,6 +142,16 @@ def _ago(t: Translator, when: dt.datetime | None, now: dt.datetime) -> str:
     return t("configs.ago", age=fmt.fmt_duration(t, max((now - when).total_seconds(), 0.0)))
 
 
+def fmt_utc(value: dt.datetime | None) -> str:
+    """A stored time with its zone (``2026-12-03 19:33 UTC``), as the site and link pages write
+    times: a reader in Jeddah (UTC+3) must not take a backup's time for local time."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _site_codes(session: Session) -> list[str]:
     """The sites that hold backed-up devices, for the filters' lists."""
     return sorted(s.site_code for s in ssh_views.site_compliance(session))
@@ -152,6 +164,7 @@ def _helpers(t: Translator, user: Principal) -> dict[str, Any]:
     can_run = user.can(Perm.config_manage)
     return {"status_badge": STATUS_BADGE, "severity_badge": SEVERITY_BADGE, "statuses": STATUSES,
             "severities": SEVERITIES, "ago": lambda when: _ago(t, when, now), "isolate": fmt.isolate,
+            "fmt_time": fmt_utc,
             "can_run": can_run,
             "run_strings": {k: t(k) for k in catalog(DEFAULT_LANG) if k.startswith("configs.run_")} if can_run else {}}
 
@@ -189,16 +202,14 @@ def config_search(request: Request, session: DbSession, user: Principal = User_,
     site_v = clean_site(site)
     result = None
     bad = ""
-    compiled = None
     if pattern:
         try:
-            compiled = ssh_views.compile_pattern(pattern)
             result = ssh_views.search(session, pattern, site_code=site_v or None, context=0, limit=SEARCH_LIMIT)
         except Invalid as exc:
             bad = str(exc)
     return render(request, "config_search.html", {
         **_helpers(t, user), "q": pattern, "site": site_v, "sites": _site_codes(session), "result": result,
-        "bad_pattern": bad, "pieces": lambda text: match_pieces(compiled, text),
+        "bad_pattern": bad, "pieces": lambda line: match_pieces(line.text, line.spans),
     }, section="configs", user=user)
 
 

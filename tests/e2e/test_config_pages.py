@@ -89,7 +89,7 @@ def seed(engine: Engine) -> Seeded:
                                 latest_version_id=latest.id if latest else None, versions=len(VERSIONS)))
         s.add(ConfigBackupState(device_id=sw.id or 0, address="127.20.1.2", status="failed", reason_kind="auth",
                                 reason="the password was refused", last_attempt=now - dt.timedelta(hours=2),
-                                last_success=now - dt.timedelta(days=9)))
+                                last_success=now - dt.timedelta(days=9), since=now - dt.timedelta(days=2)))
         s.add(ComplianceFinding(device_id=rtr.id or 0, rule_id="snmp-default-community", severity="critical",
                                 message='SNMP community "public" or "private" is configured',
                                 lines=["snmp-server community public RO"], version_id=latest.id if latest else None))
@@ -163,6 +163,11 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
     assert "the credential was refused" in switch.inner_text()
     assert re.search(r"tried 2 h \d\d min ago", switch.inner_text())
     assert "Backed up" not in switch.inner_text()
+    # Failing since when, and the last good backup, both with their zone; and failures come first.
+    assert re.search(r"failing since \u2068?\d{4}-\d\d-\d\d \d\d:\d\d UTC", switch.inner_text())
+    assert re.search(r"last good backup \u2068?\d{4}-\d\d-\d\d \d\d:\d\d UTC", switch.inner_text())
+    assert table.locator("tbody tr").first.get_attribute("data-device") == "jed-b01-sw01"
+    assert table.locator("tbody tr").last.get_attribute("data-status") == "ok"
     assert _row(page, table, "jed-b01-ap01").get_by_text("Never read").is_visible()
     router = _row(page, table, ROUTER)
     assert router.get_by_text("Backed up").is_visible() and router.get_by_text("1 finding").is_visible()
@@ -178,8 +183,20 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
     assert rows.count() == 1 and "jed-b01-sw01" in rows.inner_text()
     page.get_by_role("link", name="Clear filters").click()
 
+    # A failed device with nothing stored says why its last run failed and when.
+    page.get_by_role("link", name="jed-b01-sw01", exact=True).click()
+    failure = page.locator("#config-empty-failure")
+    assert "the credential was refused" in failure.inner_text() and "UTC" in failure.inner_text()
+    assert failure.locator("[lang=en]").inner_text() == "the password was refused"
+    page.go_back()
+
     # One device: by default the latest change (2 → 3), then versions 1 and 2 picked by hand.
+    page.set_viewport_size({"width": 1400, "height": 900})
     page.get_by_role("link", name=ROUTER, exact=True).click()
+    # At 1400 px the versions panel fits: no column cut off, the trigger and its actor not broken up.
+    fits = page.locator("#config-versions").evaluate(
+        "t => t.parentElement.scrollWidth <= t.parentElement.clientWidth + 1")
+    assert fits
     expect(page).to_have_url(re.compile(rf".*/configs/{served.seeded.devices[ROUTER]}$"))
     assert page.get_by_role("heading", name="Changes from version 2 to version 3").is_visible()
     page.get_by_label("Version 1 as A").check()
@@ -207,6 +224,8 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
     folded = side.locator("tr[data-kind=skipped]")
     assert folded.count() >= 1
     assert re.fullmatch(r"\d+ unchanged lines", folded.first.inner_text().strip())
+    # Lines wrap at spaces, never inside a word.
+    assert changed.locator("td.cfg-left").evaluate("e => getComputedStyle(e).wordBreak") == "normal"
     page.locator("#config-diff").screenshot(path=str(ARTIFACTS / "config-diff-side-en.png"))
 
     # The unified view: the same change as - and + lines.
@@ -215,6 +234,10 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
     unified = page.locator("#config-unified")
     assert unified.locator(".cfg-u-removed").all_inner_texts() == ["-ntp server 10.10.0.1"]
     assert unified.locator(".cfg-u-added").all_inner_texts() == ["+ntp server 10.10.0.2", "+logging host 10.10.0.50"]
+    # Single spacing: each line starts where the one before it ends, no blank line in between.
+    gaps = unified.evaluate("""p => { const s = [...p.querySelectorAll('.cfg-u')].map(e => e.getBoundingClientRect());
+        return s.slice(1).map((r, i) => r.top - s[i].bottom); }""")
+    assert gaps and max(gaps) < 1, gaps
     assert page.get_by_label("Version 1 as A").is_checked() and page.get_by_label("Version 2 as B").is_checked()
 
     # A version's text with its line numbers.
@@ -249,6 +272,13 @@ def test_arabic_page_is_rtl_with_config_text_ltr(page: Any, served: Served) -> N
     assert side.evaluate("e => getComputedStyle(e).direction") == "ltr"
     assert page.locator("main").evaluate("e => getComputedStyle(e).direction") == "rtl"
     assert page.get_by_text("أُضيف سطران").is_visible()
+    # A fold row reads as Arabic (the count first), inside the left-to-right table.
+    fold = side.locator("tr[data-kind=skipped] td").first
+    assert fold.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    page.goto("/configs")
+    detail = _row(page, table, "jed-b01-sw01").locator(".backup-detail")
+    assert (detail.get_attribute("lang"), detail.get_attribute("dir")) == ("en", "ltr")
+    assert "UTC" in _row(page, table, ROUTER).inner_text()
     page.screenshot(path=str(ARTIFACTS / "config-diff-ar.png"), full_page=True)
 
 
@@ -279,13 +309,14 @@ def test_compliance_lists_the_finding_per_site(page: Any, served: Served) -> Non
     assert bar.is_visible()
     assert bar.locator("rect[data-severity=critical]").get_attribute("data-n") == "1"
     site_row = page.locator("#compliance-sites tr[data-site=JED-B01]")
-    assert "0 of 1" in site_row.inner_text()  # the one backed-up device of the branch has a finding
+    # The backed-up router has a finding; the switch and the access point were never read.
+    assert "0 of 3 (2 not read)" in " ".join(site_row.locator("td").nth(1).inner_text().split())
     findings = page.get_by_role("table", name=re.compile("Findings"))
     row = findings.locator("tbody tr")
     assert row.count() == 1
     cells = row.locator("td").all_inner_texts()
     assert cells[0] == "snmp-default-community" and cells[1] == "Critical" and cells[2].startswith(ROUTER)
-    assert "snmp-server community public RO" in cells[4]
+    assert re.search(r"\b4 snmp-server community public RO", cells[4])  # with its line number
     page.screenshot(path=str(ARTIFACTS / "config-compliance-en.png"), full_page=True)
     page.goto("/configs/compliance?lang=ar")
     assert page.locator("html").get_attribute("dir") == "rtl"

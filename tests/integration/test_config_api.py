@@ -42,7 +42,9 @@ def test_backup_states_page_and_filters(seeded: Seeded, client_for: Client) -> N
     page = viewer.get(f"{API}/configs").json()
     assert page["total"] == 4
     by_host = {r["hostname"]: r for r in page["rows"]}
-    assert list(by_host) == sorted(by_host)
+    assert list(by_host) == ["jed-b01-sw01", "jed-hq-core01", "jed-b01-rtr01", "jed-b02-rtr01"]  # failed, never, ok
+    assert by_host["jed-b01-sw01"]["since"].startswith("2026-11-04T02:00")  # failing since
+    assert by_host["jed-b01-sw01"]["last_success"].startswith("2026-11-01T02:00")
     assert by_host["jed-hq-core01"]["status"] == "never" and by_host["jed-hq-core01"]["versions"] == 0
     assert by_host["jed-hq-core01"]["address"] == "127.30.0.1"
     assert by_host["jed-b01-sw01"]["reason"] == "the password was refused"
@@ -53,7 +55,7 @@ def test_backup_states_page_and_filters(seeded: Seeded, client_for: Client) -> N
     never = viewer.get(f"{API}/configs", params={"status": "never"}).json()
     assert [r["hostname"] for r in never["rows"]] == ["jed-hq-core01"]
     site = viewer.get(f"{API}/configs", params={"site": "jed-b01", "size": 1, "page": 2}).json()
-    assert (site["total"], site["page"], [r["hostname"] for r in site["rows"]]) == (2, 2, ["jed-b01-sw01"])
+    assert (site["total"], site["page"], [r["hostname"] for r in site["rows"]]) == (2, 2, ["jed-b01-rtr01"])
     assert viewer.get(f"{API}/configs", params={"site": "JED-B99"}).status_code == 404
     bad = viewer.get(f"{API}/configs", params={"status": "broken"})
     assert bad.status_code == 422 and ["query", "status"] in _loc(bad)
@@ -96,6 +98,9 @@ def test_diff_defaults_and_counts(seeded: Seeded, client_for: Client) -> None:
     assert added["right"] == "logging host 10.0.0.3" and added["left"] is None
     single = viewer.get(f"{API}/configs/jed-b02-rtr01/diff").json()
     assert (single["old"]["number"], single["new"]["number"], single["added"], single["unified"]) == (1, 1, 0, "")
+    assert single["note"] == "only one version stored: nothing to compare" and latest["note"] == ""
+    none = viewer.get(f"{API}/configs/jed-hq-core01/diff")
+    assert none.status_code == 404 and ["path", "device"] in _loc(none), none.json()
     bad = viewer.get(f"{API}/configs/jed-b01-rtr01/diff", params={"a": 7})
     assert bad.status_code == 404 and ["query", "a"] in _loc(bad)
 
@@ -144,6 +149,7 @@ def test_compliance_findings_and_sites(seeded: Seeded, client_for: Client) -> No
         ("jed-b01-sw01", "syslog", "critical"), ("jed-b02-rtr01", "no-telnet", "warning"),
         ("jed-b02-rtr01", "banner", "info")]
     assert rows[1]["lines"] == ["/ip service set telnet disabled=no"] and rows[1]["version_number"] == 1
+    assert rows[1]["line_numbers"] == [3] and rows[0]["line_numbers"] == [None]  # "missing" is no line
     info = viewer.get(f"{API}/compliance/findings", params={"device": "jed-b02-rtr01", "severity": "info"})
     assert [r["rule_id"] for r in info.json()] == ["banner"]
     assert viewer.get(f"{API}/compliance/findings", params={"site": "JED-B01"}).json()[0]["rule_id"] == "syslog"
@@ -154,6 +160,13 @@ def test_compliance_findings_and_sites(seeded: Seeded, client_for: Client) -> No
     assert (sites["JED-B01"]["devices"], sites["JED-B01"]["compliant"], sites["JED-B01"]["by_severity"]) == (
         2, 1, {"critical": 1})
     assert (sites["JED-B02"]["compliant"], sites["JED-B02"]["findings"]) == (0, 2)
+    assert (sites["JED-B01"]["not_read"], sites["JED-B02"]["not_read"]) == (0, 0)
+
+
+def test_evidence_numbers_tell_repeated_lines_apart() -> None:
+    text = "interface Gi0/1\n shutdown\n!\ninterface Gi0/2\n shutdown\n!\n"
+    assert views.evidence_numbers(text, [" shutdown", " shutdown", "missing"]) == [2, 5, None]
+    assert views.evidence_numbers("", ["x"]) == [None]
 
 
 @pytest.mark.postgres
@@ -177,19 +190,25 @@ def test_actions_need_config_manage(seeded: Seeded, client_for: Client) -> None:
     viewer = client_for("viewer")
     key = seeded.keys["jed-b01-sw01"]
     for method, path, body in (("post", "/backup/run", {"device": "jed-b01-rtr01"}),
-                               ("post", f"/ssh/host-keys/{key}/accept", None),
+                               ("post", f"/ssh/host-keys/{key}/accept", {"fingerprint": "SHA256:offeredoffered"}),
                                ("post", "/compliance/check", None)):
         resp = viewer.request(method, f"{API}{path}", json=body)
         assert resp.status_code == 403, path
         assert "config.manage" in resp.json()["detail"]
     netops = client_for("netops")
-    accepted = netops.post(f"{API}/ssh/host-keys/{key}/accept")
+    assert netops.post(f"{API}/ssh/host-keys/{key}/accept").status_code == 422  # no fingerprint given
+    other = netops.post(f"{API}/ssh/host-keys/{key}/accept", json={"fingerprint": "SHA256:someotherkey"})
+    assert other.status_code == 409 and "SHA256:offeredoffered" in other.json()["detail"]
+    assert viewer.get(f"{API}/ssh/host-keys", params={"pending": True}).json()[0]["offered_fingerprint"] == (
+        "SHA256:offeredoffered")  # nothing trusted by the refused attempt
+    accepted = netops.post(f"{API}/ssh/host-keys/{key}/accept", json={"fingerprint": "SHA256:offeredoffered"})
     assert accepted.status_code == 200, accepted.json()
     row = accepted.json()
     assert (row["fingerprint"], row["offered_fingerprint"], row["accepted_by"]) == (
         "SHA256:offeredoffered", "", "u_netops")
-    assert netops.post(f"{API}/ssh/host-keys/{key}/accept").status_code == 409  # nothing waiting any more
-    assert netops.post(f"{API}/ssh/host-keys/999999/accept").status_code == 404
+    again = {"fingerprint": "SHA256:offeredoffered"}
+    assert netops.post(f"{API}/ssh/host-keys/{key}/accept", json=again).status_code == 409  # nothing waiting
+    assert netops.post(f"{API}/ssh/host-keys/999999/accept", json=again).status_code == 404
     unknown = netops.post(f"{API}/backup/run", json={"site": "JED-B99"})
     assert unknown.status_code == 404 and ["body", "site"] in _loc(unknown)
     nodev = netops.post(f"{API}/backup/run", json={"device": "nowhere"})
@@ -329,3 +348,19 @@ def test_backup_of_a_lab_branch_through_the_api(sqlite_engine: Engine, sqlite_cl
     second = run_site()
     assert (second["changed"], second["unchanged"], second["failed"]) == (0, len(stored), 1)
     assert all(netops.get(f"{API}/configs/{h}/versions").json()["total"] == 1 for h in stored)
+
+
+@pytest.mark.parametrize("pattern", [r"^ description uplink \d$", r"access\s+interface", r"community (public|private)",
+                                     r"^$", r"x*", r"\Ainterface", r"(?<=mode )access"])
+def test_search_finds_exactly_the_lines_a_line_by_line_match_finds(pattern: str) -> None:
+    """The search passes over a configuration in one call when it can; the lines it returns must be
+    those a match of every line on its own returns (a match across a line end is no line's match)."""
+    import regex
+
+    texts = [(i, "\n".join([f"interface Gi1/0/{j}\n description uplink {j % 10}\n switchport mode access"
+                            for j in range(30)] + (["snmp-server community public RO", ""] if i % 3 == 0 else [])))
+             for i in range(12)]
+    rx = regex.compile(pattern)
+    found, _ = views._match(texts, rx, 0, 100_000, 5.0)
+    expected = [(i, [n + 1 for n, line in enumerate(t.splitlines()) if rx.search(line)]) for i, t in texts]
+    assert [(i, [n for n, _t, hit, _s in lines if hit]) for i, _c, lines in found] == [e for e in expected if e[1]]

@@ -110,7 +110,8 @@ def get_latest(device: DeviceRef, session: DbSession) -> Any:
 @router.get("/configs/{device}/diff", response_model=views.ConfigDiff, dependencies=[Depends(require(R))],
             openapi_extra=perm_extra(R),
             summary="Version a against version b, unified and side by side (default: the latest against the one "
-                    "before)", responses={404: {"description": "No such device or version"}})
+                    "before)", responses={404: {"description": "No such device or version"},
+                                          422: {"description": "A version is too large to diff"}})
 def get_diff(device: DeviceRef, session: DbSession,
              a: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Old version number")] = None,
              b: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="New version number")] = None,
@@ -174,6 +175,16 @@ class BackupRequest(BaseModel):
 
     site: str | None = PField(default=None, min_length=1, max_length=32, description="Site code")
     device: str | None = PField(default=None, min_length=1, max_length=253, description="Device hostname or id")
+
+
+class AcceptKey(BaseModel):
+    """The fingerprint the engineer checked: only that exact key is trusted (a newer refused key
+    replaces the offered one, and must be checked in its turn)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: str = PField(min_length=8, max_length=100, pattern=r"^SHA256:[A-Za-z0-9+/]+=*$",
+                              description="The offered key's fingerprint, e.g. SHA256:…")
 
 
 def start_backup(engine: Engine, master: bytes, *, site: str | None, device: str | None, actor: str,
@@ -241,11 +252,11 @@ def get_host_keys(session: DbSession,
              dependencies=[Depends(require(M))], openapi_extra=perm_extra(M),
              summary="Trust the different key a device offered (the next backup uses it)",
              responses={404: {"description": "No such host key"},
-                        409: {"description": "No different key is waiting"}})
-def post_accept(obj_id: ObjId, request: Request, session: DbSession) -> Any:
+                        409: {"description": "No different key is waiting, or it is not the one given"}})
+def post_accept(obj_id: ObjId, data: AcceptKey, request: Request, session: DbSession) -> Any:
     from infra_mgr.network.ssh.hostkeys import accept
 
     views.host_key(session, obj_id, field="obj_id")
-    accept(session, obj_id, request.state.principal.username)
+    accept(session, obj_id, request.state.principal.username, data.fingerprint)
     session.flush()
     return views.host_key(session, obj_id, field="obj_id")

@@ -10,6 +10,7 @@ acceptance. Errors are one line on stderr and exit status 1.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -77,7 +78,21 @@ def _json(value: BaseModel | list[Any]) -> None:
 
 
 def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+    """A stored time (always UTC) with its zone, as the dashboard writes it."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _narrow() -> bool:
+    """An 80-column terminal: tables drop their least needed columns so names and reasons stay whole."""
+    return console.width < 120
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _plain(text: str | None) -> Text:
@@ -97,7 +112,8 @@ def backup_run(
     as_json: JsonOpt = False,
 ) -> None:
     """Back up a site's devices, one device, or every device; a progress bar on stderr, then what
-    changed, what did not and why each failure failed."""
+    changed, what did not and why each failure failed. Exit status 1 when any device failed (or
+    the run itself did), so cron or Ansible notice a refused host key or password."""
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -133,9 +149,9 @@ def backup_run(
                                             progress=progress))
     if as_json:
         _json(result)
-        return
-    _print_run(result)
-    if result.status == "failed":
+    else:
+        _print_run(result)
+    if result.status == "failed" or result.failed:
         raise typer.Exit(1)
 
 
@@ -179,14 +195,31 @@ def backup_status(
     if as_json:
         _json(rows)
         return
-    table = Table("device", "site", "address", "type", "status", "last success", "last change", "versions",
-                  "findings", "reason")
+    narrow = _narrow()
+    table = Table()
+    table.add_column("device", no_wrap=True)
+    table.add_column("site", no_wrap=True)
+    if not narrow:
+        table.add_column("address", no_wrap=True)
+        table.add_column("type")
+    table.add_column("status")
+    table.add_column("last success")
+    if not narrow:
+        table.add_column("last change")
+        table.add_column("versions", justify="right")
+    table.add_column("findings")
+    table.add_column("reason")
     for r in rows:
         findings = f"{r.findings} ({r.worst_severity})" if r.findings else ""
-        table.add_row(r.hostname, r.site_code, r.address, r.device_type,
-                      Text(r.status, style=STATUS_STYLE.get(r.status, "")), _when(r.last_success),
-                      _when(r.last_change), str(r.versions), Text(findings, style=SEVERITY_STYLE.get(
-                          r.worst_severity or "", "")), _plain(r.reason))
+        status = Text(r.status, style=STATUS_STYLE.get(r.status, ""))
+        reason = _plain(r.reason)
+        if r.status == "failed" and r.since is not None:
+            reason.append(f"\nfailing since {_when(r.since)}", style="red")
+        cells: list[Any] = [r.hostname, r.site_code] + ([r.address, r.device_type] if not narrow else [])
+        cells += [status, _when(r.last_success) or Text("never", style="dim")]
+        cells += [_when(r.last_change), str(r.versions)] if not narrow else []
+        cells += [Text(findings, style=SEVERITY_STYLE.get(r.worst_severity or "", "")), reason]
+        table.add_row(*cells)
     console.print(table)
     counts = {s: sum(1 for r in rows if r.status == s) for s in ("ok", "failed", "never")}
     console.print(f"{len(rows)} devices: {counts['ok']} ok, {counts['failed']} failed, {counts['never']} never "
@@ -267,6 +300,9 @@ def config_diff(device: DeviceArg,
             style = ("bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@")
                      else "green" if line.startswith("+") else "red" if line.startswith("-") else "")
             console.print(Text(line, style=style), soft_wrap=True)
+    if found.note:
+        console.print(f"{found.hostname} v{found.new.number}: {found.note}", markup=False, highlight=False)
+        return
     console.print(f"{found.hostname} v{found.old.number} → v{found.new.number}: +{found.added} -{found.removed}",
                   markup=False, highlight=False)
 
@@ -343,19 +379,28 @@ def config_check(site: SiteOpt = None, as_json: JsonOpt = False) -> None:
                           "findings": [r.model_dump(mode="json") for r in rows]}, ensure_ascii=False))
         return
     table = Table("site", "device", "severity", "rule", "message", "evidence")
+    table.columns[1].no_wrap = True
     for r in sorted(rows, key=lambda r: (r.site_code, r.hostname, r.rule_id)):
         table.add_row(r.site_code, r.hostname, Text(r.severity, style=SEVERITY_STYLE.get(r.severity, "")),
-                      r.rule_id, _plain(r.message), _plain("\n".join(r.lines[:5])))
+                      r.rule_id, _plain(r.message), _plain(_evidence(r)))
     console.print(table)
     for s in sites:
         if site is None or s.site_code.lower() == site.lower():
             by = ", ".join(f"{n} {sev}" for sev, n in sorted(s.by_severity.items()))
-            console.print(f"{s.site_code}: {s.compliant} of {s.devices} devices compliant"
+            unread = f" ({s.not_read} not read)" if s.not_read else ""
+            console.print(f"{s.site_code}: {s.compliant} of {s.devices + s.not_read} devices compliant{unread}"
                           + (f"; {by}" if by else ""), markup=False, highlight=False)
     console.print(f"{done.devices} configurations checked: {done.findings} findings, {done.opened} new, "
                   f"{done.resolved} resolved", markup=False, highlight=False)
     if any(r.severity == "critical" for r in rows):
         raise typer.Exit(1)
+
+
+def _evidence(r: Any) -> str:
+    """A finding's first evidence lines, each with its line number in the checked version."""
+    numbers = list(r.line_numbers) + [None] * (len(r.lines) - len(r.line_numbers))
+    return "\n".join(f"{n}: {line}" if n is not None else line
+                     for n, line in zip(numbers[:5], r.lines[:5], strict=True))
 
 
 @config_app.command("export-git")
@@ -390,29 +435,62 @@ def ssh_keys(pending: Annotated[bool, typer.Option("--pending", help="Only keys 
 
     with Session(_engine()) as session:
         rows = views.host_keys(session, pending_only=pending)
+        total = views.host_key_count(session) if pending else len(rows)
     if as_json:
         _json(rows)
         return
-    table = Table("id", "device", "address", "type", "fingerprint", "first seen", "accepted by", "refused key")
+    # A fingerprint is read out to the device's owner: never cut, so it folds onto more lines
+    # rather than end in an ellipsis; on a narrow terminal the less needed columns go.
+    narrow = _narrow()
+    table = Table()
+    table.add_column("id", justify="right")
+    table.add_column("device", no_wrap=True)
+    table.add_column("address", no_wrap=True)
+    if not narrow:
+        table.add_column("type")
+    table.add_column("fingerprint", no_wrap=True, overflow="fold")
+    if not narrow:
+        table.add_column("first seen")
+        table.add_column("accepted by")
+    table.add_column("different key refused")
     for k in rows:
-        refused = f"{k.offered_fingerprint} ({_when(k.offered_at)})" if k.offered_fingerprint else ""
-        table.add_row(str(k.id), k.hostname or "", f"{k.address}:{k.port}", k.key_type, k.fingerprint,
-                      _when(k.first_seen), k.accepted_by, Text(refused, style="red"))
+        cells: list[Any] = [str(k.id), k.hostname or "", f"{k.address}:{k.port}"]
+        cells += [k.key_type] if not narrow else []
+        cells.append(Text(k.fingerprint))
+        cells += [_when(k.first_seen), k.accepted_by] if not narrow else []
+        cells.append(Text(_when(k.offered_at) if k.offered_fingerprint else "", style="red"))
+        table.add_row(*cells)
     console.print(table)
-    console.print(f"{len(rows)} host keys, {sum(1 for k in rows if k.offered_fingerprint)} pending",
-                  markup=False, highlight=False)
+    for k in rows:  # each refused key whole on its own line: it is read out to the device's owner
+        if k.offered_fingerprint:
+            console.print(Text(f"{k.hostname or k.address} ({k.address}:{k.port}) offers {k.offered_fingerprint}; "
+                               f"recorded {k.fingerprint}", style="red"), soft_wrap=True)
+    pending_n = sum(1 for k in rows if k.offered_fingerprint)
+    console.print(f"{pending_n} pending of {_plural(total, 'host key', 'host keys')}", markup=False,
+                  highlight=False)
 
 
 @ssh_app.command("accept")
-def ssh_accept(ref: Annotated[str, typer.Argument(help="Host key id, or the device's hostname or id")]) -> None:
-    """Trust the different host key a device offered; its next backup connects with it."""
+def ssh_accept(ref: Annotated[str, typer.Argument(help="Host key id, or the device's hostname or id")],
+               fingerprint: Annotated[str | None, typer.Option(
+                   "--fingerprint", help="The offered key's fingerprint (SHA256:…) you checked")] = None) -> None:
+    """Trust the different host key a device offered; its next backup connects with it. Without
+    ``--fingerprint`` it only shows the offered key: a newer refused key replaces the offered one,
+    so only the fingerprint someone checked is ever trusted."""
     from infra_mgr.db import write_session
     from infra_mgr.network.ssh import views
     from infra_mgr.network.ssh.hostkeys import accept
 
     with _errors(), write_session(_engine()) as session:
         key_id = views.host_key_id(session, ref)
-        accept(session, key_id, cli_actor())
+        if fingerprint is None:
+            pending = views.host_key(session, key_id)
+            if pending.offered_fingerprint:
+                err.print(f"{pending.hostname or pending.address}: offers {pending.offered_fingerprint} "
+                          f"(recorded {pending.fingerprint}); check it on the device, then run again with "
+                          f"--fingerprint {pending.offered_fingerprint}", markup=False, highlight=False)
+                raise typer.Exit(1)
+        accept(session, key_id, cli_actor(), fingerprint or "")
         session.flush()
         row = views.host_key(session, key_id)
     console.print(f"{row.hostname or row.address}: now trusting {row.key_type} {row.fingerprint}", markup=False,

@@ -8,20 +8,23 @@ them. Every text here is masked (the collector masks before anything is stored).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import regex
 from pydantic import BaseModel
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, case, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from infra_mgr.common import ListPage, page_window
 from infra_mgr.errors import Invalid, NotFound
-from infra_mgr.inventory.models import Device, Site
+from infra_mgr.inventory.models import Device, DeviceStatus, Site
 from infra_mgr.network.ssh.models import (
     BackupRun,
     ComplianceFinding,
@@ -37,6 +40,7 @@ BACKUP_STATUSES = ("never", "ok", "failed")
 MAX_PATTERN = 500
 MAX_LINE = 1000
 SEARCH_BUDGET_S = 5.0
+MAX_DIFF_LINES = 200_000  # a larger version is refused by the diff view (422), not rendered
 
 # --------------------------------------------------------------------------- models
 
@@ -56,6 +60,7 @@ class DeviceBackupRow(BaseModel):
     last_attempt: dt.datetime | None
     last_success: dt.datetime | None
     last_change: dt.datetime | None
+    since: dt.datetime | None = None  # when ``status`` last changed: a failure's "failing since"
     versions: int
     findings: int  # open compliance findings
     worst_severity: str | None  # of those findings
@@ -111,12 +116,18 @@ class ConfigDiff(BaseModel):
     removed: int
     unified: str  # `diff -u` text
     rows: list[DiffLine]  # side by side, unchanged runs folded beyond ``context`` lines
+    # Why nothing is compared, in words, when ``old`` is ``new`` (a device with a single stored
+    # version): "only one version stored: nothing to compare". Empty for a real comparison.
+    note: str = ""
 
 
 class SearchLine(BaseModel):
     number: int  # 1-based line number in the config
     text: str
     match: bool  # the line matched (else it is context)
+    # (start, end) of every non-empty match in ``text``, found within the search's time budget: a
+    # page marking the matches uses these and never runs the (maybe slow) pattern again
+    spans: list[tuple[int, int]] = []
 
 
 class SearchHit(BaseModel):
@@ -146,6 +157,9 @@ class FindingRow(BaseModel):
     severity: str
     message: str
     lines: list[str]
+    # Where each evidence line is in the checked version (1-based, ``None`` when not found): the
+    # same text twice is two places in the configuration, not a repeated finding.
+    line_numbers: list[int | None] = []
     version_number: int | None
     first_seen: dt.datetime
     last_seen: dt.datetime
@@ -158,6 +172,9 @@ class SiteCompliance(BaseModel):
     site_name_ar: str
     devices: int  # devices with a stored config
     compliant: int  # of those, with no finding
+    # Active devices of the site with an address (so a backup would try them) but no stored
+    # configuration: nobody knows whether they comply, so "1 of 2 (1 not read)", never "1 of 1".
+    not_read: int = 0
     findings: int
     by_severity: dict[str, int]
 
@@ -277,14 +294,15 @@ def _backup_rows(session: Session, rows: Sequence[Any]) -> list[DeviceBackupRow]
             address=st.address or mgmt or "", device_type=_device_type(st.device_type, platform, vendor),
             status=st.status if st.status in BACKUP_STATUSES else "never", reason_kind=st.reason_kind,
             reason=st.reason, last_attempt=st.last_attempt, last_success=st.last_success,
-            last_change=st.last_change, versions=st.versions, findings=n, worst_severity=worst))
+            last_change=st.last_change, since=st.since, versions=st.versions, findings=n, worst_severity=worst))
     return out
 
 
 def backups(session: Session, site_code: str | None = None, status: str | None = None, page: int = 1,
             size: int = 100) -> ListPage[DeviceBackupRow]:
-    """Every device's backup state by hostname (a device never tried is ``never``); three queries
-    whatever the fleet: the count, the page, the page's findings."""
+    """Every device's backup state, failed first, then never backed up, then ok, each by hostname
+    (a device never tried is ``never``), so a failure is on the first page for the API, the CLI and
+    the dashboard alike; three queries whatever the fleet: the count, the page, the page's findings."""
     conds: list[Any] = []
     if site_code:
         conds.append(func.lower(col(Site.code)) == site_code.lower())
@@ -296,7 +314,9 @@ def backups(session: Session, site_code: str | None = None, status: str | None =
             .outerjoin(ConfigBackupState, col(ConfigBackupState.device_id) == col(Device.id)).where(*conds))
     total = int(session.exec(base).one())
     page, offset = page_window(total, page, size)
-    rows = session.execute(_backup_stmt().where(*conds).order_by(col(Device.hostname)).offset(offset).limit(size)).all()
+    rank = case((col(ConfigBackupState.status) == "failed", 0), (col(ConfigBackupState.status) == "ok", 2), else_=1)
+    rows = session.execute(_backup_stmt().where(*conds).order_by(rank, col(Device.hostname), col(Device.id))
+                           .offset(offset).limit(size)).all()
     return ListPage[DeviceBackupRow](rows=_backup_rows(session, rows), total=total, page=page, size=size)
 
 
@@ -374,9 +394,11 @@ def _compare(old: str, new: str, context: int, old_label: str, new_label: str
 def diff(session: Session, device: str | int, a: int | None = None, b: int | None = None,
          context: int = 3) -> ConfigDiff:
     """Version ``a`` against version ``b`` of a device. Defaults: ``b`` the latest, ``a`` the one
-    before ``b`` (a device with a single version is compared with itself: no change)."""
+    before ``b``. A device with a single version is compared with itself (``old`` is ``new``, no
+    change) and ``note`` says so; a device with no version at all is :class:`NotFound` naming
+    ``device`` (it is the device that has nothing, not a version number that is wrong)."""
     dev, _site = resolve_device(session, device)
-    new = _version_meta(session, dev.id or 0, b, "b")
+    new = _version_meta(session, dev.id or 0, b, "b" if b is not None else "device")
     if a is None:
         prev = session.exec(select(ConfigVersion.number).where(col(ConfigVersion.device_id) == dev.id,
                                                                col(ConfigVersion.number) < new.number)
@@ -384,12 +406,21 @@ def diff(session: Session, device: str | int, a: int | None = None, b: int | Non
         old = _version_meta(session, dev.id or 0, prev, "a") if prev is not None else new
     else:
         old = _version_meta(session, dev.id or 0, a, "a")
+    for meta, field in ((old, "a"), (new, "b")):
+        if meta.lines > MAX_DIFF_LINES:  # rows for every line of a huge text would swamp the page and the API
+            raise Invalid(f"version {meta.number} has {meta.lines} lines; a diff is shown up to "
+                          f"{MAX_DIFF_LINES} lines (compare the texts outside)", field=field)
     texts = dict(session.exec(select(ConfigVersion.id, ConfigVersion.text)
                               .where(col(ConfigVersion.id).in_({old.id, new.id}))).all())
     unified, rows, added, removed = _compare(texts[old.id], texts[new.id], max(0, context),
                                              f"{dev.hostname} v{old.number}", f"{dev.hostname} v{new.number}")
+    note = ""
+    if old.id == new.id:
+        note = ("the same version on both sides: nothing to compare" if a is not None
+                else "only one version stored: nothing to compare" if b is None
+                else f"version {new.number} is the first stored: nothing before it to compare")
     return ConfigDiff(device_id=dev.id or 0, hostname=dev.hostname, old=old, new=new, added=added,
-                      removed=removed, unified=unified, rows=rows)
+                      removed=removed, unified=unified, rows=rows, note=note)
 
 
 # --------------------------------------------------------------------------- search
@@ -413,41 +444,67 @@ def compile_pattern(pattern: str) -> regex.Pattern[str]:
 
 # (device id, hostname, site code, version number, collected at, text)
 _Latest = tuple[int, str, str, int, dt.datetime, str]
-# per device: (matches, [(line number, text, matched)])
-_Found = list[tuple[int, int, list[tuple[int, str, bool]]]]
+# per device: (matches, [(line number, text, matched, match spans)])
+_Found = list[tuple[int, int, list[tuple[int, str, bool, list[tuple[int, int]]]]]]
 
 
 def _match(configs: Sequence[tuple[int, str]], rx: regex.Pattern[str], context: int, limit: int,
            budget_s: float) -> tuple[_Found, bool]:
     """Pure matching, line by line (``^``/``$`` are a line's ends), each line cut at ``MAX_LINE``;
-    the whole search may take ``budget_s`` (then :class:`Invalid` naming ``pattern``)."""
+    the whole search, including finding every match span of the lines returned, may take
+    ``budget_s`` (then :class:`Invalid` naming ``pattern``). A pattern can find its first match at
+    once and backtrack without end looking for the next, so the spans are found here, under the
+    same deadline, rather than by whoever shows the lines."""
     deadline = time.monotonic() + budget_s
+
+    def left() -> float:
+        return max(0.001, deadline - time.monotonic())
+
+    def spans(line: str) -> list[tuple[int, int]]:
+        return [m.span() for m in rx.finditer(line[:MAX_LINE], timeout=left()) if m.end() > m.start()]
+
+    # One search of the whole text first (``^``/``$`` at line ends): most configurations hold no
+    # match and are passed over in one call instead of one call per line. A match there may still
+    # be no line's match (``\s`` across a line end): the lines decide. Patterns whose meaning
+    # changes between a line and the whole text (``\A``, ``\Z``, look-behind) skip the shortcut.
+    whole = None if regex.search(r"\\[AZz]|\(\?<[=!]", rx.pattern) else regex.compile(rx.pattern, rx.flags | regex.M)
     found: _Found = []
     shown = 0
     truncated = False
-    for index, text in configs:
-        lines = text.splitlines()
-        try:
-            hits = [i for i, line in enumerate(lines)
-                    if rx.search(line[:MAX_LINE], timeout=max(0.001, deadline - time.monotonic()))]
-        except TimeoutError:
-            raise Invalid(f"the pattern took longer than {budget_s:g} s over the stored configurations; simplify "
-                          "it (nested repetitions such as (x+x+)+ backtrack without end)", field="pattern") from None
-        if not hits:
-            continue
-        keep: list[tuple[int, str, bool]] = []
-        if shown < limit:
-            wanted: set[int] = set()
-            for i in hits[: limit - shown]:
-                wanted.update(range(max(0, i - context), min(len(lines), i + context + 1)))
-            hit_set = set(hits)
-            keep = [(i + 1, lines[i], i in hit_set) for i in sorted(wanted)]
-            if len(hits) > limit - shown:
+    try:
+        for index, text in configs:
+            if whole is None:
+                lines = text.splitlines()
+                hits = [i for i, line in enumerate(lines) if rx.search(line[:MAX_LINE], timeout=left())]
+            else:
+                spans_ = [m.span() for m in whole.finditer(text, timeout=left())]
+                if not spans_:
+                    continue
+                ends = list(itertools.accumulate(len(line) for line in text.splitlines(keepends=True)))
+                lines = text.splitlines()
+                line_of = functools.partial(bisect.bisect_right, ends)
+                touched = sorted({i for a, b in spans_ for i in range(line_of(a), line_of(max(a, b - 1)) + 1)
+                                  if i < len(lines)})
+                hits = [i for i in touched if rx.search(lines[i][:MAX_LINE], timeout=left())]
+            if not hits:
+                continue
+            keep: list[tuple[int, str, bool, list[tuple[int, int]]]] = []
+            if shown < limit:
+                wanted: set[int] = set()
+                for i in hits[: limit - shown]:
+                    wanted.update(range(max(0, i - context), min(len(lines), i + context + 1)))
+                hit_set = set(hits)
+                keep = [(i + 1, lines[i], i in hit_set, spans(lines[i]) if i in hit_set else [])
+                        for i in sorted(wanted)]
+                if len(hits) > limit - shown:
+                    truncated = True
+                shown += min(len(hits), limit - shown)
+            else:
                 truncated = True
-            shown += min(len(hits), limit - shown)
-        else:
-            truncated = True
-        found.append((index, len(hits), keep))
+            found.append((index, len(hits), keep))
+    except TimeoutError:
+        raise Invalid(f"the pattern took longer than {budget_s:g} s over the stored configurations; simplify "
+                      "it (nested repetitions such as (x+x+)+ backtrack without end)", field="pattern") from None
     return found, truncated
 
 
@@ -479,7 +536,7 @@ def search(session: Session, pattern: str, site_code: str | None = None, context
         if lines:
             hits.append(SearchHit(device_id=device_id, hostname=hostname, site_code=code, version_number=number,
                                   collected_at=collected, matches=matches,
-                                  lines=[SearchLine(number=n, text=t, match=m) for n, t, m in lines]))
+                                  lines=[SearchLine(number=n, text=t, match=m, spans=sp) for n, t, m, sp in lines]))
     return SearchResult(pattern=pattern, devices_searched=len(rows), devices_matched=len(found), hits=hits,
                         truncated=truncated, seconds=round(time.perf_counter() - started, 4))
 
@@ -498,22 +555,46 @@ def findings(session: Session, site_code: str | None = None, device: str | int |
         conds.append(col(ComplianceFinding.device_id) == dev.id)
     if severity:
         conds.append(col(ComplianceFinding.severity) == severity)
-    rows = session.exec(
+    found = session.exec(
         select(ComplianceFinding, Device.hostname, Site.code, ConfigVersion.number)
         .join(Device, col(Device.id) == col(ComplianceFinding.device_id))
         .join(Site, col(Site.id) == col(Device.site_id))
         .outerjoin(ConfigVersion, col(ConfigVersion.id) == col(ComplianceFinding.version_id))
         .where(*conds)).all()
+    wanted = {f.version_id for f, *_ in found if f.version_id is not None and f.lines}
+    texts: dict[int, str] = {i or 0: t for i, t in session.exec(
+        select(ConfigVersion.id, ConfigVersion.text).where(col(ConfigVersion.id).in_(wanted))).all()} if wanted else {}
     out = [FindingRow(device_id=f.device_id, hostname=hostname, site_code=code, rule_id=f.rule_id,
-                      severity=f.severity, message=f.message, lines=list(f.lines or []), version_number=number,
-                      first_seen=f.first_seen, last_seen=f.last_seen) for f, hostname, code, number in rows]
+                      severity=f.severity, message=f.message, lines=list(f.lines or []),
+                      line_numbers=evidence_numbers(texts.get(f.version_id or 0, ""), list(f.lines or [])),
+                      version_number=number, first_seen=f.first_seen, last_seen=f.last_seen)
+           for f, hostname, code, number in found]
     out.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 0), r.site_code, r.hostname, r.rule_id))
+    return out
+
+
+def evidence_numbers(text: str, evidence: Sequence[str]) -> list[int | None]:
+    """The 1-based line of ``text`` each evidence line is, in order: a line quoted twice is its
+    first place, then its next one (so two identical lines show as two places); ``None`` when the
+    line is not in the text (evidence of a missing line, or the version is gone)."""
+    where: dict[str, list[int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        where.setdefault(line.rstrip(), []).append(number)
+    used: dict[str, int] = {}
+    out: list[int | None] = []
+    for line in evidence:
+        key = line.rstrip()
+        places = where.get(key) or where.get(key.strip()) or []
+        n = used.get(key, 0)
+        out.append(places[n] if n < len(places) else (places[-1] if places else None))
+        used[key] = n + 1
     return out
 
 
 def site_compliance(session: Session) -> list[SiteCompliance]:
     """Per site with at least one stored configuration: devices backed up, how many break no rule,
-    findings by severity. Two grouped queries whatever the number of sites."""
+    findings by severity, and the devices a backup should read (active, with an address) whose
+    configuration was never stored (``not_read``). Three grouped queries whatever the number of sites."""
     stored = session.execute(
         sa_select(col(Site.id), col(Site.code), col(Site.name_en), col(Site.name_ar), func.count())
         .join(Device, col(Device.site_id) == col(Site.id))
@@ -527,6 +608,14 @@ def site_compliance(session: Session) -> list[SiteCompliance]:
         .join(ConfigBackupState, and_(col(ConfigBackupState.device_id) == col(Device.id),
                                       col(ConfigBackupState.latest_version_id).is_not(None)))
         .group_by(col(Device.site_id), col(ComplianceFinding.device_id), col(ComplianceFinding.severity))).all()
+    has_address = or_(func.coalesce(col(Device.management_address), "") != "",
+                      func.coalesce(col(ConfigBackupState.address), "") != "")
+    unread = dict(session.execute(
+        sa_select(col(Device.site_id), func.count())
+        .outerjoin(ConfigBackupState, col(ConfigBackupState.device_id) == col(Device.id))
+        .where(col(Device.status) == DeviceStatus.active.value, has_address,
+               col(ConfigBackupState.latest_version_id).is_(None))
+        .group_by(col(Device.site_id))).tuples().all())
     bad: dict[int, set[int]] = {}
     sev: dict[int, dict[str, int]] = {}
     for site_id, device_id, severity, n in per:
@@ -534,7 +623,8 @@ def site_compliance(session: Session) -> list[SiteCompliance]:
         by = sev.setdefault(site_id, {})
         by[severity] = by.get(severity, 0) + int(n)
     return [SiteCompliance(site_id=sid, site_code=code, site_name_en=en, site_name_ar=ar, devices=int(n),
-                           compliant=int(n) - len(bad.get(sid, ())), findings=sum(sev.get(sid, {}).values()),
+                           compliant=int(n) - len(bad.get(sid, ())), not_read=int(unread.get(sid, 0)),
+                           findings=sum(sev.get(sid, {}).values()),
                            by_severity=sev.get(sid, {})) for sid, code, en, ar, n in stored]
 
 
@@ -573,6 +663,11 @@ def host_keys(session: Session, pending_only: bool = False) -> list[HostKeyRow]:
         stmt = stmt.where(col(SshHostKey.offered_fingerprint) != "")
     rows = session.exec(stmt.order_by(col(SshHostKey.address), col(SshHostKey.port))).all()
     return _key_rows(rows)
+
+
+def host_key_count(session: Session) -> int:
+    """How many host keys are recorded (the denominator of "N pending of M")."""
+    return int(session.exec(select(func.count()).select_from(SshHostKey)).one())
 
 
 def host_key(session: Session, key_id: int, field: str = "key_id") -> HostKeyRow:
