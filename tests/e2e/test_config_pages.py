@@ -159,7 +159,7 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
     table = page.get_by_role("table", name="Devices and their configuration backups")
     # The failed switch says it failed and why, however good its backup of nine days ago was.
     switch = _row(page, table, "jed-b01-sw01")
-    assert switch.get_by_text("Failed", exact=True).is_visible()
+    expect(switch.get_by_text("Failed", exact=True)).to_be_visible()
     assert "the credential was refused" in switch.inner_text()
     assert re.search(r"tried 2 h \d\d min ago", switch.inner_text())
     assert "Backed up" not in switch.inner_text()
@@ -168,9 +168,10 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
     assert re.search(r"last good backup \u2068?\d{4}-\d\d-\d\d \d\d:\d\d UTC", switch.inner_text())
     assert table.locator("tbody tr").first.get_attribute("data-device") == "jed-b01-sw01"
     assert table.locator("tbody tr").last.get_attribute("data-status") == "ok"
-    assert _row(page, table, "jed-b01-ap01").get_by_text("Never read").is_visible()
+    expect(_row(page, table, "jed-b01-ap01").get_by_text("Never read")).to_be_visible()
     router = _row(page, table, ROUTER)
-    assert router.get_by_text("Backed up").is_visible() and router.get_by_text("1 finding").is_visible()
+    expect(router.get_by_text("Backed up")).to_be_visible()
+    expect(router.get_by_text("1 finding")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "configs-list-en.png"), full_page=True)
     # A viewer reads; starting a backup is for those allowed to.
     assert page.get_by_role("button", name="Run backup now").count() == 0
@@ -198,13 +199,14 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
         "t => t.parentElement.scrollWidth <= t.parentElement.clientWidth + 1")
     assert fits
     expect(page).to_have_url(re.compile(rf".*/configs/{served.seeded.devices[ROUTER]}$"))
-    assert page.get_by_role("heading", name="Changes from version 2 to version 3").is_visible()
+    expect(page.get_by_role("heading", name="Changes from version 2 to version 3")).to_be_visible()
     page.get_by_label("Version 1 as A").check()
     page.get_by_label("Version 2 as B").check()
     page.get_by_role("button", name="Compare A and B").click()
     expect(page).to_have_url(re.compile(r"^(?=.*[?&]a=1\b)(?=.*[?&]b=2\b)"))
-    assert page.get_by_role("heading", name="Changes from version 1 to version 2").is_visible()
-    assert page.get_by_text("2 lines added").is_visible() and page.get_by_text("1 line removed").is_visible()
+    expect(page.get_by_role("heading", name="Changes from version 1 to version 2")).to_be_visible()
+    expect(page.get_by_text("2 lines added")).to_be_visible()
+    expect(page.get_by_text("1 line removed")).to_be_visible()
 
     side = page.get_by_role("table", name="Side by side")
     changed = side.locator("tr[data-kind=changed]")
@@ -242,7 +244,7 @@ def test_versions_and_side_by_side_diff(page: Any, served: Served) -> None:
 
     # A version's text with its line numbers.
     page.get_by_role("link", name="Show the text of version 1").click()
-    assert page.get_by_role("heading", name="Text of version 1").is_visible()
+    expect(page.get_by_role("heading", name="Text of version 1")).to_be_visible()
     lines = page.get_by_role("table", name="Text of version 1").locator("tr")
     assert lines.count() == len(VERSIONS[0].splitlines())
     assert lines.nth(0).locator("td").all_inner_texts() == ["1", "hostname jed-b01-rtr01"]
@@ -265,13 +267,13 @@ def test_arabic_page_is_rtl_with_config_text_ltr(page: Any, served: Served) -> N
     page.get_by_label("النسخة 1 على أنها (أ)").check()
     page.get_by_label("النسخة 2 على أنها (ب)").check()
     page.get_by_role("button", name="قارن (أ) و(ب)").click()
-    assert page.get_by_role("heading", name="التغييرات من النسخة 1 إلى النسخة 2").is_visible()
+    expect(page.get_by_role("heading", name="التغييرات من النسخة 1 إلى النسخة 2")).to_be_visible()
     side = page.get_by_role("table", name="جنبًا إلى جنب")
     assert side.locator("tr[data-kind=changed] del").inner_text() == "ntp server 10.10.0.1"
     # The page reads right to left; the configuration itself stays left to right.
     assert side.evaluate("e => getComputedStyle(e).direction") == "ltr"
     assert page.locator("main").evaluate("e => getComputedStyle(e).direction") == "rtl"
-    assert page.get_by_text("أُضيف سطران").is_visible()
+    expect(page.get_by_text("أُضيف سطران")).to_be_visible()
     # A fold row reads as Arabic (the count first), inside the left-to-right table.
     fold = side.locator("tr[data-kind=skipped] td").first
     assert fold.evaluate("e => getComputedStyle(e).direction") == "rtl"
@@ -306,7 +308,7 @@ def test_compliance_lists_the_finding_per_site(page: Any, served: Served) -> Non
     page.get_by_role("link", name="Compliance", exact=True).click()
     expect(page).to_have_url(re.compile(r".*/configs/compliance$"))
     bar = page.get_by_role("img", name=re.compile(r"^JED-B01: 1 finding"))
-    assert bar.is_visible()
+    expect(bar).to_be_visible()
     assert bar.locator("rect[data-severity=critical]").get_attribute("data-n") == "1"
     site_row = page.locator("#compliance-sites tr[data-site=JED-B01]")
     # The backed-up router has a finding; the switch and the access point were never read.
@@ -321,7 +323,7 @@ def test_compliance_lists_the_finding_per_site(page: Any, served: Served) -> Non
     page.goto("/configs/compliance?lang=ar")
     assert page.locator("html").get_attribute("dir") == "rtl"
     assert page.get_by_role("heading", level=1).inner_text() == "امتثال الإعدادات"
-    assert page.get_by_role("img", name=re.compile("JED-B01: مخالفة واحدة")).is_visible()
+    expect(page.get_by_role("img", name=re.compile("JED-B01: مخالفة واحدة"))).to_be_visible()
 
 
 def test_run_backup_now_shows_the_new_state(page: Any, served: Served) -> None:
@@ -330,7 +332,7 @@ def test_run_backup_now_shows_the_new_state(page: Any, served: Served) -> None:
     failed with that reason, not as "never read"."""
     _login(page, user=NETOPS)
     page.goto(f"/configs/{served.seeded.devices['jed-b01-ap01']}")
-    assert page.get_by_text("Never read").is_visible()
+    expect(page.get_by_text("Never read")).to_be_visible()
     page.get_by_role("button", name="Run backup now").click()
     status = page.get_by_role("status").filter(has_text=re.compile("Backup|backup"))
     expect(status).to_contain_text(re.compile(r"(Backup finished|ended with errors): 0 changed, 0 unchanged, 1 failed"),

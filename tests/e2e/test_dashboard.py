@@ -164,7 +164,8 @@ def test_sign_in_switch_to_arabic_and_open_a_site(page: Any) -> None:
     page.wait_for_function("() => document.documentElement.dir === 'rtl'")
     assert page.locator("html").get_attribute("lang") == "ar"
     nav = page.locator(".navbar .nav-link").all_inner_texts()
-    assert nav == ["نظرة عامة", "المواقع", "الشبكة", "الوصلات", "الطاقة", "السحابة", "المهام", "التنبيهات"]
+    assert nav == ["نظرة عامة", "المواقع", "الشبكة", "الوصلات", "الطاقة", "إعدادات الأجهزة", "السحابة", "المهام",
+                   "التنبيهات"]
     assert page.locator("#lang-toggle").inner_text() == "English"
     assert "bootstrap.rtl.min.css" in (page.locator("#vendor-css").get_attribute("href") or "")
     assert _stylesheet_rules(page) > 100
