@@ -43,8 +43,7 @@ from infra_mgr.network.linkfacts import (
     LinkFacts,
     ReachFacts,
 )
-from infra_mgr.network.models import DeviceReach, LinkStatusChange, Uplink, UplinkState
-from infra_mgr.network.uplinks import ssh_read_devices
+from infra_mgr.network.models import DevicePoll, DeviceReach, LinkStatusChange, Uplink, UplinkState
 from infra_mgr.telemetry.models import MetricRollup, MetricSample, MetricSeries
 from infra_mgr.telemetry.store import FIVE_MIN, RAW, Point, TelemetryStore
 from infra_mgr.telemetry.store import now_ms as clock_ms
@@ -347,12 +346,13 @@ def audit_branches(session: Session, store: TelemetryStore | None = None, *, sit
         by_site_reach[sid].append(_reach(dev_id, host, means, last_probe.get(dev_id), since))
 
     with_uplink = {u.device_id for u, *_ in uplinks}  # any row: "not an uplink" is a person's decision
-    # a device read over SSH holds no uplink by design (no SNMP counters): its reachability is its watch
-    with_uplink.update(ssh_read_devices(session))
     unwatched: dict[int, list[str]] = defaultdict(list)
-    for dev_id, host, sid in session.exec(select(Device.id, Device.hostname, Device.site_id).where(
-            col(Device.site_id).in_(site_ids), col(Device.status) != DeviceStatus.decommissioned.value)).all():
-        if dev_id not in with_uplink:
+    for dev_id, host, sid, protocol in session.exec(
+            select(Device.id, Device.hostname, Device.site_id, DevicePoll.protocol)
+            .outerjoin(DevicePoll, col(DevicePoll.device_id) == col(Device.id))
+            .where(col(Device.site_id).in_(site_ids), col(Device.status) != DeviceStatus.decommissioned.value)).all():
+        # a device read over SSH holds no uplink by design (no SNMP counters): its reachability is its watch
+        if dev_id not in with_uplink and protocol != "ssh":
             unwatched[int(sid)].append(str(host))
 
     out = []
