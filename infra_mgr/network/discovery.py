@@ -46,7 +46,7 @@ from infra_mgr.network.reconcile import DiscoveryReport, reconcile
 from infra_mgr.network.snmp.facts import NeighborFacts, ProbeResult
 from infra_mgr.network.ssh.cli_facts import facts_from_cli
 from infra_mgr.network.ssh.facts import SshFailure, SshProblem, SshTarget
-from infra_mgr.network.ssh.platforms import PlatformTable, SshPlatform
+from infra_mgr.network.ssh.platforms import SshPlatform
 from infra_mgr.snmp.target import PollProblem, SnmpTarget
 
 if TYPE_CHECKING:  # the collector loads netmiko: only a run that reads over SSH pays for it
@@ -121,68 +121,16 @@ def ssh_options(session: Session, master: bytes) -> list[SshOption]:
 MAX_SSH_LOGINS = 3  # logins CLI discovery tries on one address per run, whatever the credentials
 
 
-def detect_and_read(target: SshTarget, table: PlatformTable) -> tuple[SshPlatform | None, CliRead]:
-    """One session to a device whose platform is not known: logged in with the generic driver
-    (``detection.login``), the detection commands run one after the other until one's output
-    names a platform (``detect`` in ``platforms.yaml``), then that platform's discovery commands
-    run in the same session. One login per credential, whatever the platform: guessing the
-    platform by logging in as each one in turn would be a password spray on anything answering
-    on port 22 (and lock accounts). The platform is None when the device named none."""
-    from infra_mgr.network.ssh.collector import CliRead, _Failed, _rejected, _Session
-
-    read = CliRead(address=target.address, port=target.port, device_type=target.device_type)
-    found: SshPlatform | None = None
-    session: _Session | None = None
-    try:
-        if not target.password and not target.private_key:
-            raise _Failed(SshFailure.no_credential, "no password or key to log in with")
-        session = _Session(target, table.login_platform())
-        try:
-            session.open()
-        finally:
-            read.host_key = session.offered
-        read.prompt = session.prompt
-        seen: dict[str, str] = {}
-        for command in table.detection_commands():
-            output = session.run(command)
-            if _rejected(command, output):
-                continue
-            seen[command] = output
-            found = table.recognise(command, output)
-            if found is not None:
-                break
-        if found is None:
-            raise _Failed(SshFailure.unsupported, "its CLI names no platform CLI discovery reads")
-        read.device_type = found.device_type
-        for role, command in found.discovery.items():
-            output = seen[command] if command in seen else session.run(command)
-            if not _rejected(command, output):
-                read.outputs[role] = output
-        if not read.outputs:
-            raise _Failed(SshFailure.command, "the device rejected every discovery command")
-    except _Failed as failed:
-        read.problem = SshProblem(failed.kind, failed.message)
-    except Exception as exc:  # noqa: BLE001 - a crawl must go on; a foreign text may quote device output
-        logging.getLogger("infra_mgr.network").warning("ssh detect %s:%s: unexpected %s", target.address,
-                                                       target.port, type(exc).__name__)
-        read.problem = SshProblem(SshFailure.error, f"unexpected {type(exc).__name__}")
-    finally:
-        if session is not None:
-            read.host_key = read.host_key or session.offered
-            session.close()
-    return found, read
-
-
 def ssh_discovery(session: Session, master: bytes, timeout_s: float) -> SshFn | None:
     """The crawl's SSH reader: for an address, each SSH credential in order (the device's own
     first; only those whose ``params.discovery`` is not false; at most :data:`MAX_SSH_LOGINS`),
     one login each. It logs in as the platform the credential names (``params.device_type``),
     else the one the inventory knows for that address, else once with the generic driver and
-    recognises the platform from its answer (:func:`detect_and_read`). The recorded host key is
+    recognises the platform from its answer (``collector.detect_and_read_one``). The recorded host key is
     required (TOFU), and on first contact the first key seen is pinned for the rest of the run:
     no later credential goes to a different key. A changed key refuses the device. None when no
     SSH credential is stored."""
-    from infra_mgr.network.ssh.collector import cli_read_one
+    from infra_mgr.network.ssh.collector import cli_read_one, detect_and_read_one
     from infra_mgr.network.ssh.hostkeys import known_keys
     from infra_mgr.network.ssh.platforms import platform_table
 
@@ -208,7 +156,7 @@ def ssh_discovery(session: Session, master: bytes, timeout_s: float) -> SshFn | 
                            credential_id=opt.credential_id, connect_timeout_s=wait, auth_timeout_s=wait,
                            banner_timeout_s=wait, command_timeout_s=max(10.0, wait))
         if platform is None or not platform.discovery:
-            return detect_and_read(replace(target, device_type=table.detection.login), table)
+            return detect_and_read_one(replace(target, device_type=table.detection.login), table)
         return platform, cli_read_one(target, dict(platform.discovery))
 
     async def read(address: str, preferred: int | None) -> Answer | SshMiss:

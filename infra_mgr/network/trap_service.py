@@ -51,6 +51,50 @@ class _DeviceRef:
     hostname: str
 
 
+class _PerDevice:
+    """At most one run of ``action`` per device at a time: asked again while it runs, it runs once
+    more after (not once per ask), so a burst of traps costs one or two runs, never a pile-up.
+    ``before`` is awaited ahead of each run (the backups' quiet time); ``slots`` bounds the runs of
+    all devices together. A failing run is logged, never raised into trap handling."""
+
+    def __init__(self, action: RepollFn, what: str, *, before: Callable[[int], Awaitable[None]] | None = None,
+                 slots: asyncio.Semaphore | None = None) -> None:
+        self.action = action
+        self.what = what
+        self.before = before
+        self.slots = slots
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.again: set[int] = set()
+
+    def ask(self, device_id: int) -> None:
+        running = self.tasks.get(device_id)
+        if running is not None and not running.done():
+            self.again.add(device_id)
+            return
+        self.tasks[device_id] = asyncio.create_task(self._run(device_id), name=f"trap-{self.what}-{device_id}")
+
+    async def _run(self, device_id: int) -> None:
+        try:
+            while True:
+                if self.before is not None:
+                    await self.before(device_id)
+                self.again.discard(device_id)
+                try:
+                    async with self.slots if self.slots is not None else contextlib.nullcontext():
+                        result = self.action(device_id)
+                        if inspect.isawaitable(result):
+                            await result
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - a failing run must not stop trap handling
+                    log.exception("%s of device %s after a trap failed", self.what, device_id)
+                if device_id not in self.again:
+                    return
+        finally:
+            if self.tasks.get(device_id) is asyncio.current_task():
+                del self.tasks[device_id]
+
+
 class TrapHandler:
     """Writes notifications as events and asks for re-polls.
 
@@ -62,17 +106,14 @@ class TrapHandler:
                  backup_debounce_s: float = 30.0, backup_max_delay_s: float | None = None,
                  backup_concurrency: int = 16) -> None:
         self.engine = engine
-        self._repoll = repoll
-        self._repoll_tasks: dict[int, asyncio.Task[None]] = {}
-        self._repoll_again: set[int] = set()
-        self._backup = backup
         self._backup_debounce_s = backup_debounce_s
-        self._backup_tasks: dict[int, asyncio.Task[None]] = {}
-        self._backup_again: set[int] = set()
         # a device that never stops changing is still backed up, this long after its first change
         self._backup_max_delay_s = backup_max_delay_s if backup_max_delay_s is not None else 10 * backup_debounce_s
         self._backup_last: dict[int, float] = {}  # device -> loop time of its latest change notification
-        self._backup_slots = asyncio.Semaphore(max(1, backup_concurrency))
+        self._repolls = _PerDevice(repoll, "re-poll") if repoll is not None else None
+        self._backups = (_PerDevice(backup, "backup", before=self._quiet,
+                                    slots=asyncio.Semaphore(max(1, backup_concurrency)))
+                         if backup is not None else None)
 
     async def handle(self, facts: TrapFacts) -> EventRead:
         """Record one notification; returns the stored event."""
@@ -118,70 +159,16 @@ class TrapHandler:
             session.flush()
         return [(EventRead.model_validate(ev), repoll, backup) for ev, repoll, backup in pending]
 
-    # ..................................................................... re-polls
+    # ..................................................................... re-polls, backups
 
     def _schedule_repoll(self, device_id: int) -> None:
-        if self._repoll is None:
-            return
-        running = self._repoll_tasks.get(device_id)
-        if running is not None and not running.done():
-            self._repoll_again.add(device_id)  # poll once more when the current one ends
-            return
-        self._repoll_tasks[device_id] = asyncio.create_task(self._run_repoll(device_id),
-                                                            name=f"trap-repoll-{device_id}")
-
-    async def _run_repoll(self, device_id: int) -> None:
-        assert self._repoll is not None
-        try:
-            while True:
-                self._repoll_again.discard(device_id)
-                try:
-                    result = self._repoll(device_id)
-                    if inspect.isawaitable(result):
-                        await result
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - a failing poll must not stop trap handling
-                    log.exception("re-poll of device %s after a trap failed", device_id)
-                if device_id not in self._repoll_again:
-                    return
-        finally:
-            if self._repoll_tasks.get(device_id) is asyncio.current_task():
-                del self._repoll_tasks[device_id]
-
-    # ..................................................................... backups
+        if self._repolls is not None:
+            self._repolls.ask(device_id)
 
     def _schedule_backup(self, device_id: int) -> None:
-        if self._backup is None:
-            return
-        self._backup_last[device_id] = asyncio.get_running_loop().time()
-        running = self._backup_tasks.get(device_id)
-        if running is not None and not running.done():
-            self._backup_again.add(device_id)  # changed again: one more backup after this one
-            return
-        self._backup_tasks[device_id] = asyncio.create_task(self._run_backup(device_id),
-                                                            name=f"trap-backup-{device_id}")
-
-    async def _run_backup(self, device_id: int) -> None:
-        assert self._backup is not None
-        try:
-            while True:
-                await self._quiet(device_id)  # traps meanwhile join this backup
-                self._backup_again.discard(device_id)
-                try:
-                    async with self._backup_slots:
-                        result = self._backup(device_id)
-                        if inspect.isawaitable(result):
-                            await result
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - a failing backup must not stop trap handling
-                    log.exception("backup of device %s after a configuration trap failed", device_id)
-                if device_id not in self._backup_again:
-                    return
-        finally:
-            if self._backup_tasks.get(device_id) is asyncio.current_task():
-                del self._backup_tasks[device_id]
+        if self._backups is not None:
+            self._backup_last[device_id] = asyncio.get_running_loop().time()
+            self._backups.ask(device_id)  # traps while it waits for quiet join this backup
 
     async def _quiet(self, device_id: int) -> None:
         """Wait until ``backup_debounce_s`` passed since the device's latest change notification,
@@ -196,7 +183,8 @@ class TrapHandler:
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Let running re-polls and backups finish (up to ``timeout``), then cancel what is left."""
-        tasks = [t for t in (*self._repoll_tasks.values(), *self._backup_tasks.values()) if not t.done()]
+        tasks = [t for runs in (self._repolls, self._backups) if runs is not None
+                 for t in runs.tasks.values() if not t.done()]
         if not tasks:
             return
         _, still = await asyncio.wait(tasks, timeout=timeout)

@@ -142,16 +142,6 @@ def _ago(t: Translator, when: dt.datetime | None, now: dt.datetime) -> str:
     return t("configs.ago", age=fmt.fmt_duration(t, max((now - when).total_seconds(), 0.0)))
 
 
-def fmt_utc(value: dt.datetime | None) -> str:
-    """A stored time with its zone (``2026-12-03 19:33 UTC``), as the site and link pages write
-    times: a reader in Jeddah (UTC+3) must not take a backup's time for local time."""
-    if value is None:
-        return ""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _site_codes(session: Session) -> list[str]:
     """The sites that hold backed-up devices, for the filters' lists."""
     return sorted(s.site_code for s in ssh_views.site_compliance(session))
@@ -164,7 +154,7 @@ def _helpers(t: Translator, user: Principal) -> dict[str, Any]:
     can_run = user.can(Perm.config_manage)
     return {"status_badge": STATUS_BADGE, "severity_badge": SEVERITY_BADGE, "statuses": STATUSES,
             "severities": SEVERITIES, "ago": lambda when: _ago(t, when, now), "isolate": fmt.isolate,
-            "fmt_time": fmt_utc,
+            "fmt_time": fmt.fmt_utc,
             "can_run": can_run,
             "run_strings": {k: t(k) for k in catalog(DEFAULT_LANG) if k.startswith("configs.run_")} if can_run else {}}
 

@@ -25,6 +25,16 @@ def fmt_time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
+def fmt_utc(value: dt.datetime | None) -> str:
+    """A stored time with its zone (``2026-12-03 19:33 UTC``): a reader in Jeddah (UTC+3) must not
+    take it for local time."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
 speed = speed_parts  # the dashboard's name for it (templates call ``speed(bps)``)
 
 

@@ -167,7 +167,7 @@ def links(request: Request, session: DbSession, user: Principal = User_, state: 
     return render(request, "links.html", {
         **data, **_table_context(data["rows"], state_v, data["total"]), "states": STATES,
         "graph": request.app.state.web.graph, "map_strings": _map_strings(t), "links_strings": _links_strings(t),
-        "refresh_s": REFRESH_S, "fmt_utc": _fmt_utc, "when": _when,
+        "refresh_s": REFRESH_S, "fmt_utc": fmt.fmt_utc, "when": _when,
     }, section="links", user=user)
 
 
@@ -215,17 +215,9 @@ def _first_sample_ms(series: list[Any], changes: list[Any]) -> int | None:
     return min(found) if found else None
 
 
-def _fmt_utc(value: dt.datetime | None) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _when(value: dt.datetime | None) -> str:
     """A UTC time isolated for a sentence: left to right inside Arabic text, never read reversed."""
-    text = _fmt_utc(value)
+    text = fmt.fmt_utc(value)
     return fmt.isolate(text) if text else ""
 
 
@@ -235,7 +227,7 @@ def links_report(request: Request, session: DbSession, user: Principal = User_) 
     (no navigation; prints the same rows the page shows)."""
     data = _page_payload(request, session, user, "")
     return render(request, "links_report.html", {
-        **data, "state_badge": STATE_BADGE, "state_mark": STATE_MARK, "states": STATES, "fmt_utc": _fmt_utc,
+        **data, "state_badge": STATE_BADGE, "state_mark": STATE_MARK, "states": STATES, "fmt_utc": fmt.fmt_utc,
         "when": _when,
     }, section="links", user=user)
 
@@ -283,7 +275,7 @@ def link_page(request: Request, interface_id: str, session: DbSession, user: Pri
     return render(request, "link.html", {
         "audit": audit, "up": up, "reasons": reasons, "range": range_v, "ranges": list(RANGES),
         "state": _state(audit.state), "state_badge": STATE_BADGE, "state_mark": STATE_MARK,
-        "speed_text": lambda bps: _speed_text(t, bps), "fmt_utc": _fmt_utc, "when": _when,
+        "speed_text": lambda bps: _speed_text(t, bps), "fmt_utc": fmt.fmt_utc, "when": _when,
         "links_strings": _links_strings(t),
         "chart_src": f"/links/{up.interface_id}/series.json",
     }, section="links", user=user)

@@ -11,9 +11,7 @@ A device in a path is its hostname or its id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -189,8 +187,8 @@ class AcceptKey(BaseModel):
 
 def start_backup(engine: Engine, master: bytes, *, site: str | None, device: str | None, actor: str,
                  trigger: str = "manual", wait_s: float = STARTED_WAIT_S) -> views.BackupStarted:
-    """Start a backup in a thread of its own (its own event loop: the run outlives the request that
-    asked for it) and return as soon as its run is recorded. Unknown site or device → NotFound."""
+    """Check the scope, start the run in the background and answer with where to follow it.
+    Unknown site or device → NotFound; a run that did not start → Unavailable."""
     hostname = None
     with Session(engine) as session:
         site = _check_site(session, site)
@@ -199,30 +197,10 @@ def start_backup(engine: Engine, master: bytes, *, site: str | None, device: str
             hostname = dev.hostname
             if site is not None and dev_site.code.lower() != site.lower():
                 raise Invalid(f"device {dev.hostname!r} is not at site {site!r}", field="device")
-    try:
-        from infra_mgr.network.ssh.backup import run_backup
-    except ImportError:
-        raise Unavailable("the backup service is not installed") from None
-    outcome: dict[str, Any] = {}
-    started = threading.Event()
+    from infra_mgr.network.ssh.backup import start_in_background
 
-    def on_start(run_id: int) -> None:
-        outcome["run_id"] = run_id
-        started.set()
-
-    def work() -> None:
-        try:
-            asyncio.run(run_backup(engine, master, site_code=site, device=hostname, trigger=trigger, actor=actor,
-                                   on_start=on_start))
-        except BaseException:  # noqa: BLE001 - the run's row says it failed; the log says why
-            log.exception("backup run failed")
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=work, name="config-backup", daemon=True)
-    thread.start()
-    started.wait(wait_s)
-    run_id = outcome.get("run_id")
+    run_id = start_in_background(engine, master, site_code=site, device=hostname, trigger=trigger, actor=actor,
+                                 wait_s=wait_s)
     if run_id is None:
         raise Unavailable("the backup did not start; see the server log")
     scope = f"device {hostname}" if hostname else f"site {site}" if site else "all devices"

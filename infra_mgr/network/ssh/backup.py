@@ -201,6 +201,32 @@ async def run_backup(engine: Engine, master: bytes, *, site_code: str | None = N
     return await asyncio.to_thread(_finish_run, engine, run_id, tally, time.monotonic() - started, None)
 
 
+def start_in_background(engine: Engine, master: bytes, *, site_code: str | None = None, device: str | None = None,
+                        trigger: str = "manual", actor: str = "", wait_s: float = 10.0) -> int | None:
+    """Start a run in a thread of its own (its own event loop: the run outlives the request that
+    asked for it) and return its id as soon as the run is recorded; None when it did not start
+    within ``wait_s`` (the log says why)."""
+    outcome: dict[str, int] = {}
+    started = threading.Event()
+
+    def on_start(run_id: int) -> None:
+        outcome["run_id"] = run_id
+        started.set()
+
+    def work() -> None:
+        try:
+            asyncio.run(run_backup(engine, master, site_code=site_code, device=device, trigger=trigger, actor=actor,
+                                   on_start=on_start))
+        except BaseException:  # noqa: BLE001 - the run's row says it failed; the log says why
+            log.exception("backup run failed")
+        finally:
+            started.set()
+
+    threading.Thread(target=work, name="config-backup", daemon=True).start()
+    started.wait(wait_s)
+    return outcome.get("run_id")
+
+
 async def backup_device(engine: Engine, master: bytes, device_id: int, trigger: str = "trap") -> BackupRunRow:
     """Back up one device now (a trap said its configuration changed)."""
     return await run_backup(engine, master, device=device_id, trigger=trigger, actor=trigger)

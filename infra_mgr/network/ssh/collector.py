@@ -58,7 +58,7 @@ from netmiko.exceptions import (
 
 from infra_mgr.network.ssh.facts import BackupResult, HostKey, JumpHost, SshFailure, SshProblem, SshTarget
 from infra_mgr.network.ssh.masking import mask
-from infra_mgr.network.ssh.platforms import SshPlatform, platform_table
+from infra_mgr.network.ssh.platforms import PlatformTable, SshPlatform, platform_table
 
 log = logging.getLogger(__name__)
 
@@ -543,13 +543,14 @@ def _platform(device_type: str) -> SshPlatform:
 
 
 def _in_session(target: SshTarget, into: BackupResult | CliRead, what: str,
-                body: Callable[[_Session, SshPlatform], None]) -> None:
+                body: Callable[[_Session, SshPlatform], None], platform: SshPlatform | None = None) -> None:
     """Run ``body`` in one session to ``target``: the host key it offered and its prompt land in
     ``into`` (also when the login fails), a failure becomes ``into.problem`` in words, and the session
-    is closed whatever happens. The text of a foreign exception is never shown: it may quote input."""
+    is closed whatever happens. The text of a foreign exception is never shown: it may quote input.
+    ``platform`` is the target's device type's unless given (the generic login of detection)."""
     session: _Session | None = None
     try:
-        platform = _platform(target.device_type)
+        platform = platform or _platform(target.device_type)
         if not target.password and not target.private_key:
             raise _Failed(SshFailure.no_credential, "no password or key to log in with")
         session = _Session(target, platform)
@@ -621,6 +622,41 @@ def cli_read_one(target: SshTarget, commands: dict[str, str]) -> CliRead:
     _in_session(target, read, "read", body)
     read.seconds = round(time.monotonic() - started, 3)
     return read
+
+
+def detect_and_read_one(target: SshTarget, table: PlatformTable) -> tuple[SshPlatform | None, CliRead]:
+    """One session to a device whose platform is not known: logged in with the generic driver
+    (``detection.login``), the detection commands run one after the other until one's output
+    names a platform (``detect`` in ``platforms.yaml``), then that platform's discovery commands
+    run in the same session. One login per credential, whatever the platform: guessing the
+    platform by logging in as each one in turn would be a password spray on anything answering
+    on port 22 (and lock accounts). The platform is None when the device named none."""
+    read = CliRead(address=target.address, port=target.port, device_type=target.device_type)
+    found: list[SshPlatform] = []
+
+    def body(session: _Session, _login: SshPlatform) -> None:
+        seen: dict[str, str] = {}
+        for command in table.detection_commands():
+            output = session.run(command)
+            if _rejected(command, output):
+                continue
+            seen[command] = output
+            platform = table.recognise(command, output)
+            if platform is not None:
+                found.append(platform)
+                break
+        if not found:
+            raise _Failed(SshFailure.unsupported, "its CLI names no platform CLI discovery reads")
+        read.device_type = found[0].device_type
+        for role, command in found[0].discovery.items():
+            output = seen[command] if command in seen else session.run(command)
+            if not _rejected(command, output):
+                read.outputs[role] = output
+        if not read.outputs:
+            raise _Failed(SshFailure.command, "the device rejected every discovery command")
+
+    _in_session(target, read, "detect", body, platform=table.login_platform())
+    return (found[0] if found else None), read
 
 
 def cli_probe_one(target: SshTarget, commands: dict[str, str]) -> dict[str, str] | SshProblem:
